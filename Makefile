@@ -1,0 +1,69 @@
+# SocialPulse — the front door. `make run` and `make test` set up everything they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_KAFKA_PORT ?= 19092
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup run test test-unit bench lint format kafka-up kafka-down chromium clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+## setup: create .venv and install every Python dependency
+setup: $(STAMP)
+
+## chromium: install Debian's headless Chromium for the browser tests, when missing
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+## run: start the dashboard on http://127.0.0.1:5000 with the embedded synthetic stream
+run: setup
+	$(BIN)/socialpulse serve
+
+## test: the whole suite, against a real Kafka broker started (and stopped) here
+test: setup chromium
+	@KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh up
+	@status=0; \
+	SOCIALPULSE_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) CHROMIUM=$(CHROMIUM) \
+		$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh down --clean || true; \
+	exit $$status
+
+## test-unit: the fast tests only (no broker, no browser)
+test-unit: setup
+	$(BIN)/python -m pytest -m "not kafka and not browser and not slow" $(PYTEST_ARGS)
+
+## bench: measure throughput, latency and memory; prints a table, writes bench/results/
+bench: setup
+	@KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh up
+	@status=0; SOCIALPULSE_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) \
+		$(BIN)/python -m bench $(BENCH_ARGS) || status=$$?; \
+	KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh down --clean || true; \
+	exit $$status
+
+## lint: ruff check and format check
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## kafka-up / kafka-down: a local single-node Kafka (KRaft) on 127.0.0.1:$${KAFKA_PORT:-9092}
+kafka-up:
+	bash kafka/kafka.sh up
+
+kafka-down:
+	bash kafka/kafka.sh down
+
+clean:
+	rm -rf $(VENV) .cache instance .pytest_cache .ruff_cache

@@ -1,0 +1,198 @@
+"""Event-time windowed aggregates behind the dashboard, bounded in memory."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from streaming.records import MENTION_RE, URL_RE, ScoredPost
+
+_WORD_RE = re.compile(r"(?u)\b[^\W\d_]{3,}\b")
+_NOISE_RE = re.compile(f"{URL_RE.pattern}|{MENTION_RE.pattern}|#\\w+", re.IGNORECASE)
+_MAX_WORDS_PER_WINDOW = 3000
+FEED_SIZE = 50
+
+
+@dataclass
+class Window:
+    """Counts for one event-time window."""
+
+    count: int = 0
+    compound_sum: float = 0.0
+    labels: Counter = field(default_factory=Counter)
+    clusters: Counter = field(default_factory=Counter)
+    hashtags: Counter = field(default_factory=Counter)
+    words: Counter = field(default_factory=Counter)
+
+    def add(self, scored: ScoredPost, stop_words: frozenset[str]) -> None:
+        self.count += 1
+        self.compound_sum += scored.sentiment.compound
+        self.labels[scored.sentiment.label] += 1
+        self.clusters[scored.cluster.id] += 1
+        self.hashtags.update(scored.post.hashtags)
+        text = _NOISE_RE.sub(" ", scored.post.text)
+        self.words.update(
+            w for w in (m.lower() for m in _WORD_RE.findall(text)) if w not in stop_words
+        )
+        if len(self.words) > _MAX_WORDS_PER_WINDOW:
+            # Keep the window bounded: rare words cannot reach a word cloud anyway.
+            self.words = Counter(dict(self.words.most_common(_MAX_WORDS_PER_WINDOW // 2)))
+
+
+class LiveAggregates:
+    """What the dashboard shows, updated by the stream and read by the emitter.
+
+    Windows are keyed by event time (`created_at`), so a replayed stream draws its own
+    history; only the newest `windows_kept` windows are kept, so memory stays flat.
+    """
+
+    def __init__(
+        self,
+        window_seconds: int = 10,
+        windows_kept: int = 60,
+        stop_words: frozenset[str] = frozenset(),
+        trending_windows: int = 6,
+    ) -> None:
+        self.window_seconds = window_seconds
+        self.windows_kept = windows_kept
+        self.trending_windows = trending_windows
+        self.stop_words = stop_words
+        self._lock = threading.Lock()
+        self._windows: OrderedDict[int, Window] = OrderedDict()
+        self._new_posts: deque[ScoredPost] = deque(maxlen=FEED_SIZE)
+        self._rate_marks: deque[tuple[float, int]] = deque()
+        self._latencies: deque[float] = deque(maxlen=2000)
+        self._cluster_labels: dict[int, str] = {}
+        self.total = 0
+        self.dead_lettered = 0
+        self.late = 0
+        self.version = 0  # bumps on every change
+        self.model_version = ""
+
+    # -- writers (stream thread) ----------------------------------------------------------
+    def add(self, batch: Sequence[ScoredPost]) -> None:
+        if not batch:
+            return
+        with self._lock:
+            for scored in batch:
+                key = int(scored.post.created_at.timestamp()) // self.window_seconds
+                window = self._windows.get(key)
+                if window is None:
+                    if self._windows and len(self._windows) >= self.windows_kept and key < next(
+                        iter(self._windows)
+                    ):
+                        self.late += 1  # older than anything kept: counted, not drawn
+                        continue
+                    window = self._windows[key] = Window()
+                    if len(self._windows) > 1 and key < next(reversed(self._windows)):
+                        self._windows = OrderedDict(sorted(self._windows.items()))
+                    while len(self._windows) > self.windows_kept:
+                        self._windows.popitem(last=False)
+                window.add(scored, self.stop_words)
+                self._cluster_labels[scored.cluster.id] = scored.cluster.label
+            self._new_posts.extend(batch[-FEED_SIZE:])
+            self.total += len(batch)
+            self._rate_marks.append((time.monotonic(), len(batch)))
+            self.model_version = batch[-1].model_version
+            self.version += 1
+
+    def add_dead_letters(self, count: int) -> None:
+        with self._lock:
+            self.dead_lettered += count
+            self.version += 1
+
+    # -- readers (emitter thread) ---------------------------------------------------------
+    def take_update(self, now: float | None = None) -> dict[str, Any]:
+        """The dashboard payload: posts new since the last call, plus the current state."""
+        now = time.time() if now is None else now
+        with self._lock:
+            posts = list(self._new_posts)
+            self._new_posts.clear()
+            for scored in posts:
+                if scored.received_at:
+                    self._latencies.append(max(0.0, now - scored.received_at) * 1000.0)
+            payload = self._state_locked()
+        feed = []
+        for scored in reversed(posts):  # newest first
+            record = scored.to_dict()
+            record["e2e_ms"] = round(max(0.0, now - scored.received_at) * 1000.0, 1)
+            feed.append(record)
+        payload["posts"] = feed
+        return payload
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return self._state_locked()
+
+    def word_frequencies(self, limit: int = 150) -> dict[str, int]:
+        """Words and hashtags of the kept windows, for the word cloud."""
+        with self._lock:
+            total: Counter = Counter()
+            for window in self._windows.values():
+                total.update(window.words)
+                total.update({"#" + tag: n for tag, n in window.hashtags.items()})
+        return dict(total.most_common(limit))
+
+    def _state_locked(self) -> dict[str, Any]:
+        cutoff = time.monotonic() - 5.0
+        while self._rate_marks and self._rate_marks[0][0] < cutoff:
+            self._rate_marks.popleft()
+        recent = sum(n for _, n in self._rate_marks)
+        span = 5.0 if self._rate_marks else 1.0
+        windows = list(self._windows.items())
+        count = sum(w.count for _, w in windows)
+        compound = sum(w.compound_sum for _, w in windows)
+        latencies = sorted(self._latencies)
+        clusters: Counter = Counter()
+        for _, window in windows:
+            clusters.update(window.clusters)
+        trending_now: Counter = Counter()
+        trending_before: Counter = Counter()
+        half = self.trending_windows
+        for _, window in windows[-half:]:
+            trending_now.update(window.hashtags)
+        for _, window in windows[-2 * half : -half]:
+            trending_before.update(window.hashtags)
+        return {
+            "stats": {
+                "total": self.total,
+                "posts_per_second": round(recent / span, 1),
+                "mean_sentiment": round(compound / count, 3) if count else None,
+                "latency_p50_ms": _percentile(latencies, 0.50),
+                "latency_p99_ms": _percentile(latencies, 0.99),
+                "dead_lettered": self.dead_lettered,
+                "model_version": self.model_version,
+            },
+            "sentiment_series": [
+                {
+                    "start": datetime.fromtimestamp(key * self.window_seconds, UTC).isoformat(),
+                    "count": w.count,
+                    "mean": round(w.compound_sum / w.count, 3) if w.count else 0.0,
+                    "positive": w.labels["positive"],
+                    "neutral": w.labels["neutral"],
+                    "negative": w.labels["negative"],
+                }
+                for key, w in windows
+            ],
+            "clusters": [
+                {"id": cid, "label": self._cluster_labels.get(cid, str(cid)), "count": n}
+                for cid, n in sorted(clusters.items())
+            ],
+            "trending": [
+                {"tag": tag, "count": n, "delta": n - trending_before.get(tag, 0)}
+                for tag, n in trending_now.most_common(10)
+            ],
+        }
+
+
+def _percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))
+    return round(sorted_values[index], 1)

@@ -1,0 +1,40 @@
+"""On-demand analysis shared by the form and the JSON API: validate, score, explain."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from models.pipeline import ScoringPipeline
+from streaming.records import InvalidPost, parse_post
+
+
+class AnalysisError(ValueError):
+    """Input of an analysis request that cannot be scored; `index` names the bad post."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.index = index
+
+
+def analyze(
+    raw_posts: Sequence[Any], pipeline: ScoringPipeline, max_text_length: int
+) -> list[dict[str, Any]]:
+    """Score raw posts as one batch (without teaching the live models) and explain each."""
+    posts = []
+    for index, raw in enumerate(raw_posts):
+        if not isinstance(raw, Mapping):
+            raise AnalysisError(f"post {index} must be a JSON object", index)
+        try:
+            posts.append(parse_post(raw, max_text_length=max_text_length, default_source="api"))
+        except InvalidPost as exc:
+            prefix = f"post {index}: " if len(raw_posts) > 1 else ""
+            raise AnalysisError(prefix + exc.message, index) from exc
+    results = []
+    for scored in pipeline.score_batch(posts, learn=False):
+        record = scored.to_dict()
+        record["explanation"] = asdict(pipeline.explain(scored))
+        results.append(record)
+    return results

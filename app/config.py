@@ -1,0 +1,135 @@
+"""The one configuration object, read from `SOCIALPULSE_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+PREFIX = "SOCIALPULSE_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting with a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of SocialPulse. Each field reads `SOCIALPULSE_<FIELD NAME IN CAPITALS>`.
+
+    The `metadata["help"]` of each field is the documentation shown in the README table.
+    """
+
+    host: str = field(default="127.0.0.1", metadata={"help": "address the web server binds"})
+    port: int = field(default=5000, metadata={"help": "port of the web server"})
+    source: str = field(
+        default="synthetic", metadata={"help": "live source: `synthetic` or `file`"}
+    )
+    rate: float = field(default=20.0, metadata={"help": "synthetic posts per second"})
+    seed: int = field(default=7, metadata={"help": "seed of the synthetic stream"})
+    file: str | None = field(default=None, metadata={"help": "file replayed by `source=file`"})
+    file_speed: float = field(
+        default=1.0, metadata={"help": "replay pace ×N of the original (0 = as fast as possible)"}
+    )
+    model_dir: str = field(
+        default=str(PROJECT_ROOT / "models" / "artifacts"),
+        metadata={"help": "folder of versioned model artifacts"},
+    )
+    model_version: str | None = field(
+        default=None, metadata={"help": "pin a model version (default: newest)"}
+    )
+    batch_max_posts: int = field(default=500, metadata={"help": "micro-batch size cap"})
+    batch_max_wait_ms: int = field(default=100, metadata={"help": "micro-batch time cap (ms)"})
+    max_text_length: int = field(default=5000, metadata={"help": "longest post text accepted"})
+    api_max_batch: int = field(default=100, metadata={"help": "most posts in one API call"})
+    max_body_bytes: int = field(default=1_000_000, metadata={"help": "largest request body"})
+    emit_interval: float = field(
+        default=0.5, metadata={"help": "seconds between dashboard updates"}
+    )
+    wordcloud_interval: float = field(
+        default=5.0, metadata={"help": "seconds between word-cloud renders"}
+    )
+    window_seconds: int = field(
+        default=10, metadata={"help": "event-time window of the sentiment chart (s)"}
+    )
+    windows_kept: int = field(default=60, metadata={"help": "windows the dashboard keeps"})
+    secret_key: str | None = field(
+        default=None,
+        metadata={"help": "session/CSRF key (default: generated once, kept in instance/)"},
+    )
+    cors_origins: str | None = field(
+        default=None,
+        metadata={"help": "extra origins allowed on Socket.IO, comma-separated (default: own)"},
+    )
+    instance_dir: str = field(
+        default=str(PROJECT_ROOT / "instance"), metadata={"help": "per-instance state folder"}
+    )
+    log_level: str = field(default="INFO", metadata={"help": "logging level"})
+    kafka_bootstrap: str | None = field(
+        default=None, metadata={"help": "Kafka brokers, e.g. 127.0.0.1:9092 (unset: embedded)"}
+    )
+    topic_posts: str = field(default="posts", metadata={"help": "topic of raw posts"})
+    topic_scored: str = field(default="posts.scored", metadata={"help": "topic of scored posts"})
+    topic_dlq: str = field(default="posts.dlq", metadata={"help": "dead-letter topic"})
+    topic_partitions: int = field(default=6, metadata={"help": "partitions of `posts`"})
+    consumer_group: str = field(
+        default="socialpulse-workers", metadata={"help": "consumer group of the workers"}
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Read the environment, then apply `overrides` (flags) that are not None."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def validate(self) -> None:
+        if self.source not in ("synthetic", "file"):
+            raise ConfigError(f"source must be 'synthetic' or 'file', not {self.source!r}")
+        if self.source == "file" and not self.file:
+            raise ConfigError("source 'file' needs SOCIALPULSE_FILE (or --file)")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port {self.port} is out of range")
+        for name in ("batch_max_posts", "max_text_length", "api_max_batch", "max_body_bytes",
+                     "window_seconds", "windows_kept", "topic_partitions"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+        if self.rate < 0 or self.emit_interval <= 0 or self.wordcloud_interval <= 0:
+            raise ConfigError("rate must be ≥ 0 and intervals positive")
+
+    @property
+    def allowed_origins(self) -> list[str] | None:
+        """Socket.IO origins: None means the app's own origin only."""
+        if not self.cors_origins:
+            return None
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+def _convert(name: str, annotation: Any, raw: str) -> Any:
+    kind = str(annotation)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from exc
+    return raw
+
+
+def documented_settings() -> list[tuple[str, Any, str]]:
+    """(environment variable, default, help) of every setting, for docs and `--help`."""
+    return [(PREFIX + f.name.upper(), f.default, f.metadata.get("help", "")) for f in fields(Config)]

@@ -1,0 +1,140 @@
+"""Socket.IO namespace /live: the dashboard's batched updates, pushed on a timer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from flask_socketio import Namespace, SocketIO
+
+from app.aggregates import LiveAggregates
+from app.wordcloud_image import render_wordcloud
+from streaming.records import ScoredPost
+from streaming.sinks import DeadLetter, Sink
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/live"
+UPDATE_EVENT = "update"
+
+
+class DashboardSink(Sink):
+    """Feeds scored posts and dead-letter counts into the dashboard's aggregates."""
+
+    def __init__(self, aggregates: LiveAggregates) -> None:
+        self.aggregates = aggregates
+
+    def write(self, scored: Sequence[ScoredPost]) -> None:
+        self.aggregates.add(scored)
+
+    def reject(self, letters: Sequence[DeadLetter]) -> None:
+        self.aggregates.add_dead_letters(len(letters))
+
+
+class LiveNamespace(Namespace):
+    """Counts clients; a new client gets the current state at once."""
+
+    def __init__(self, hub: LiveHub) -> None:
+        super().__init__(NAMESPACE)
+        self.hub = hub
+
+    def on_connect(self, auth=None):
+        with self.hub.lock:
+            self.hub.clients += 1
+        self.emit(UPDATE_EVENT, self.hub.current_state())
+
+    def on_disconnect(self, reason=None):
+        with self.hub.lock:
+            self.hub.clients = max(0, self.hub.clients - 1)
+
+
+class LiveHub:
+    """Pushes one `update` per interval while data changes and clients are connected.
+
+    The word cloud is rendered only while clients are connected and words changed, at most
+    every `wordcloud_interval` seconds: rendering costs tens of milliseconds.
+    """
+
+    def __init__(
+        self,
+        socketio: SocketIO,
+        aggregates: LiveAggregates,
+        emit_interval: float = 0.5,
+        wordcloud_interval: float = 5.0,
+        source_name: str = "",
+    ) -> None:
+        self.socketio = socketio
+        self.aggregates = aggregates
+        self.emit_interval = emit_interval
+        self.wordcloud_interval = wordcloud_interval
+        self.source_name = source_name
+        self.lock = threading.Lock()
+        self.clients = 0
+        self.wordcloud_png: bytes | None = None
+        self.wordcloud_version = 0
+        self._stop = threading.Event()
+        self._emitted_version = -1
+        self._cloud_data_version = -1
+
+    def register(self) -> None:
+        self.socketio.on_namespace(LiveNamespace(self))
+
+    def current_state(self) -> dict:
+        payload = self.aggregates.state()
+        payload["posts"] = []
+        return self._decorate(payload)
+
+    def _decorate(self, payload: dict) -> dict:
+        payload["stats"]["source"] = self.source_name
+        payload["wordcloud"] = (
+            {"version": self.wordcloud_version, "url": f"/wordcloud.png?v={self.wordcloud_version}"}
+            if self.wordcloud_png
+            else None
+        )
+        return payload
+
+    def start(self) -> None:
+        self.socketio.start_background_task(self._emit_loop)
+        self.socketio.start_background_task(self._wordcloud_loop)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def emit_once(self) -> bool:
+        """Send an update if anything changed since the last one; True if sent."""
+        version = self.aggregates.version + self.wordcloud_version
+        if version == self._emitted_version:
+            return False
+        self._emitted_version = version
+        payload = self._decorate(self.aggregates.take_update())
+        if self.clients:
+            self.socketio.emit(UPDATE_EVENT, payload, namespace=NAMESPACE)
+        return True
+
+    def render_wordcloud_once(self) -> bool:
+        """Render the word cloud if words changed and someone is watching; True if rendered."""
+        data_version = self.aggregates.version
+        if not self.clients or data_version == self._cloud_data_version:
+            return False
+        frequencies = self.aggregates.word_frequencies()
+        if not frequencies:
+            return False
+        self._cloud_data_version = data_version
+        self.wordcloud_png = render_wordcloud(frequencies)
+        self.wordcloud_version += 1
+        return True
+
+    def _emit_loop(self) -> None:
+        while not self._stop.wait(self.emit_interval):
+            try:
+                self.emit_once()
+            except Exception:  # the dashboard must outlive any one bad update
+                log.exception("dashboard update failed")
+
+    def _wordcloud_loop(self) -> None:
+        while not self._stop.wait(self.wordcloud_interval):
+            try:
+                self.render_wordcloud_once()
+            except Exception:
+                log.exception("word cloud rendering failed")

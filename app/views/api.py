@@ -1,0 +1,51 @@
+"""JSON API: POST /api/v1/analyze scores one post or a batch."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from app.analysis import AnalysisError, analyze
+from app.services import services
+from streaming.records import InvalidPost, decode_json_object
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _error(message: str, status: int, **extra):
+    return jsonify(error=message, **extra), status
+
+
+@bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException):
+    if exc.code == 413:
+        return _error(
+            f"request body is larger than the limit of {services().config.max_body_bytes} bytes",
+            413,
+        )
+    return _error(exc.description or exc.name, exc.code or 500)
+
+
+@bp.post("/analyze")
+def analyze_endpoint():
+    """Body: a post object, or {"posts": [post, ...]} for a batch."""
+    config = services().config
+    try:
+        body = decode_json_object(request.get_data(cache=False), what="request body")
+    except InvalidPost as exc:
+        return _error(exc.message, 400)
+    batch = "posts" in body
+    raw_posts = body["posts"] if batch else [body]
+    if batch:
+        if len(body) > 1:
+            return _error("a batch body has only the key 'posts'", 400)
+        if not isinstance(raw_posts, list) or not raw_posts:
+            return _error("'posts' must be a non-empty list of post objects", 400)
+        if len(raw_posts) > config.api_max_batch:
+            return _error(f"at most {config.api_max_batch} posts per request", 400)
+    try:
+        results = analyze(raw_posts, services().pipeline, config.max_text_length)
+    except AnalysisError as exc:
+        extra = {"index": exc.index} if batch else {}
+        return _error(exc.message, 400, **extra)
+    return jsonify(results=results) if batch else jsonify(results[0])

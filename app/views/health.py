@@ -1,0 +1,26 @@
+"""Health check for load balancers and people."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, jsonify
+
+from app.services import services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    svc = services()
+    runner = svc.runner
+    return jsonify(
+        status="ok",
+        model_version=svc.pipeline.model_version,
+        source=runner.source.name if runner else None,
+        streaming=svc.streaming,
+        scored=runner.stats.scored if runner else 0,
+        dead_lettered=runner.stats.dead_lettered if runner else 0,
+        uptime_s=round(time.time() - svc.started_at, 1),
+    )

@@ -1,0 +1,219 @@
+"""Hashtag/topic clustering: TF-IDF features into MiniBatchKMeans, learning online.
+
+Cluster ids are stable: online updates never reassign centres (``reassignment_ratio=0``),
+and a periodic refit on a window of recent posts (which may change the vocabulary) starts
+from the old centres projected onto the new vocabulary and then matches new centres to old
+ids, so a cluster keeps its id, colour and meaning on the dashboard.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from streaming.records import MENTION_RE, URL_RE, Post
+
+TOKEN_PATTERN = r"(?u)#?\b\w\w+\b"
+_NOISE_RE = re.compile(f"{URL_RE.pattern}|{MENTION_RE.pattern}", re.IGNORECASE)
+
+
+def topic_document(post: Post) -> str:
+    """The text the clusterer sees: words without URLs or mentions, plus hashtags as #tags."""
+    # Parsing already found URLs and mentions; only texts that have them need the regex.
+    words = _NOISE_RE.sub(" ", post.text) if post.urls or post.mentions else post.text
+    if post.hashtags:
+        words = words + " " + " ".join("#" + tag for tag in post.hashtags)
+    return words
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """Everything `predict` needs, swapped as one object so readers never see a half refit."""
+
+    vectorizer: TfidfVectorizer
+    kmeans: MiniBatchKMeans
+    labels: tuple[str, ...]
+
+    def transform(self, docs: Sequence[str]):
+        return self.vectorizer.transform(docs)
+
+    def predict(self, features) -> np.ndarray:
+        """Nearest centre, as `MiniBatchKMeans.predict` but without its per-call overhead."""
+        if features.shape[0] == 0:
+            return np.empty(0, dtype=np.int64)
+        centers = self.kmeans.cluster_centers_
+        distances = (centers**2).sum(axis=1)[None, :] - 2.0 * np.asarray(features @ centers.T)
+        return distances.argmin(axis=1).astype(np.int64)
+
+
+class StreamingTopicClusterer:
+    """Online topic clusterer with stable ids and human-readable labels.
+
+    Args:
+        n_clusters: number of topics.
+        max_features: vocabulary size of the TF-IDF vectorizer.
+        window_size: how many recent documents a refit learns from.
+        refit_every: documents between refits (0 disables periodic refits).
+        learn_batch_size: documents gathered before one `MiniBatchKMeans.partial_fit` step;
+            a step has a fixed cost of milliseconds, so tiny live batches are pooled.
+        n_init: k-means++ restarts of a fit from scratch.
+        seed: random seed, for reproducible clusters.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 12,
+        max_features: int = 20000,
+        window_size: int = 5000,
+        refit_every: int = 20000,
+        learn_batch_size: int = 2048,
+        n_init: int = 4,
+        seed: int = 0,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.max_features = max_features
+        self.window_size = window_size
+        self.refit_every = refit_every
+        self.learn_batch_size = learn_batch_size
+        self.n_init = n_init
+        self.seed = seed
+
+    # -- learning -------------------------------------------------------------------------
+    def fit(self, docs: Sequence[str]) -> StreamingTopicClusterer:
+        """Fit from scratch on `docs` (k-means++ with several inits)."""
+        self.window_ = deque(docs[-self.window_size :], maxlen=self.window_size)
+        self.seen_since_refit_ = 0
+        self.n_refits_ = 0
+        self.pending_ = []
+        self.state_ = self._fit_state(list(self.window_), previous=None)
+        return self
+
+    def partial_fit(self, docs: Sequence[str]) -> StreamingTopicClusterer:
+        """Learn from one micro-batch; refits on the recent window every `refit_every` docs."""
+        self.learn(docs, self.transform(docs))
+        return self
+
+    def learn(self, docs: Sequence[str], features) -> None:
+        """`partial_fit` with features already computed by `transform` for the same docs."""
+        if not docs:
+            return
+        self.window_.extend(docs)
+        self.pending_.append(features)
+        self.seen_since_refit_ += len(docs)
+        if sum(f.shape[0] for f in self.pending_) >= self.learn_batch_size:
+            self.flush()
+        if self.refit_every and self.seen_since_refit_ >= self.refit_every:
+            self.refit()
+
+    def flush(self) -> None:
+        """Apply the pooled documents as one mini-batch step."""
+        if self.pending_:
+            self.state_.kmeans.partial_fit(sparse.vstack(self.pending_, format="csr"))
+            self.pending_ = []
+
+    def refit(self) -> None:
+        """Refit vocabulary and centres on the recent window, keeping cluster ids."""
+        self.flush()
+        self.state_ = self._fit_state(list(self.window_), previous=self.state_)
+        self.seen_since_refit_ = 0
+        self.n_refits_ += 1
+
+    # -- inference ------------------------------------------------------------------------
+    def transform(self, docs: Sequence[str]):
+        return self.state_.transform(docs)
+
+    def predict(self, docs: Sequence[str]) -> np.ndarray:
+        state = self.state_
+        return state.predict(state.transform(docs))
+
+    @property
+    def labels_(self) -> tuple[str, ...]:
+        return self.state_.labels
+
+    def top_terms(self, cluster_id: int, n: int = 8) -> list[str]:
+        state = self.state_
+        terms = state.vectorizer.get_feature_names_out()
+        order = np.argsort(state.kmeans.cluster_centers_[cluster_id])[::-1][:n]
+        return [terms[i] for i in order if state.kmeans.cluster_centers_[cluster_id, i] > 0]
+
+    # -- internals ------------------------------------------------------------------------
+    def _make_vectorizer(self, n_docs: int) -> TfidfVectorizer:
+        return TfidfVectorizer(
+            token_pattern=TOKEN_PATTERN,
+            stop_words="english",
+            min_df=2 if n_docs >= 200 else 1,
+            max_df=0.5 if n_docs >= 200 else 1.0,
+            max_features=self.max_features,
+            sublinear_tf=True,
+            dtype=np.float64,
+        )
+
+    def _fit_state(self, docs: list[str], previous: ClusterState | None) -> ClusterState:
+        if len(docs) < self.n_clusters:
+            raise ValueError(
+                f"need at least {self.n_clusters} documents to form {self.n_clusters} clusters"
+            )
+        vectorizer = self._make_vectorizer(len(docs))
+        features = vectorizer.fit_transform(docs)
+        if previous is None:
+            kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.seed)
+            centers = kmeans.fit(features).cluster_centers_
+        else:
+            old = _project_centers(previous, vectorizer)
+            kmeans = KMeans(self.n_clusters, init=old, n_init=1, random_state=self.seed)
+            centers = kmeans.fit(features).cluster_centers_
+            centers = centers[_match_to_old(old, centers)]
+        online = MiniBatchKMeans(
+            self.n_clusters,
+            init=centers,
+            n_init=1,
+            batch_size=self.learn_batch_size,
+            compute_labels=False,
+            reassignment_ratio=0.0,  # never move a centre at random: ids keep their meaning
+            random_state=self.seed,
+        )
+        online.partial_fit(features)
+        terms = vectorizer.get_feature_names_out()
+        labels = tuple(_label(online.cluster_centers_[j], terms) for j in range(self.n_clusters))
+        return ClusterState(vectorizer, online, labels)
+
+
+def _project_centers(previous: ClusterState, vectorizer: TfidfVectorizer) -> np.ndarray:
+    """Old centres expressed in the new vocabulary (terms that left it are dropped)."""
+    new_index = vectorizer.vocabulary_
+    old_terms = previous.vectorizer.get_feature_names_out()
+    old_centers = previous.kmeans.cluster_centers_
+    projected = np.zeros((old_centers.shape[0], len(new_index)), dtype=np.float64)
+    old_cols, new_cols = [], []
+    for col, term in enumerate(old_terms):
+        j = new_index.get(term)
+        if j is not None:
+            old_cols.append(col)
+            new_cols.append(j)
+    projected[:, new_cols] = old_centers[:, old_cols]
+    return projected
+
+
+def _match_to_old(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Permutation p such that new[p[i]] is the centre closest to old centre i."""
+    cost = (old**2).sum(axis=1)[:, None] + (new**2).sum(axis=1)[None, :] - 2.0 * old @ new.T
+    rows, cols = linear_sum_assignment(cost)
+    return cols[np.argsort(rows)]
+
+
+def _label(center: np.ndarray, terms: np.ndarray, n: int = 3) -> str:
+    order = np.argsort(center)[::-1]
+    top = [terms[i] for i in order[: n * 4] if center[i] > 0]
+    # Hashtags name a topic best; fill up with plain terms when a cluster has few.
+    tags = [t for t in top if t.startswith("#")][:n]
+    words = [t for t in top if not t.startswith("#")]
+    chosen = tags + words[: n - len(tags)]
+    return " · ".join(chosen) if chosen else "(empty)"

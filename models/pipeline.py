@@ -1,0 +1,125 @@
+"""The one scoring path: `ScoringPipeline.score_batch(posts)`, shared by stream, form, API and replay."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from models.clustering import StreamingTopicClusterer, topic_document
+from models.engagement import EngagementModel
+from models.features import FEATURE_NAMES, posting_time_features
+from models.sentiment import SentimentDriver, VaderSentimentModel
+from streaming.records import ClusterAssignment, Post, ScoredPost
+
+
+@dataclass(frozen=True)
+class FeatureContribution:
+    """How much one feature moved the predicted log(1 + engagement) away from the average."""
+
+    feature: str
+    value: float
+    contribution: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a post scored as it did."""
+
+    sentiment_drivers: list[SentimentDriver]
+    cluster_terms: list[str]
+    engagement_baseline: float  # average prediction (log scale) before any feature
+    engagement_contributions: list[FeatureContribution]
+
+
+class ScoringPipeline:
+    """Sentiment, topic cluster and predicted engagement for micro-batches of posts.
+
+    Args:
+        clusterer: fitted topic clusterer; it keeps learning from live batches.
+        engagement: fitted engagement model.
+        model_version: version of the artifacts, stamped on every scored post.
+        sentiment: the sentiment model (VADER by default).
+    """
+
+    def __init__(
+        self,
+        clusterer: StreamingTopicClusterer,
+        engagement: EngagementModel,
+        model_version: str,
+        sentiment: VaderSentimentModel | None = None,
+    ) -> None:
+        self.clusterer = clusterer
+        self.engagement = engagement
+        self.model_version = model_version
+        self.sentiment = sentiment or VaderSentimentModel()
+        # Online learning mutates the clusterer; one learner at a time.
+        self._learn_lock = threading.Lock()
+
+    def score_batch(
+        self,
+        posts: Sequence[Post],
+        learn: bool = False,
+        received_at: Sequence[float] | None = None,
+    ) -> list[ScoredPost]:
+        """Score posts together; with `learn`, the clusterer also learns from them.
+
+        Args:
+            posts: the micro-batch.
+            learn: let the topic clusterer learn from these posts (the live stream does; a
+                one-off analysis does not).
+            received_at: wall time each post entered SocialPulse (default: now), kept on
+                the scored post to measure end-to-end latency.
+        """
+        if not posts:
+            return []
+        started = time.perf_counter()
+        sentiments = self.sentiment.score_batch([p.text for p in posts])
+        docs = [topic_document(p) for p in posts]
+        state = self.clusterer.state_
+        topic_features = state.transform(docs)
+        cluster_ids = state.predict(topic_features)
+        if learn:
+            with self._learn_lock:
+                if self.clusterer.state_ is state:
+                    self.clusterer.learn(docs, topic_features)
+        features = posting_time_features(posts, sentiments, cluster_ids)
+        engagements = self.engagement.predict(features)
+        assignments = [ClusterAssignment(i, label) for i, label in enumerate(state.labels)]
+        done = time.time()
+        latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
+        if received_at is None:
+            received_at = [done] * len(posts)
+        return [
+            ScoredPost(
+                post=post,
+                sentiment=sentiment,
+                cluster=assignments[cid],
+                engagement=engagement,
+                model_version=self.model_version,
+                latency_ms=latency_ms,
+                scored_at=done,
+                received_at=received,
+            )
+            for post, sentiment, cid, engagement, received in zip(
+                posts, sentiments, cluster_ids.tolist(), engagements, received_at, strict=True
+            )
+        ]
+
+    def explain(self, scored: ScoredPost, top: int = 6) -> Explanation:
+        features = posting_time_features([scored.post], [scored.sentiment], [scored.cluster.id])
+        baseline, contributions = self.engagement.contributions(features)
+        order = sorted(range(len(FEATURE_NAMES)), key=lambda i: -abs(contributions[0, i]))
+        return Explanation(
+            sentiment_drivers=self.sentiment.drivers(scored.post.text),
+            cluster_terms=self.clusterer.top_terms(scored.cluster.id),
+            engagement_baseline=round(float(baseline[0]), 4),
+            engagement_contributions=[
+                FeatureContribution(
+                    FEATURE_NAMES[i], round(float(features[0, i]), 4),
+                    round(float(contributions[0, i]), 4),
+                )
+                for i in order[:top]
+            ],
+        )

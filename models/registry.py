@@ -1,0 +1,159 @@
+"""Versioned model artifacts with a manifest, verified by sha256 before anything is unpickled.
+
+joblib (pickle) runs code while loading, so a file whose hash does not match the manifest is
+never opened. A version trained with other library versions is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from models.clustering import StreamingTopicClusterer
+from models.engagement import EngagementModel
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+ARTIFACT_FILES = {"clusterer": "clusterer.joblib", "engagement": "engagement.joblib"}
+# Libraries whose version must match for a pickled model to load the same way.
+PINNED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
+# Bumped whenever the pickled classes change shape, so old artifacts are retrained, not misread.
+ARTIFACT_FORMAT = 1
+
+
+class ArtifactError(RuntimeError):
+    """A model version that is missing, tampered with, or built with other libraries."""
+
+
+class LibraryMismatch(ArtifactError):
+    """The artifacts were saved with other library versions than the ones installed."""
+
+
+@dataclass
+class ModelBundle:
+    """The fitted models of one version, with its manifest."""
+
+    clusterer: StreamingTopicClusterer
+    engagement: EngagementModel
+    version: str = ""
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    versions = {name: version(name) for name in PINNED_LIBRARIES}
+    versions["python"] = platform.python_version()
+    return versions
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def new_version(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def save_bundle(bundle: ModelBundle, root: Path, extra_manifest: dict[str, Any] | None = None) -> Path:
+    """Write the bundle as a new version folder under `root` and return its path."""
+    version = bundle.version or new_version()
+    folder = Path(root) / version
+    tmp = folder.with_name(folder.name + ".partial")
+    tmp.mkdir(parents=True, exist_ok=False)
+    files = {}
+    for key, filename in ARTIFACT_FILES.items():
+        path = tmp / filename
+        joblib.dump(getattr(bundle, key), path, compress=3)
+        files[filename] = sha256_file(path)
+    manifest = {
+        "version": version,
+        "format": ARTIFACT_FORMAT,
+        "created_at": datetime.now(UTC).isoformat(),
+        "libraries": library_versions(),
+        "files": files,
+        **(extra_manifest or {}),
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    tmp.rename(folder)  # a version folder appears whole or not at all
+    bundle.version, bundle.manifest = version, manifest
+    log.info("saved model version %s to %s", version, folder)
+    return folder
+
+
+def list_versions(root: Path) -> list[str]:
+    """Complete versions under `root`, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / MANIFEST).is_file())
+
+
+def read_manifest(root: Path, version: str) -> dict[str, Any]:
+    path = Path(root) / version / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}") from exc
+
+
+def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
+    """Load `version` (default: the newest) after checking library versions and file hashes."""
+    versions = list_versions(root)
+    if version is None:
+        if not versions:
+            raise ArtifactError(f"no model versions under {root}; run `socialpulse train`")
+        version = versions[-1]
+    elif version not in versions:
+        raise ArtifactError(f"model version {version!r} not found under {root}")
+    manifest = read_manifest(root, version)
+    folder = Path(root) / version
+
+    installed = library_versions()
+    saved = manifest.get("libraries", {})
+    mismatched = [
+        f"{name} {saved.get(name)} (installed {installed[name]})"
+        for name in PINNED_LIBRARIES
+        if saved.get(name) != installed[name]
+    ]
+    if manifest.get("format") != ARTIFACT_FORMAT:
+        mismatched.append(f"artifact format {manifest.get('format')} (this release reads {ARTIFACT_FORMAT})")
+    if mismatched:
+        raise LibraryMismatch(
+            f"model version {version} was saved with " + ", ".join(mismatched)
+            + "; retrain with `socialpulse train` or install the matching versions"
+        )
+
+    loaded = {}
+    for key, filename in ARTIFACT_FILES.items():
+        expected = manifest.get("files", {}).get(filename)
+        path = folder / filename
+        if expected is None or not path.is_file():
+            raise ArtifactError(f"{path} is missing or not listed in the manifest")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ArtifactError(
+                f"{path} does not match its manifest (sha256 {actual[:12]}…, expected "
+                f"{expected[:12]}…); refusing to load it. Retrain or restore the file."
+            )
+        loaded[key] = joblib.load(path)
+    return ModelBundle(
+        clusterer=loaded["clusterer"],
+        engagement=loaded["engagement"],
+        version=version,
+        manifest=manifest,
+    )

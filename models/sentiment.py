@@ -1,0 +1,80 @@
+"""VADER sentiment on the raw text, batch-first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from streaming.records import Sentiment
+
+POSITIVE_THRESHOLD = 0.05
+NEGATIVE_THRESHOLD = -0.05
+_STRIP = "\"'.,!?;:()[]{}<>*~_…“”‘’"
+
+
+def sentiment_label(compound: float) -> str:
+    """VADER's standard thresholds: ≥ 0.05 positive, ≤ -0.05 negative, else neutral."""
+    if compound >= POSITIVE_THRESHOLD:
+        return "positive"
+    if compound <= NEGATIVE_THRESHOLD:
+        return "negative"
+    return "neutral"
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentDriver:
+    """A word (or emoji) of the text and its valence in VADER's lexicon."""
+
+    token: str
+    valence: float
+
+
+class VaderSentimentModel:
+    """Scores texts exactly as VADER does: no lowercasing or stripping beforehand.
+
+    Capitals, punctuation such as "!!!" and emoji carry VADER's signal, so the text reaches
+    the analyzer untouched.
+    """
+
+    def __init__(self) -> None:
+        self.analyzer_ = None
+
+    def _analyzer(self):
+        if self.analyzer_ is None:
+            # Imported lazily: the analyzer reads its lexicon files on construction.
+            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+            self.analyzer_ = SentimentIntensityAnalyzer()
+        return self.analyzer_
+
+    def score_batch(self, texts: Sequence[str]) -> list[Sentiment]:
+        polarity = self._analyzer().polarity_scores
+        results = []
+        for text in texts:
+            s = polarity(text)
+            results.append(
+                Sentiment(s["compound"], s["pos"], s["neu"], s["neg"], sentiment_label(s["compound"]))
+            )
+        return results
+
+    def drivers(self, text: str, limit: int = 8) -> list[SentimentDriver]:
+        """Words and emoji of `text` that carry valence in VADER's lexicon, strongest first."""
+        analyzer = self._analyzer()
+        lexicon, emojis = analyzer.lexicon, analyzer.emojis
+        found: dict[str, float] = {}
+        for raw in text.split():
+            token = raw.strip(_STRIP)
+            if not token:
+                continue
+            valence = lexicon.get(token.lower())
+            if valence is None:
+                for char in token:
+                    description = emojis.get(char)
+                    if description:
+                        score = sum(lexicon.get(w, 0.0) for w in description.split())
+                        if score:
+                            found.setdefault(char, score)
+                continue
+            found.setdefault(token, valence)
+        ranked = sorted(found.items(), key=lambda kv: abs(kv[1]), reverse=True)
+        return [SentimentDriver(token, round(valence, 3)) for token, valence in ranked[:limit]]

@@ -1,0 +1,480 @@
+/* SocialPulse live dashboard.
+ *
+ * One Socket.IO event, "update", on namespace /live. Incoming updates are
+ * merged into a pending state and rendered at most once per animation frame.
+ * User-provided text is only ever inserted with textContent / text nodes.
+ */
+(function () {
+  "use strict";
+
+  var FEED_MAX = 50;
+
+  // 20 distinct colours; a cluster's colour is PALETTE[id % 20] everywhere.
+  var PALETTE = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+    "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+    "#e377c2", "#17becf", "#bcbd22", "#393b79", "#637939"
+  ];
+  var NO_CLUSTER_COLOUR = "#9ca3af";
+  var SENT_COLOURS = { positive: "#16a34a", neutral: "#9ca3af", negative: "#dc2626" };
+
+  function clusterColour(id) {
+    var n = Number(id);
+    if (id === null || id === undefined || !isFinite(n) || n < 0) return NO_CLUSTER_COLOUR;
+    return PALETTE[Math.floor(n) % PALETTE.length];
+  }
+
+  // ---------------------------------------------------------------- formatting
+  function isNum(v) { return typeof v === "number" && isFinite(v); }
+
+  function fmtCompact(v) {
+    if (!isNum(v)) return "–";
+    var a = Math.abs(v);
+    if (a >= 1e9) return (v / 1e9).toFixed(a >= 1e10 ? 0 : 1) + "B";
+    if (a >= 1e6) return (v / 1e6).toFixed(a >= 1e7 ? 0 : 1) + "M";
+    if (a >= 1e3) return (v / 1e3).toFixed(a >= 1e4 ? 0 : 1) + "k";
+    if (Number.isInteger(v)) return String(v);
+    return v.toFixed(a < 10 ? 1 : 0);
+  }
+
+  function fmtInt(v) {
+    return isNum(v) ? Math.round(v).toLocaleString() : "–";
+  }
+
+  function fmtSigned(v, digits) {
+    if (!isNum(v)) return "–";
+    var s = v.toFixed(digits === undefined ? 2 : digits);
+    if (Number(s) === 0) return s.replace("-", "");
+    return v > 0 ? "+" + s : s;
+  }
+
+  function fmtMs(v) {
+    if (!isNum(v)) return "–";
+    if (v >= 1000) return (v / 1000).toFixed(v >= 10000 ? 0 : 1) + " s";
+    if (v >= 10) return Math.round(v) + " ms";
+    return v.toFixed(1) + " ms";
+  }
+
+  function sentimentClass(v) {
+    if (!isNum(v)) return "";
+    if (v >= 0.05) return "positive";
+    if (v <= -0.05) return "negative";
+    return "neutral";
+  }
+
+  var timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  var fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+  function parseDate(s) {
+    if (!s) return null;
+    var d = new Date(s);
+    return isNaN(d.getTime()) ? null : d;
+  }
+
+  // ---------------------------------------------------------------- elements
+  function $(id) { return document.getElementById(id); }
+  var els = {
+    status: $("status"),
+    rate: $("stat-rate"),
+    total: $("stat-total"),
+    sentiment: $("stat-sentiment"),
+    latency: $("stat-latency"),
+    dead: $("stat-dead"),
+    version: $("stat-version"),
+    source: $("stat-source"),
+    feed: $("feed"),
+    trending: $("trending"),
+    wordcloud: $("wordcloud"),
+    wordcloudPlaceholder: $("wordcloud-placeholder"),
+    wordcloudMeta: $("wordcloud-meta"),
+    sentimentCanvas: $("sentiment-chart"),
+    clusterCanvas: $("cluster-chart")
+  };
+
+  function setText(el, text) {
+    if (el && el.textContent !== text) el.textContent = text;
+  }
+
+  function el(tag, className, text) {
+    var e = document.createElement(tag);
+    if (className) e.className = className;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  // ---------------------------------------------------------------- charts
+  var sentimentChart = null;
+  var clusterChart = null;
+
+  function initCharts() {
+    if (typeof Chart === "undefined") return;
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    Chart.defaults.color = "#4b5563";
+    Chart.defaults.borderColor = "#e5e7eb";
+    Chart.defaults.animation = false;
+
+    sentimentChart = new Chart(els.sentimentCanvas, {
+      type: "bar",
+      data: {
+        labels: [],
+        datasets: [
+          { type: "line", label: "Mean compound", data: [], yAxisID: "y1", order: 0,
+            borderColor: "#4f46e5", backgroundColor: "#4f46e5", borderWidth: 2,
+            pointRadius: 2, pointHoverRadius: 4, tension: 0.25, spanGaps: true },
+          { label: "Positive", data: [], yAxisID: "y", stack: "n", order: 1,
+            backgroundColor: SENT_COLOURS.positive + "b3" },
+          { label: "Neutral", data: [], yAxisID: "y", stack: "n", order: 1,
+            backgroundColor: SENT_COLOURS.neutral + "99" },
+          { label: "Negative", data: [], yAxisID: "y", stack: "n", order: 1,
+            backgroundColor: SENT_COLOURS.negative + "b3" }
+        ]
+      },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        interaction: { mode: "index", intersect: false },
+        plugins: {
+          legend: { position: "bottom", labels: { boxWidth: 12, boxHeight: 12 } },
+          tooltip: {
+            callbacks: {
+              label: function (ctx) {
+                var v = ctx.parsed.y;
+                if (ctx.dataset.yAxisID === "y1") return " Mean compound: " + fmtSigned(v, 3);
+                return " " + ctx.dataset.label + ": " + fmtInt(v);
+              }
+            }
+          }
+        },
+        scales: {
+          x: { stacked: true, grid: { display: false }, ticks: { maxRotation: 0, autoSkipPadding: 12 } },
+          y: { stacked: true, beginAtZero: true, position: "left",
+               title: { display: true, text: "posts" },
+               ticks: { callback: function (v) { return fmtCompact(v); } } },
+          y1: { position: "right", min: -1, max: 1,
+                title: { display: true, text: "mean compound" },
+                grid: { drawOnChartArea: false },
+                ticks: { stepSize: 0.5 } }
+        }
+      }
+    });
+
+    clusterChart = new Chart(els.clusterCanvas, {
+      type: "bar",
+      data: { labels: [], datasets: [{ label: "Posts", data: [], backgroundColor: [], borderRadius: 3 }] },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        indexAxis: "y",
+        plugins: {
+          legend: { display: false },
+          tooltip: { callbacks: { label: function (ctx) { return " " + fmtInt(ctx.parsed.x) + " posts"; } } }
+        },
+        scales: {
+          x: { beginAtZero: true, ticks: { callback: function (v) { return fmtCompact(v); } } },
+          y: { grid: { display: false },
+               ticks: { autoSkip: false,
+                        callback: function (v) {
+                          var s = String(this.getLabelForValue(v));
+                          return s.length > 28 ? s.slice(0, 27) + "…" : s;
+                        } } }
+        }
+      }
+    });
+  }
+
+  function renderSentimentSeries(series) {
+    if (!sentimentChart) return;
+    var labels = [], mean = [], pos = [], neu = [], neg = [];
+    for (var i = 0; i < series.length; i++) {
+      var w = series[i] || {};
+      var d = parseDate(w.start);
+      labels.push(d ? timeFmt.format(d) : String(w.start || ""));
+      mean.push(isNum(w.mean) ? w.mean : null);
+      pos.push(isNum(w.positive) ? w.positive : 0);
+      neu.push(isNum(w.neutral) ? w.neutral : 0);
+      neg.push(isNum(w.negative) ? w.negative : 0);
+    }
+    var ds = sentimentChart.data.datasets;
+    sentimentChart.data.labels = labels;
+    ds[0].data = mean; ds[1].data = pos; ds[2].data = neu; ds[3].data = neg;
+    sentimentChart.update("none");
+    els.sentimentCanvas.dataset.points = String(series.length);
+  }
+
+  function renderClusters(clusters) {
+    if (!clusterChart) return;
+    var sorted = clusters.filter(function (c) { return c && typeof c === "object"; }).slice();
+    sorted.sort(function (a, b) { return (b.count || 0) - (a.count || 0); });
+    var labels = [], data = [], colours = [];
+    for (var i = 0; i < sorted.length; i++) {
+      var c = sorted[i];
+      labels.push(c.label ? String(c.label) : "cluster " + c.id);
+      data.push(isNum(c.count) ? c.count : 0);
+      colours.push(clusterColour(c.id));
+    }
+    clusterChart.data.labels = labels;
+    clusterChart.data.datasets[0].data = data;
+    clusterChart.data.datasets[0].backgroundColor = colours;
+    clusterChart.update("none");
+    els.clusterCanvas.dataset.points = String(sorted.length);
+  }
+
+  // ---------------------------------------------------------------- stats
+  function renderStats(s) {
+    setText(els.rate, fmtCompact(s.posts_per_second));
+    setText(els.total, fmtCompact(s.total));
+    if (els.total) els.total.title = isNum(s.total) ? fmtInt(s.total) + " posts" : "";
+
+    setText(els.sentiment, fmtSigned(s.mean_sentiment, 2));
+    els.sentiment.className = "stat__value " + sentimentClass(s.mean_sentiment);
+
+    setText(els.latency, fmtMs(s.latency_p50_ms) + " / " + fmtMs(s.latency_p99_ms));
+
+    setText(els.dead, fmtInt(s.dead_lettered));
+    els.dead.className = "stat__value" + (isNum(s.dead_lettered) && s.dead_lettered > 0 ? " negative" : "");
+
+    var v = s.model_version ? String(s.model_version) : "–";
+    setText(els.version, v);
+    els.version.title = v;
+    var src = s.source ? String(s.source) : "–";
+    setText(els.source, src);
+    els.source.title = src;
+  }
+
+  // ---------------------------------------------------------------- trending
+  function renderTrending(items) {
+    var frag = document.createDocumentFragment();
+    var max = 0, i;
+    for (i = 0; i < items.length; i++) if (items[i] && isNum(items[i].count)) max = Math.max(max, items[i].count);
+    var n = 0;
+    for (i = 0; i < items.length && n < 20; i++) {
+      var t = items[i];
+      if (!t || t.tag === undefined || t.tag === null) continue;
+      n++;
+      var li = el("li", "trend");
+      li.appendChild(el("span", "trend__rank", n));
+      var tag = el("span", "trend__tag", "#" + String(t.tag).replace(/^#/, ""));
+      tag.title = tag.textContent;
+      li.appendChild(tag);
+      var bar = el("span", "trend__bar");
+      var fill = el("span", "trend__fill");
+      fill.style.width = (max > 0 && isNum(t.count) ? Math.max(2, 100 * t.count / max) : 0) + "%";
+      bar.appendChild(fill);
+      li.appendChild(bar);
+      li.appendChild(el("span", "trend__count", fmtCompact(t.count)));
+      var d = t.delta, delta;
+      if (isNum(d) && d > 0) delta = el("span", "trend__delta up", "▲ " + fmtCompact(d));
+      else if (isNum(d) && d < 0) delta = el("span", "trend__delta down", "▼ " + fmtCompact(-d));
+      else delta = el("span", "trend__delta flat", "–");
+      delta.title = isNum(d) ? "change: " + (d > 0 ? "+" : "") + d : "no change data";
+      li.appendChild(delta);
+      frag.appendChild(li);
+    }
+    if (!n) frag.appendChild(el("li", "empty", "No hashtags yet"));
+    els.trending.replaceChildren(frag);
+  }
+
+  // ---------------------------------------------------------------- feed
+  var feedIds = new Set();
+
+  function buildPost(p) {
+    var li = el("li", "post");
+    li.dataset.id = String(p.id);
+
+    var head = el("div", "post__head");
+    head.appendChild(el("span", "post__author", p.author ? "@" + String(p.author).replace(/^@/, "") : "unknown"));
+    var d = parseDate(p.created_at);
+    if (d) {
+      var time = el("time", "post__time", timeFmt.format(d));
+      time.dateTime = d.toISOString();
+      time.title = fullFmt.format(d);
+      head.appendChild(time);
+    }
+    var s = p.sentiment;
+    if (s && (s.label || isNum(s.compound))) {
+      var lbl = s.label ? String(s.label) : sentimentClass(s.compound);
+      var cls = (lbl === "positive" || lbl === "negative" || lbl === "neutral") ? lbl : "neutral";
+      var sb = el("span", "badge sent " + cls, lbl + " " + fmtSigned(s.compound, 2));
+      sb.title = "compound " + fmtSigned(s.compound, 3) +
+        (isNum(s.pos) ? " · pos " + s.pos.toFixed(2) + " · neu " + (isNum(s.neu) ? s.neu.toFixed(2) : "–") +
+          " · neg " + (isNum(s.neg) ? s.neg.toFixed(2) : "–") : "");
+      head.appendChild(sb);
+    }
+    li.appendChild(head);
+
+    var text = el("p", "post__text", p.text === undefined || p.text === null ? "" : String(p.text));
+    if (p.lang && /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/.test(String(p.lang))) text.lang = String(p.lang);
+    li.appendChild(text);
+
+    var meta = el("div", "post__meta");
+    var tags = Array.isArray(p.hashtags) ? p.hashtags : [];
+    for (var i = 0; i < tags.length && i < 8; i++) {
+      meta.appendChild(el("span", "tag", "#" + String(tags[i]).replace(/^#/, "")));
+    }
+    var c = p.cluster;
+    if (c && (c.label || c.id !== undefined)) {
+      var cb = el("span", "badge cluster");
+      cb.style.setProperty("--cluster-colour", clusterColour(c.id));
+      cb.appendChild(el("span", "cluster__dot"));
+      cb.appendChild(document.createTextNode(c.label ? String(c.label) : "cluster " + c.id));
+      cb.title = "topic cluster " + c.id;
+      meta.appendChild(cb);
+    }
+    var e = p.engagement;
+    if (e && (isNum(e.predicted) || e.band)) {
+      var band = String(e.band || "");
+      var bandCls = (band === "low" || band === "medium" || band === "high") ? band : "unknown";
+      var eb = el("span", "badge band " + bandCls, "≈" + fmtCompact(e.predicted) + (band ? " · " + band : ""));
+      eb.title = "predicted engagement";
+      meta.appendChild(eb);
+    }
+    if (meta.childNodes.length) li.appendChild(meta);
+    return li;
+  }
+
+  function renderPosts(posts) {
+    // posts: newest first, already capped at FEED_MAX.
+    var frag = document.createDocumentFragment();
+    var added = 0;
+    for (var i = 0; i < posts.length; i++) {
+      var p = posts[i];
+      if (!p || typeof p !== "object" || p.id === undefined || p.id === null) continue;
+      var id = String(p.id);
+      if (feedIds.has(id)) continue;
+      feedIds.add(id);
+      frag.appendChild(buildPost(p));
+      added++;
+    }
+    if (!added) return;
+    var feed = els.feed;
+    var first = feed.firstElementChild;
+    if (first && !first.classList.contains("post")) feed.removeChild(first); // placeholder
+    feed.insertBefore(frag, feed.firstChild);
+    while (feed.children.length > FEED_MAX) {
+      var last = feed.lastElementChild;
+      feedIds.delete(last.dataset.id);
+      feed.removeChild(last);
+    }
+  }
+
+  // ---------------------------------------------------------------- word cloud
+  var wordcloudVersion = null;
+
+  function renderWordcloud(wc) {
+    if (!wc || !wc.url || wc.version === undefined || wc.version === null) return;
+    if (String(wc.version) === wordcloudVersion) return;
+    wordcloudVersion = String(wc.version);
+    var img = els.wordcloud;
+    img.src = String(wc.url);
+    img.dataset.version = wordcloudVersion;
+    img.hidden = false;
+    els.wordcloudPlaceholder.hidden = true;
+    setText(els.wordcloudMeta, "version " + wordcloudVersion);
+  }
+
+  if (els.wordcloud) {
+    els.wordcloud.addEventListener("error", function () {
+      els.wordcloud.hidden = true;
+      els.wordcloudPlaceholder.hidden = false;
+      setText(els.wordcloudPlaceholder, "Word cloud could not be loaded.");
+    });
+  }
+
+  // ---------------------------------------------------------------- update coalescing
+  var updatesHandled = 0;
+  var pending = null;
+  var frameRequested = false;
+  var perf = { last: 0, max: 0, total: 0, frames: 0, lastPosts: 0 };
+
+  function emptyPending() {
+    return { posts: [], stats: null, series: null, clusters: null, trending: null, wordcloud: null };
+  }
+
+  function onUpdate(msg) {
+    updatesHandled++;
+    if (!pending) pending = emptyPending();
+    if (msg && typeof msg === "object") {
+      if (Array.isArray(msg.posts) && msg.posts.length) {
+        // Newer posts go in front of posts still pending from earlier updates.
+        var merged = msg.posts.slice(0, FEED_MAX);
+        if (merged.length < FEED_MAX && pending.posts.length) {
+          merged = merged.concat(pending.posts.slice(0, FEED_MAX - merged.length));
+        }
+        pending.posts = merged;
+      }
+      if (msg.stats && typeof msg.stats === "object") pending.stats = msg.stats;
+      if (Array.isArray(msg.sentiment_series)) pending.series = msg.sentiment_series;
+      if (Array.isArray(msg.clusters)) pending.clusters = msg.clusters;
+      if (Array.isArray(msg.trending)) pending.trending = msg.trending;
+      if (msg.wordcloud && typeof msg.wordcloud === "object") pending.wordcloud = msg.wordcloud;
+    }
+    if (!frameRequested) {
+      frameRequested = true;
+      requestAnimationFrame(flush);
+    }
+  }
+
+  function flush() {
+    frameRequested = false;
+    var p = pending;
+    pending = null;
+    if (!p) return;
+    var t0 = performance.now();
+    var steps = [
+      function () { if (p.posts.length) renderPosts(p.posts); },
+      function () { if (p.stats) renderStats(p.stats); },
+      function () { if (p.series) renderSentimentSeries(p.series); },
+      function () { if (p.clusters) renderClusters(p.clusters); },
+      function () { if (p.trending) renderTrending(p.trending); },
+      function () { if (p.wordcloud) renderWordcloud(p.wordcloud); }
+    ];
+    for (var i = 0; i < steps.length; i++) {
+      try { steps[i](); } catch (err) { if (window.console) console.warn("dashboard render step failed", err); }
+    }
+    document.body.dataset.updates = String(updatesHandled);
+    var dt = performance.now() - t0;
+    perf.last = dt;
+    perf.max = Math.max(perf.max, dt);
+    perf.total += dt;
+    perf.frames++;
+    perf.lastPosts = p.posts.length;
+  }
+
+  // Exposed for tests / debugging (read-only use).
+  window.SocialPulseDashboard = {
+    perf: perf,
+    clusterColour: clusterColour,
+    handleUpdate: onUpdate
+  };
+
+  // ---------------------------------------------------------------- connection
+  function setStatus(state, text) {
+    els.status.className = "status status--" + state;
+    setText(els.status, text);
+  }
+
+  document.body.dataset.updates = "0";
+  initCharts();
+
+  if (typeof io === "undefined") {
+    setStatus("error", "offline (client library missing)");
+    return;
+  }
+
+  var socket = io("/live", { transports: ["websocket", "polling"] });
+  socket.on("connect", function () { setStatus("connected", "connected"); });
+  socket.on("disconnect", function (reason) {
+    setStatus("reconnecting", "reconnecting…");
+    // A server-side disconnect is not retried automatically by socket.io.
+    if (reason === "io server disconnect") socket.connect();
+  });
+  socket.on("connect_error", function () {
+    // socket.active is false when the server refused the connection (no retry).
+    if (socket.active) setStatus("reconnecting", "reconnecting…");
+    else setStatus("error", "disconnected");
+  });
+  socket.on("update", onUpdate);
+})();

@@ -1,0 +1,270 @@
+"""Where raw posts come from. Every source has the same small interface, so the embedded
+synthetic stream, a replayed file and Kafka are interchangeable in the runner.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from streaming.synthetic import SyntheticPostGenerator, strip_private
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One raw post as received, before validation.
+
+    Attributes:
+        value: the raw post (a dict, or bytes/str of JSON).
+        received_at: wall time it entered SocialPulse.
+        position: where it came from (line number, or topic/partition/offset), for errors.
+        default_id: id to use when the post has none (stable across redelivery).
+    """
+
+    value: Mapping[str, Any] | bytes | str | None
+    received_at: float
+    position: Mapping[str, Any] = field(default_factory=dict)
+    default_id: str | None = None
+
+
+class Source(ABC):
+    """A stream of raw posts read in micro-batches."""
+
+    name = "source"
+
+    @abstractmethod
+    def read_batch(self, max_records: int, timeout: float) -> list[SourceRecord]:
+        """Up to `max_records` records, returning early once `timeout` seconds have passed."""
+
+    @property
+    def exhausted(self) -> bool:
+        """True once a finite source has nothing more to give."""
+        return False
+
+    def commit(self) -> None:
+        """Acknowledge every record returned so far (they are scored and written)."""
+
+    def close(self) -> None:
+        """Release connections and files."""
+
+
+class PacedSource(Source):
+    """A source that releases posts on a schedule: each post has a due time."""
+
+    def __init__(self) -> None:
+        self._pending: tuple[float, Mapping[str, Any] | bytes | str | None, dict] | None = None
+        self._done = False
+
+    @abstractmethod
+    def _next(self) -> tuple[float, Mapping[str, Any] | bytes | str | None, dict] | None:
+        """(due wall time, raw value, position) of the next post, or None at the end."""
+
+    @property
+    def exhausted(self) -> bool:
+        return self._done and self._pending is None
+
+    def read_batch(self, max_records: int, timeout: float) -> list[SourceRecord]:
+        deadline = time.monotonic() + timeout
+        batch: list[SourceRecord] = []
+        while len(batch) < max_records:
+            if self._pending is None and not self._done:
+                self._pending = self._next()
+                self._done = self._pending is None
+            if self._pending is None:
+                break
+            due, value, position = self._pending
+            wait = due - time.time()
+            if wait > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                time.sleep(min(wait, remaining))
+                continue
+            batch.append(SourceRecord(value, time.time(), position))
+            self._pending = None
+        return batch
+
+
+class SyntheticSource(PacedSource):
+    """The embedded default: realistic synthetic posts at `rate` per second (0 = unpaced)."""
+
+    name = "synthetic"
+
+    def __init__(self, rate: float = 20.0, seed: int = 7, limit: int | None = None) -> None:
+        super().__init__()
+        self.rate = rate
+        self.limit = limit
+        self.generator = SyntheticPostGenerator(seed=seed)
+        self._count = 0
+        self._due = time.time()
+
+    def _next(self):
+        if self.limit is not None and self._count >= self.limit:
+            return None
+        self._count += 1
+        if self.rate > 0:
+            self._due = max(self._due + 1.0 / self.rate, time.time() - 1.0)
+        raw = strip_private(self.generator.next_post())
+        return (self._due if self.rate > 0 else 0.0), raw, {"seq": self._count}
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which column of a file holds which field of a post (None: not in the file)."""
+
+    text: str = "text"
+    id: str | None = "id"
+    author: str | None = "author"
+    created_at: str | None = "created_at"
+    hashtags: str | None = None
+    author_followers: str | None = None
+    likes: str | None = None
+    shares: str | None = None
+    replies: str | None = None
+    time_format: str | None = None  # strptime format when times are not ISO 8601
+
+
+def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, row) from a CSV, TSV or JSONL file; the format comes from the suffix.
+
+    A JSONL line that is not a JSON object is yielded as its text, so validation can say why.
+    """
+    suffix = path.suffix.lower()
+    with path.open("r", encoding=encoding, newline="", errors="strict") as handle:
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except (json.JSONDecodeError, RecursionError):
+                    row = None
+                yield number, row if isinstance(row, dict) else line
+        elif suffix in (".csv", ".tsv", ".tab"):
+            reader = csv.DictReader(handle, delimiter="\t" if suffix != ".csv" else ",")
+            for row in reader:
+                yield reader.line_num, row
+        else:
+            raise ValueError(f"unsupported file type {suffix!r}: use .csv, .tsv or .jsonl")
+
+
+def parse_file_time(value: Any, time_format: str | None) -> datetime | None:
+    """A file's timestamp as an aware datetime, or None when it cannot be read."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    try:
+        if time_format:
+            parsed = datetime.strptime(text, time_format)
+        else:
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                from dateutil import parser as date_parser
+
+                parsed = date_parser.parse(text)
+    except (ValueError, OverflowError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def row_to_raw_post(row: Mapping[str, Any], mapping: ColumnMapping) -> dict[str, Any]:
+    """Map a file row onto the raw post fields; validation happens later, in one place."""
+    raw: dict[str, Any] = {"text": row.get(mapping.text)}
+    if mapping.id and row.get(mapping.id) not in (None, ""):
+        raw["id"] = str(row[mapping.id])
+    if mapping.author and row.get(mapping.author) not in (None, ""):
+        raw["author"] = str(row[mapping.author])
+    if mapping.created_at:
+        created = parse_file_time(row.get(mapping.created_at), mapping.time_format)
+        raw["created_at"] = created.isoformat() if created else row.get(mapping.created_at)
+    if mapping.hashtags and row.get(mapping.hashtags):
+        tags = row[mapping.hashtags]
+        raw["hashtags"] = tags if isinstance(tags, list) else str(tags).replace(",", " ").split()
+    if mapping.author_followers and row.get(mapping.author_followers) not in (None, ""):
+        raw["author_followers"] = _as_int(row[mapping.author_followers])
+    counts = {
+        key: _as_int(row.get(column))
+        for key, column in (("likes", mapping.likes), ("shares", mapping.shares),
+                            ("replies", mapping.replies))
+        if column and row.get(column) not in (None, "")
+    }
+    if counts:
+        raw["engagement"] = counts
+    return raw
+
+
+def _as_int(value: Any) -> Any:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return value  # left as is: validation reports the wrong type
+
+
+class FileSource(PacedSource):
+    """Replays a CSV/TSV/JSONL file as a stream.
+
+    Args:
+        path: the file.
+        mapping: which column holds which field.
+        speed: pace relative to the original timestamps (2.0 = twice as fast); None or 0
+            replays as fast as possible.
+        encoding: text encoding of the file (e.g. latin-1).
+        limit: stop after this many rows.
+    """
+
+    name = "file"
+
+    def __init__(
+        self,
+        path: str | Path,
+        mapping: ColumnMapping | None = None,
+        speed: float | None = None,
+        encoding: str = "utf-8",
+        limit: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no such file: {self.path}")
+        self.mapping = mapping or ColumnMapping()
+        self.speed = speed or None
+        self.limit = limit
+        self._rows = read_rows(self.path, encoding)
+        self._count = 0
+        self._origin: tuple[float, float] | None = None  # (first event time, wall start)
+
+    def _next(self):
+        if self.limit is not None and self._count >= self.limit:
+            return None
+        try:
+            number, row = next(self._rows)
+        except StopIteration:
+            return None
+        except UnicodeDecodeError as exc:
+            log.error("%s is not valid in its encoding (%s); stopping the replay", self.path, exc)
+            return None
+        self._count += 1
+        position = {"file": self.path.name, "line": number}
+        if isinstance(row, str):
+            return 0.0, row, position
+        raw = row_to_raw_post(row, self.mapping)
+        due = 0.0
+        if self.speed:
+            event = parse_file_time(row.get(self.mapping.created_at or ""), self.mapping.time_format)
+            if event is not None:
+                if self._origin is None:
+                    self._origin = (event.timestamp(), time.time())
+                first_event, wall_start = self._origin
+                due = wall_start + (event.timestamp() - first_event) / self.speed
+        return due, raw, position

@@ -1,0 +1,111 @@
+"""Shared fixtures: trained models (once per session), app, client, sample posts."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from app.config import Config
+from models.pipeline import ScoringPipeline
+from models.registry import ModelBundle
+from models.training import ensure_bundle
+from streaming.records import Post, parse_post
+from streaming.synthetic import SyntheticPostGenerator, strip_private
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="session")
+def bundle(model_dir) -> ModelBundle:
+    """Default models trained on synthetic posts, once for the whole run."""
+    return ensure_bundle(model_dir)
+
+
+@pytest.fixture
+def pipeline(bundle, model_dir) -> ScoringPipeline:
+    """A fresh pipeline per test (loaded from disk), so online learning never leaks."""
+    fresh = ensure_bundle(model_dir, bundle.version)
+    return ScoringPipeline(fresh.clusterer, fresh.engagement, fresh.version)
+
+
+@pytest.fixture
+def config(model_dir, tmp_path, bundle) -> Config:
+    return Config.from_env(
+        environ={},
+        model_dir=str(model_dir),
+        instance_dir=str(tmp_path / "instance"),
+        emit_interval=0.2,
+        wordcloud_interval=0.5,
+    )
+
+
+@pytest.fixture
+def app(config):
+    from app import create_app
+
+    flask_app = create_app(config)
+    flask_app.config.update(TESTING=True)
+    return flask_app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def socketio_client(app, client):
+    """A Flask-SocketIO test client connected to the /live namespace."""
+    socketio = app.extensions["socketio"]
+    test_client = socketio.test_client(app, namespace="/live", flask_test_client=client)
+    yield test_client
+    if test_client.is_connected("/live"):
+        test_client.disconnect(namespace="/live")
+
+
+@pytest.fixture
+def raw_posts() -> list[dict]:
+    """Realistic raw posts as a client would send them."""
+    return [strip_private(p) for p in SyntheticPostGenerator(seed=123).take(200)]
+
+
+@pytest.fixture
+def sample_posts(raw_posts) -> list[Post]:
+    return [parse_post(raw) for raw in raw_posts]
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present on this machine")
+    return SHARED_DATA
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The broker `make test` started. In CI a missing broker fails the run, never skips."""
+    address = os.environ.get("SOCIALPULSE_TEST_KAFKA")
+    if not address:
+        if os.environ.get("CI"):
+            pytest.fail("SOCIALPULSE_TEST_KAFKA is not set: run the suite with `make test`")
+        pytest.skip("no Kafka broker: run `make test` (it starts one)")
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        pytest.fail(f"Kafka broker at {address} is not reachable: {exc}")
+    return address
