@@ -89,8 +89,10 @@ class LiveAggregates:
                     ):
                         self.late += 1  # older than anything kept: counted, not drawn
                         continue
+                    # Compare with the newest key before inserting: afterwards it is `key`.
+                    out_of_order = bool(self._windows) and key < next(reversed(self._windows))
                     window = self._windows[key] = Window()
-                    if len(self._windows) > 1 and key < next(reversed(self._windows)):
+                    if out_of_order:
                         self._windows = OrderedDict(sorted(self._windows.items()))
                     while len(self._windows) > self.windows_kept:
                         self._windows.popitem(last=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -94,7 +95,10 @@ class Config:
         return config
 
     def with_overrides(self, **overrides: Any) -> Config:
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        """A copy with `overrides` that are not None applied, validated like `from_env`."""
+        config = replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        config.validate()
+        return config
 
     def validate(self) -> None:
         if self.source not in ("synthetic", "file"):
@@ -115,7 +119,8 @@ class Config:
         """Socket.IO origins: None means the app's own origin only."""
         if not self.cors_origins:
             return None
-        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+        # An empty list would reject every origin, the app's own included.
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()] or None
 
 
 def _convert(name: str, annotation: Any, raw: str) -> Any:
@@ -124,7 +129,10 @@ def _convert(name: str, annotation: Any, raw: str) -> Any:
         if kind.startswith("int"):
             return int(raw)
         if kind.startswith("float"):
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):  # nan/inf pass every range check below
+                raise ValueError(raw)
+            return value
     except ValueError as exc:
         raise ConfigError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from exc
     return raw

@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -15,6 +16,7 @@ from app.config import Config
 from app.live import DashboardSink, LiveHub
 from models.pipeline import ScoringPipeline
 from models.training import ensure_bundle
+from streaming.metrics import StreamMetrics
 from streaming.runner import StreamRunner
 from streaming.sinks import LogDeadLetterSink
 from streaming.sources import ColumnMapping, FileSource, Source, SyntheticSource
@@ -32,6 +34,8 @@ class Services:
     aggregates: LiveAggregates
     hub: LiveHub
     runner: StreamRunner | None = None
+    feed: Any = None
+    metrics: StreamMetrics = field(default_factory=lambda: StreamMetrics("web"))
     started_at: float = field(default_factory=time.time)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread_started: bool = False
@@ -50,6 +54,7 @@ class Services:
             max_batch=config.batch_max_posts,
             max_wait=config.batch_max_wait_ms / 1000.0,
             max_text_length=config.max_text_length,
+            metrics=self.metrics,
         )
         self._thread_started = True
         self.hub.source_name = source.name
@@ -68,11 +73,41 @@ class Services:
                 log.exception("stream batch failed; continuing")
                 self._stop.wait(1.0)
 
+    def start_kafka_feed(self, bootstrap: str) -> None:
+        """Show results the workers publish instead of scoring in-process.
+
+        Each web node reads every partition of the scored and dead-letter topics without a
+        consumer group, so every node sees every result.
+        """
+        from streaming.kafka_io import ScoredFeed
+
+        self.feed = ScoredFeed(bootstrap, self.config.topic_scored, self.config.topic_dlq)
+        self._thread_started = True
+        self.hub.source_name = "kafka"
+        self.hub.start()
+        self.hub.socketio.start_background_task(self._run_feed)
+
+    def _run_feed(self) -> None:
+        while not self._stop.is_set():
+            try:
+                scored, dead = self.feed.poll(timeout=0.2)
+            except Exception:  # keep serving; the client reconnects by itself
+                log.exception("reading scored posts failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            self.aggregates.add(scored)
+            if dead:
+                self.aggregates.add_dead_letters(dead)
+            self.metrics.scored.inc(len(scored))
+            self.metrics.dead_lettered.inc(dead)
+
     def stop(self) -> None:
         self._stop.set()
         self.hub.stop()
         if self.runner is not None:
             self.runner.source.close()
+        if self.feed is not None:
+            self.feed.close()
 
 
 def build_pipeline(config: Config) -> ScoringPipeline:
@@ -80,9 +115,11 @@ def build_pipeline(config: Config) -> ScoringPipeline:
     return ScoringPipeline(bundle.clusterer, bundle.engagement, bundle.version)
 
 
-def build_source(config: Config) -> Source:
+def build_source(
+    config: Config, mapping: ColumnMapping | None = None, encoding: str = "utf-8"
+) -> Source:
     if config.source == "file":
-        return FileSource(config.file, ColumnMapping(), speed=config.file_speed)
+        return FileSource(config.file, mapping, speed=config.file_speed, encoding=encoding)
     return SyntheticSource(rate=config.rate, seed=config.seed)
 
 

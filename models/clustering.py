@@ -43,6 +43,8 @@ class ClusterState:
     labels: tuple[str, ...]
 
     def transform(self, docs: Sequence[str]):
+        if len(docs) == 0:  # TfidfTransformer refuses an empty batch
+            return sparse.csr_matrix((0, len(self.vectorizer.vocabulary_)), dtype=np.float64)
         return self.vectorizer.transform(docs)
 
     def predict(self, features) -> np.ndarray:

@@ -100,7 +100,11 @@ def list_versions(root: Path) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / MANIFEST).is_file())
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if not p.name.endswith(".partial") and (p / MANIFEST).is_file()
+    )
 
 
 def read_manifest(root: Path, version: str) -> dict[str, Any]:
@@ -138,8 +142,8 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
             + "; retrain with `socialpulse train` or install the matching versions"
         )
 
-    loaded = {}
-    for key, filename in ARTIFACT_FILES.items():
+    # Every file is checked before any is unpickled: one bad file taints the whole version.
+    for filename in ARTIFACT_FILES.values():
         expected = manifest.get("files", {}).get(filename)
         path = folder / filename
         if expected is None or not path.is_file():
@@ -150,7 +154,7 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
                 f"{path} does not match its manifest (sha256 {actual[:12]}…, expected "
                 f"{expected[:12]}…); refusing to load it. Retrain or restore the file."
             )
-        loaded[key] = joblib.load(path)
+    loaded = {key: joblib.load(folder / filename) for key, filename in ARTIFACT_FILES.items()}
     return ModelBundle(
         clusterer=loaded["clusterer"],
         engagement=loaded["engagement"],

@@ -63,18 +63,23 @@ class VaderSentimentModel:
         lexicon, emojis = analyzer.lexicon, analyzer.emojis
         found: dict[str, float] = {}
         for raw in text.split():
-            token = raw.strip(_STRIP)
-            if not token:
-                continue
-            valence = lexicon.get(token.lower())
-            if valence is None:
-                for char in token:
-                    description = emojis.get(char)
-                    if description:
-                        score = sum(lexicon.get(w, 0.0) for w in description.split())
-                        if score:
-                            found.setdefault(char, score)
-                continue
-            found.setdefault(token, valence)
+            # VADER reads emoji apart from the words they touch ("love😍" is "love" + 😍).
+            words = []
+            for char in raw:
+                description = emojis.get(char)
+                if description is None:
+                    words.append(char)
+                    continue
+                words.append(" ")
+                score = sum(lexicon.get(w, 0.0) for w in description.split())
+                if score:
+                    found.setdefault(char, score)
+            for word in "".join(words).split():
+                token = word.strip(_STRIP)
+                valence = lexicon.get(token.lower()) if token else None
+                if valence is None:  # emoticons such as ":(" are all punctuation
+                    token, valence = word, lexicon.get(word.lower())
+                if valence is not None:
+                    found.setdefault(token, valence)
         ranked = sorted(found.items(), key=lambda kv: abs(kv[1]), reverse=True)
         return [SentimentDriver(token, round(valence, 3)) for token, valence in ranked[:limit]]

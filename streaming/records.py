@@ -26,6 +26,8 @@ EMOJI_RE = re.compile(
     "\U0001fa00-\U0001faff\u2600-\u27bf\u2b00-\u2bff]"
 )
 ENGAGEMENT_KEYS = ("likes", "shares", "replies")
+# Larger counts are not real; they would also overflow the float features of the models.
+MAX_COUNT = 10**12
 
 
 class InvalidPost(ValueError):
@@ -171,13 +173,15 @@ _ALLOWED_KEYS = frozenset(
 )
 
 
-def decode_json_object(value: bytes | str, what: str = "message") -> dict[str, Any]:
+def decode_json_object(value: bytes | str | None, what: str = "message") -> dict[str, Any]:
     """Decode bytes or a string of JSON into an object, with errors a user can act on.
 
     Args:
         value: the raw bytes or text.
         what: how error messages name the input ("message", "request body").
     """
+    if value is None:
+        raise InvalidPost(f"{what} has no value (a tombstone): expected a JSON object")
     if isinstance(value, bytes | bytearray | memoryview):
         if len(value) == 0:
             raise InvalidPost(f"{what} is empty: expected a JSON object")
@@ -197,7 +201,7 @@ def decode_json_object(value: bytes | str, what: str = "message") -> dict[str, A
 
 
 def parse_post(
-    raw: Mapping[str, Any] | bytes | str,
+    raw: Mapping[str, Any] | bytes | str | None,
     *,
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
     default_id: str | None = None,
@@ -233,6 +237,8 @@ def parse_post(
     if post_id is None:
         post_id = default_id or uuid.uuid4().hex
     elif isinstance(post_id, int) and not isinstance(post_id, bool):
+        if abs(post_id) >= 10**200:  # str() of a huge int raises ValueError
+            raise InvalidPost("'id' is longer than 200 characters", "id")
         post_id = str(post_id)
     post_id = _require_str(post_id, "id", max_length=200)
     if not post_id:
@@ -263,6 +269,10 @@ def parse_post(
             raise InvalidPost("'author_followers' must be a whole number", "author_followers")
         if followers < 0:
             raise InvalidPost("'author_followers' cannot be negative", "author_followers")
+        if followers > MAX_COUNT:
+            raise InvalidPost(
+                f"'author_followers' is larger than {MAX_COUNT:,}", "author_followers"
+            )
 
     lang = data.get("lang")
     if lang is not None:
@@ -343,6 +353,8 @@ def _parse_engagement(value: Any) -> Mapping[str, int] | None:
             )
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidPost(f"'engagement.{key}' must be a whole number ≥ 0", "engagement")
+        if count > MAX_COUNT:
+            raise InvalidPost(f"'engagement.{key}' is larger than {MAX_COUNT:,}", "engagement")
         counts[key] = count
     return counts
 

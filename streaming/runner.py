@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.pipeline import ScoringPipeline
+from streaming.metrics import StreamMetrics
 from streaming.records import DEFAULT_MAX_TEXT_LENGTH, InvalidPost, Post, parse_post
 from streaming.sinks import DeadLetter, Sink
-from streaming.sources import Source
+from streaming.sources import Source, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class StreamRunner:
         max_wait: seconds a micro-batch may wait to fill, so a quiet stream is not delayed.
         max_text_length: longest text accepted.
         learn: let the clusterer learn from the stream.
+        metrics: Prometheus counters to update, if any.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class StreamRunner:
         max_wait: float = 0.1,
         max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
         learn: bool = True,
+        metrics: StreamMetrics | None = None,
     ) -> None:
         self.source = source
         self.pipeline = pipeline
@@ -54,6 +57,7 @@ class StreamRunner:
         self.max_wait = max_wait
         self.max_text_length = max_text_length
         self.learn = learn
+        self.metrics = metrics
         self.stats = RunnerStats()
 
     def run_once(self) -> int:
@@ -61,6 +65,14 @@ class StreamRunner:
         records = self.source.read_batch(self.max_batch, self.max_wait)
         if not records:
             return 0
+        try:
+            return self._handle(records)
+        except Exception:
+            # Nothing of this batch is acknowledged: read it again rather than lose it.
+            self.source.rewind()
+            raise
+
+    def _handle(self, records: list[SourceRecord]) -> int:
         started = time.perf_counter()
         posts: list[Post] = []
         received: list[float] = []
@@ -75,7 +87,7 @@ class StreamRunner:
                 )
             except InvalidPost as exc:
                 letters.append(DeadLetter(record.value, exc.message, self.source.name,
-                                          record.position, record.received_at))
+                                          record.position, record.received_at, record.key))
                 continue
             posts.append(post)
             received.append(record.received_at)
@@ -93,6 +105,11 @@ class StreamRunner:
         self.stats.scored += len(scored)
         self.stats.dead_lettered += len(letters)
         self.stats.last_batch_ms = (time.perf_counter() - started) * 1000.0
+        if self.metrics is not None:
+            self.metrics.consumed.inc(len(records))
+            self.metrics.scored.inc(len(scored))
+            self.metrics.dead_lettered.inc(len(letters))
+            self.metrics.batch_latency.observe(self.stats.last_batch_ms / 1000.0)
         return len(records)
 
     def run(self, stop: threading.Event | None = None) -> RunnerStats:

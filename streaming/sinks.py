@@ -23,6 +23,7 @@ class DeadLetter:
     source: str
     position: Mapping[str, Any] = field(default_factory=dict)
     received_at: float = 0.0
+    key: bytes | None = None
 
 
 class Sink(ABC):

@@ -29,12 +29,14 @@ class SourceRecord:
         received_at: wall time it entered SocialPulse.
         position: where it came from (line number, or topic/partition/offset), for errors.
         default_id: id to use when the post has none (stable across redelivery).
+        key: the message key, kept on dead letters.
     """
 
     value: Mapping[str, Any] | bytes | str | None
     received_at: float
     position: Mapping[str, Any] = field(default_factory=dict)
     default_id: str | None = None
+    key: bytes | None = None
 
 
 class Source(ABC):
@@ -53,6 +55,9 @@ class Source(ABC):
 
     def commit(self) -> None:
         """Acknowledge every record returned so far (they are scored and written)."""
+
+    def rewind(self) -> None:
+        """Deliver again every record since the last commit (after a failed batch)."""
 
     def close(self) -> None:
         """Release connections and files."""
@@ -134,28 +139,46 @@ class ColumnMapping:
     time_format: str | None = None  # strptime format when times are not ISO 8601
 
 
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+DELIMITED_SUFFIXES = (".csv", ".tsv", ".tab")
+
+
+def file_suffix(path: Path) -> str:
+    """The lower-cased suffix of a file this module can read; ValueError for any other."""
+    suffix = path.suffix.lower()
+    if suffix not in JSONL_SUFFIXES + DELIMITED_SUFFIXES:
+        raise ValueError(f"unsupported file type {suffix!r}: use .csv, .tsv or .jsonl")
+    return suffix
+
+
 def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, row) from a CSV, TSV or JSONL file; the format comes from the suffix.
 
     A JSONL line that is not a JSON object is yielded as its text, so validation can say why.
     """
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     with path.open("r", encoding=encoding, newline="", errors="strict") as handle:
-        if suffix in (".jsonl", ".ndjson", ".json"):
+        if suffix in JSONL_SUFFIXES:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
                 try:
                     row = json.loads(line)
-                except (json.JSONDecodeError, RecursionError):
+                except (ValueError, RecursionError):  # ValueError also covers huge integers
                     row = None
                 yield number, row if isinstance(row, dict) else line
-        elif suffix in (".csv", ".tsv", ".tab"):
-            reader = csv.DictReader(handle, delimiter="\t" if suffix != ".csv" else ",")
-            for row in reader:
-                yield reader.line_num, row
         else:
-            raise ValueError(f"unsupported file type {suffix!r}: use .csv, .tsv or .jsonl")
+            reader = csv.DictReader(handle, delimiter="\t" if suffix != ".csv" else ",")
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
+                    log.warning("%s: skipped an unreadable row after line %d: %s",
+                                path.name, reader.line_num, exc)
+                    continue
+                yield reader.line_num, row
 
 
 def parse_file_time(value: Any, time_format: str | None) -> datetime | None:
@@ -207,7 +230,7 @@ def row_to_raw_post(row: Mapping[str, Any], mapping: ColumnMapping) -> dict[str,
 def _as_int(value: Any) -> Any:
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: "inf"
         return value  # left as is: validation reports the wrong type
 
 
@@ -237,6 +260,7 @@ class FileSource(PacedSource):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no such file: {self.path}")
+        file_suffix(self.path)  # fail now, not at the first read in the stream thread
         self.mapping = mapping or ColumnMapping()
         self.speed = speed or None
         self.limit = limit

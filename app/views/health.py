@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from app.services import services
 
@@ -18,9 +18,17 @@ def healthz():
     return jsonify(
         status="ok",
         model_version=svc.pipeline.model_version,
-        source=runner.source.name if runner else None,
+        source=svc.hub.source_name or None,
         streaming=svc.streaming,
         scored=runner.stats.scored if runner else 0,
         dead_lettered=runner.stats.dead_lettered if runner else 0,
         uptime_s=round(time.time() - svc.started_at, 1),
     )
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text format: consumed, scored, dead-lettered, lag, batch latency."""
+    from streaming.metrics import CONTENT_TYPE
+
+    return Response(services().metrics.render(), content_type=CONTENT_TYPE)

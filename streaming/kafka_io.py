@@ -1,0 +1,312 @@
+"""Kafka behind the source and sink interfaces: raw posts in, scored posts and dead letters out.
+
+Delivery is at-least-once: a worker commits offsets only after its sinks flushed, and on any
+failure it rewinds to the last commit, so a crash or a broker restart loses nothing and
+redelivered posts keep their id (the producer's, or topic-partition-offset).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from streaming.records import ScoredPost
+from streaming.sinks import DeadLetter, Sink
+from streaming.sources import Source, SourceRecord
+
+log = logging.getLogger(__name__)
+
+# Reconnect quickly after a broker restart (the client's default backs off up to 30 s).
+CLIENT_SETTINGS: dict[str, Any] = {
+    "reconnect_backoff_ms": 100,
+    "reconnect_backoff_max_ms": 2000,
+    "request_timeout_ms": 30000,
+}
+
+
+@dataclass(frozen=True)
+class Topics:
+    posts: str = "posts"
+    scored: str = "posts.scored"
+    dlq: str = "posts.dlq"
+    partitions: int = 6
+
+
+def ensure_topics(bootstrap: str, topics: Topics, timeout_s: float = 60.0) -> None:
+    """Create the three topics when missing (raw and scored with `partitions` partitions)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="socialpulse-admin",
+                                     **CLIENT_SETTINGS)
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("waiting for Kafka at %s: %s", bootstrap, exc)
+            time.sleep(1.0)
+    try:
+        existing = set(admin.list_topics())
+        wanted = {
+            topics.posts: topics.partitions,
+            topics.scored: topics.partitions,
+            topics.dlq: max(1, topics.partitions // 2),
+        }
+        missing = {
+            name: {"num_partitions": n, "replication_factor": 1}
+            for name, n in wanted.items()
+            if name not in existing
+        }
+        if missing:
+            try:
+                admin.create_topics(missing, wait_for_metadata=True)
+                log.info("created topics %s", ", ".join(sorted(missing)))
+            except TopicAlreadyExistsError:
+                pass  # another process created them first
+    finally:
+        admin.close()
+
+
+class _ForgetRevoked(ConsumerRebalanceListener):
+    """On a rebalance, forget uncommitted offsets of partitions this consumer lost."""
+
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+
+    def on_partitions_revoked(self, revoked):
+        for tp in revoked:
+            self.source._uncommitted.pop(tp, None)
+            self.source._batch_start.pop(tp, None)
+        if revoked:
+            log.info("partitions revoked: %s", sorted(f"{t.topic}-{t.partition}" for t in revoked))
+
+    def on_partitions_assigned(self, assigned):
+        if assigned:
+            log.info("partitions assigned: %s",
+                     sorted(f"{t.topic}-{t.partition}" for t in assigned))
+
+
+class KafkaSource(Source):
+    """Raw posts from a topic, in a consumer group, with manual commits.
+
+    Values stay bytes here: decoding happens in the runner, so one bad record is a dead
+    letter instead of an exception inside the client that would wedge its partition.
+    """
+
+    name = "kafka"
+
+    def __init__(self, bootstrap: str, topic: str, group: str, client_id: str = "socialpulse",
+                 max_poll_records: int = 500) -> None:
+        self.topic = topic
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_poll_records,
+            max_poll_interval_ms=300_000,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            metadata_max_age_ms=15_000,
+            **CLIENT_SETTINGS,
+        )
+        # Joining the group before the client knows the topic's partitions would yield an
+        # empty assignment until the next metadata refresh.
+        deadline = time.monotonic() + 60.0
+        while not self.consumer.partitions_for_topic(topic):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topic {topic} has no partitions: is it created?")
+            time.sleep(0.2)
+        self.consumer.subscribe([topic], listener=_ForgetRevoked(self))
+        self._uncommitted: dict[TopicPartition, int] = {}  # next offset to commit
+        self._batch_start: dict[TopicPartition, int] = {}  # first offset since last commit
+        self.commit_failures = 0
+
+    def read_batch(self, max_records: int, timeout: float) -> list[SourceRecord]:
+        polled = self.consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        now = time.time()
+        batch = []
+        for tp, messages in polled.items():
+            for message in messages:
+                self._batch_start.setdefault(tp, message.offset)
+                self._uncommitted[tp] = message.offset + 1
+                # The producer's timestamp, so end-to-end latency counts time spent in Kafka.
+                received = message.timestamp / 1000.0 if message.timestamp > 0 else now
+                batch.append(
+                    SourceRecord(
+                        value=message.value,
+                        received_at=min(received, now),
+                        position={"topic": tp.topic, "partition": tp.partition,
+                                  "offset": message.offset},
+                        default_id=f"{tp.topic}-{tp.partition}-{message.offset}",
+                        key=message.key,
+                    )
+                )
+        return batch
+
+    def commit(self) -> None:
+        if not self._uncommitted:
+            return
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._uncommitted.items()}
+        try:
+            self.consumer.commit(offsets)
+        except KafkaError as exc:
+            # Typically a rebalance (CommitFailedError) or a restarting broker: the posts will
+            # be delivered again, to this worker or another one. Duplicates, never losses.
+            self.commit_failures += 1
+            log.warning("commit failed (%s); rewinding to the last committed offsets", exc)
+            self.rewind()
+            return
+        self._uncommitted.clear()
+        self._batch_start.clear()
+
+    def rewind(self) -> None:
+        """Read everything since the last commit again."""
+        assigned = self.consumer.assignment()
+        for tp, offset in self._batch_start.items():
+            if tp in assigned:
+                self.consumer.seek(tp, offset)
+        self._uncommitted.clear()
+        self._batch_start.clear()
+
+    def lag(self) -> int | None:
+        """Messages behind the end of the assigned partitions (None when unknown)."""
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return None
+        try:
+            ends = self.consumer.end_offsets(assigned)
+            return sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in assigned)
+        except KafkaError:
+            return None
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProducer:
+    """An idempotent producer that waits for all in-sync replicas."""
+    settings = {
+        "bootstrap_servers": bootstrap,
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "max_block_ms": 30_000,
+        "delivery_timeout_ms": 60_000,
+        **CLIENT_SETTINGS,
+    }
+    settings.update(overrides)
+    return KafkaProducer(**settings)
+
+
+class _ProducingSink(Sink):
+    """Sends to Kafka; `flush` raises if any send since the last flush failed."""
+
+    def __init__(self, producer: KafkaProducer) -> None:
+        self.producer = producer
+        self._futures: list = []
+
+    def _send(self, topic: str, value: bytes | None, key: bytes | None, headers=None) -> None:
+        self._futures.append(self.producer.send(topic, value=value, key=key, headers=headers))
+
+    def flush(self) -> None:
+        futures, self._futures = self._futures, []
+        self.producer.flush()
+        for future in futures:
+            future.get(timeout=0)  # raises the send's KafkaError, so the batch is not committed
+
+    def close(self) -> None:
+        self.flush()
+
+
+def encode_scored(scored: ScoredPost) -> bytes:
+    return json.dumps(scored.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class KafkaScoredSink(_ProducingSink):
+    """Scored posts to `posts.scored`, keyed by author like the raw topic."""
+
+    def __init__(self, producer: KafkaProducer, topic: str) -> None:
+        super().__init__(producer)
+        self.topic = topic
+
+    def write(self, scored: Sequence[ScoredPost]) -> None:
+        for item in scored:
+            self._send(self.topic, encode_scored(item), item.post.author.encode())
+
+
+class KafkaDeadLetterSink(_ProducingSink):
+    """Rejected input to `posts.dlq`, byte for byte, with the reason and origin in headers."""
+
+    def __init__(self, producer: KafkaProducer, topic: str) -> None:
+        super().__init__(producer)
+        self.topic = topic
+
+    def reject(self, letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
+            headers = [("reason", letter.reason.encode()), ("source", letter.source.encode())]
+            headers += [(f"source.{k}", str(v).encode()) for k, v in letter.position.items()]
+            value = _as_bytes(letter.value)
+            # Kafka needs a key or a value: a keyless tombstone gets its origin as key.
+            key = letter.key if letter.key is not None or value is not None else b"tombstone"
+            self._send(self.topic, value, key, headers)
+
+
+def _as_bytes(value: Mapping[str, Any] | bytes | str | None) -> bytes | None:
+    if value is None:
+        return None  # a tombstone stays a tombstone
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    return json.dumps(value, ensure_ascii=True, default=str).encode()
+
+
+class ScoredFeed:
+    """Every scored post and dead-letter count, from all partitions, newest onwards."""
+
+    def __init__(self, bootstrap: str, scored_topic: str, dlq_topic: str) -> None:
+        self.scored_topic = scored_topic
+        self.dlq_topic = dlq_topic
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                      enable_auto_commit=False, client_id="socialpulse-web",
+                                      **CLIENT_SETTINGS)
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in (scored_topic, dlq_topic)
+            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            raise RuntimeError(f"topics {scored_topic} and {dlq_topic} do not exist yet")
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_end(*partitions)
+
+    def poll(self, timeout: float) -> tuple[list[ScoredPost], int]:
+        polled = self.consumer.poll(timeout_ms=int(timeout * 1000), max_records=2000)
+        scored: list[ScoredPost] = []
+        dead = 0
+        for tp, messages in polled.items():
+            if tp.topic == self.dlq_topic:
+                dead += len(messages)
+                continue
+            for message in messages:
+                try:
+                    scored.append(ScoredPost.from_dict(json.loads(message.value)))
+                except (ValueError, TypeError) as exc:
+                    log.warning("skipping unreadable scored post at %s-%d@%d: %s", tp.topic,
+                                tp.partition, message.offset, exc)
+        return scored, dead
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)

@@ -1,0 +1,126 @@
+"""Helpers for tests against the real broker: unique topics, worker processes, topic readers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import TopicPartition
+
+from streaming.kafka_io import Topics, ensure_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class KafkaScenario:
+    """Unique topics and group for one test, and the worker processes it started."""
+
+    bootstrap: str
+    model_dir: Path
+    log_dir: Path
+    partitions: int = 4
+    prefix: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:10])
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.topics = Topics(f"{self.prefix}.posts", f"{self.prefix}.scored",
+                             f"{self.prefix}.dlq", self.partitions)
+        ensure_topics(self.bootstrap, self.topics)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            SOCIALPULSE_KAFKA_BOOTSTRAP=self.bootstrap,
+            SOCIALPULSE_TOPIC_POSTS=self.topics.posts,
+            SOCIALPULSE_TOPIC_SCORED=self.topics.scored,
+            SOCIALPULSE_TOPIC_DLQ=self.topics.dlq,
+            SOCIALPULSE_TOPIC_PARTITIONS=str(self.partitions),
+            SOCIALPULSE_CONSUMER_GROUP=f"{self.prefix}-group",
+            SOCIALPULSE_MODEL_DIR=str(self.model_dir),
+            SOCIALPULSE_INSTANCE_DIR=str(self.log_dir / "instance"),
+        )
+        env.update(extra)
+        return env
+
+    def start_worker(self, name: str, *args: str) -> subprocess.Popen:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker", "--worker-id", name, *args],
+            cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.workers.append(process)
+        return process
+
+    def worker_log(self, name: str) -> list[dict]:
+        lines = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()
+        entries = []
+        for line in lines:
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                continue
+        return entries
+
+    def stop_all(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.workers:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def produce(self, values: list[bytes | None], keys: list[bytes | None] | None = None) -> None:
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=10)
+        keys = keys or [None] * len(values)
+        for key, value in zip(keys, values, strict=True):
+            producer.send(self.topics.posts, key=key, value=value)
+        producer.flush()
+        producer.close()
+
+
+def read_topic(bootstrap: str, topic: str, until, timeout: float = 60.0) -> list:
+    """All messages of `topic` from the start, reading until `until(messages)` or timeout."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, auto_offset_reset="earliest")
+    deadline = time.monotonic() + timeout
+    while not consumer.partitions_for_topic(topic):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"topic {topic} never appeared")
+        time.sleep(0.2)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    messages: list = []
+    try:
+        while time.monotonic() < deadline and not until(messages):
+            for batch in consumer.poll(timeout_ms=500).values():
+                messages.extend(batch)
+    finally:
+        consumer.close()
+    return messages
+
+
+def scored_ids(messages) -> list[str]:
+    return [json.loads(m.value)["id"] for m in messages]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

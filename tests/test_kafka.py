@@ -1,0 +1,212 @@
+"""Against the real Kafka broker that `make test` starts: delivery, faults, dead letters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import socketio
+
+from streaming.synthetic import SyntheticPostGenerator, strip_private
+from tests.conftest import free_port
+from tests.kafka_helpers import ROOT, KafkaScenario, read_topic, scored_ids, wait_for
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def scenario(kafka_bootstrap, bundle, model_dir, tmp_path):
+    case = KafkaScenario(kafka_bootstrap, model_dir, tmp_path)
+    yield case
+    case.stop_all()
+
+
+def synthetic_values(n: int, seed: int) -> tuple[list[str], list[bytes], list[bytes]]:
+    raws = [strip_private(p) for p in SyntheticPostGenerator(seed=seed).take(n)]
+    ids = [r["id"] for r in raws]
+    values = [json.dumps(r).encode() for r in raws]
+    keys = [r["author"].encode() for r in raws]
+    return ids, values, keys
+
+
+def read_all_scored(case: KafkaScenario, expected: set[str], timeout: float) -> list[str]:
+    messages = read_topic(case.bootstrap, case.topics.scored,
+                          lambda ms: expected <= set(scored_ids(ms)), timeout=timeout)
+    return scored_ids(messages)
+
+
+def test_worker_scores_into_scored_topic_and_dashboard_receives(scenario, tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        cwd=ROOT, env=scenario.env(SOCIALPULSE_EMIT_INTERVAL="0.2"),
+        stdout=(tmp_path / "serve.log").open("wb"), stderr=subprocess.STDOUT,
+    )
+    client = socketio.Client()
+    received: list[dict] = []
+    client.on("update", lambda data: received.extend(data.get("posts") or []), namespace="/live")
+    try:
+        import requests
+
+        health = wait_for(lambda: _health(requests, port), 60, "the web server")
+        assert health["source"] == "kafka" and health["streaming"] is True
+        client.connect(f"http://127.0.0.1:{port}", namespaces=["/live"], wait_timeout=10)
+        scenario.start_worker("w1")
+        ids, values, keys = synthetic_values(300, seed=41)
+        scenario.produce(values, keys)
+
+        scored = read_all_scored(scenario, set(ids), timeout=60)
+        assert set(ids) <= set(scored)
+        wait_for(lambda: len({p["id"] for p in received} & set(ids)) >= 50, 30,
+                 "scored posts on the dashboard")
+        post = next(p for p in received if p["id"] in set(ids))
+        assert post["sentiment"]["label"] in {"positive", "neutral", "negative"}
+        assert post["model_version"] and post["cluster"]["label"]
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert 'socialpulse_scored_total{role="web"}' in metrics
+    finally:
+        client.disconnect()
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+
+
+def _health(requests, port):
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+    except (requests.ConnectionError, ValueError):
+        return None
+
+
+def test_sigkill_midway_through_20000_posts_loses_nothing(scenario):
+    ids, values, keys = synthetic_values(20_000, seed=42)
+    scenario.produce(values, keys)
+    worker = scenario.start_worker("victim")
+    wait_for(lambda: len(read_topic(scenario.bootstrap, scenario.topics.scored,
+                                    lambda ms: len(ms) >= 3000, timeout=5)) >= 3000,
+             90, "the worker to score 3,000 posts")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    scored_before = len(read_topic(scenario.bootstrap, scenario.topics.scored,
+                                   lambda ms: False, timeout=3))
+    assert scored_before < 20_000, "the worker finished before it was killed"
+
+    scenario.start_worker("restarted")
+    scored = read_all_scored(scenario, set(ids), timeout=180)
+    missing = set(ids) - set(scored)
+    assert not missing, f"{len(missing)} posts lost, e.g. {sorted(missing)[:5]}"
+    assert len(scored) >= 20_000  # redelivered posts kept their ids (duplicates allowed)
+
+
+def test_sigterm_finishes_the_batch_commits_and_leaves(scenario):
+    ids, values, keys = synthetic_values(2000, seed=43)
+    scenario.produce(values, keys)
+    worker = scenario.start_worker("graceful")
+    read_all_scored(scenario, set(ids), timeout=60)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    messages = [e["msg"] for e in scenario.worker_log("graceful")]
+    assert any("stopped after" in m for m in messages)
+
+    # Everything was committed: a new worker of the group scores only new posts.
+    scenario.start_worker("next")
+    new_ids, new_values, new_keys = synthetic_values(100, seed=44)
+    scenario.produce(new_values, new_keys)
+    scored = read_all_scored(scenario, set(ids) | set(new_ids), timeout=60)
+    time.sleep(2)
+    scored = scored_ids(read_topic(scenario.bootstrap, scenario.topics.scored,
+                                   lambda ms: False, timeout=3))
+    assert len(scored) == len(set(scored)) == 2100
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_exactly_once(scenario):
+    good_ids, good_values, good_keys = synthetic_values(50, seed=45)
+    poison = {
+        b"undecodable": b"\xff\xfe\xfa not utf-8",
+        b"not-json": b"hello, this is not JSON",
+        b"no-text": json.dumps({"id": "p1", "author": "x"}).encode(),
+        b"wrong-types": json.dumps({"id": "p2", "text": 12345}).encode(),
+        b"oversize": json.dumps({"id": "p3", "text": "spam " * 2000}).encode(),
+        b"empty": b"",
+        b"tombstone": None,
+    }
+    values = good_values[:25] + list(poison.values()) + good_values[25:]
+    keys = good_keys[:25] + list(poison) + good_keys[25:]
+    scenario.start_worker("w1")
+    scenario.produce(values, keys)
+
+    scored = read_all_scored(scenario, set(good_ids), timeout=60)
+    dead = read_topic(scenario.bootstrap, scenario.topics.dlq,
+                      lambda ms: len(ms) >= len(poison), timeout=30)
+    time.sleep(2)  # give duplicates, if any, the time to show up
+    dead = read_topic(scenario.bootstrap, scenario.topics.dlq, lambda ms: False, timeout=3)
+    assert sorted(scored) == sorted(good_ids)
+    assert len(dead) == len(poison)
+    by_value = {m.value: dict(m.headers) for m in dead}
+    assert set(by_value) == set(poison.values())
+    for headers in by_value.values():
+        assert headers["reason"]
+        assert headers["source.topic"].decode() == scenario.topics.posts
+        assert int(headers["source.partition"]) >= 0 and int(headers["source.offset"]) >= 0
+    assert b"UTF-8" in by_value[poison[b"undecodable"]]["reason"]
+    assert b"text" in by_value[poison[b"no-text"]]["reason"]
+    assert b"tombstone" in by_value[None]["reason"]
+
+
+def test_two_workers_share_partitions_and_lose_nothing(scenario):
+    ids, values, keys = synthetic_values(10_000, seed=46)
+    ports = [free_port(), free_port()]
+    scenario.start_worker("a", "--metrics-port", str(ports[0]))
+    scenario.start_worker("b", "--metrics-port", str(ports[1]))
+    wait_for(lambda: all(_assigned(scenario, n) for n in "ab"), 60, "both workers to join")
+    scenario.produce(values, keys)
+    scored = read_all_scored(scenario, set(ids), timeout=120)
+    assert set(ids) <= set(scored)
+    import requests
+
+    totals = []
+    for port in ports:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        line = next(ln for ln in text.splitlines() if ln.startswith("socialpulse_scored_total"))
+        totals.append(float(line.rsplit(" ", 1)[1]))
+    assert all(t > 0 for t in totals), f"one worker scored nothing: {totals}"
+    assert sum(totals) >= 10_000
+
+
+def _assigned(scenario: KafkaScenario, name: str) -> bool:
+    entries = scenario.worker_log(name)
+    assigned = [e for e in entries if e["msg"].startswith("partitions assigned")]
+    return bool(assigned) and all(e["worker"] == name for e in entries)
+
+
+@pytest.mark.slow
+def test_broker_restart_mid_stream_loses_nothing(bundle, model_dir, tmp_path):
+    port = free_port()
+    env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(free_port()))
+    broker = ["bash", str(ROOT / "kafka" / "kafka.sh")]
+    subprocess.run([*broker, "up"], env=env, check=True, cwd=ROOT)
+    scenario = KafkaScenario(f"127.0.0.1:{port}", model_dir, tmp_path)
+    try:
+        ids, values, keys = synthetic_values(8000, seed=47)
+        scenario.produce(values[:4000], keys[:4000])
+        scenario.start_worker("survivor")
+        wait_for(lambda: len(read_topic(scenario.bootstrap, scenario.topics.scored,
+                                        lambda ms: len(ms) >= 1000, timeout=5)) >= 1000,
+                 60, "the first scored posts")
+        subprocess.run([*broker, "down"], env=env, check=True, cwd=ROOT)
+        time.sleep(3)
+        subprocess.run([*broker, "up"], env=env, check=True, cwd=ROOT)
+        thread = threading.Thread(target=scenario.produce, args=(values[4000:], keys[4000:]))
+        thread.start()
+        thread.join(timeout=120)
+        scored = read_all_scored(scenario, set(ids), timeout=180)
+        assert set(ids) <= set(scored), f"{len(set(ids) - set(scored))} posts lost"
+        assert scenario.workers[0].poll() is None, "the worker died with the broker"
+    finally:
+        scenario.stop_all()
+        subprocess.run([*broker, "down", "--clean"], env=env, cwd=ROOT)

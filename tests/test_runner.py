@@ -1,0 +1,230 @@
+"""The micro-batching loop: source -> validation -> pipeline -> sinks -> commit."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from streaming.records import ScoredPost
+from streaming.runner import StreamRunner
+from streaming.sinks import DeadLetter, ListSink, Sink
+from streaming.sources import Source, SourceRecord
+
+
+class ListSource(Source):
+    """A finite in-memory source that counts commits and redelivers uncommitted records."""
+
+    name = "list"
+
+    def __init__(self, values: Sequence[Any], events: list[str] | None = None) -> None:
+        self.records = [
+            SourceRecord(value, received_at=1000.0 + i, position={"index": i},
+                         default_id=f"list-{i}")
+            for i, value in enumerate(values)
+        ]
+        self.events = events if events is not None else []
+        self.asked: list[int] = []
+        self.commits = 0
+        self.rewinds = 0
+        self._next = 0
+        self._committed = 0
+
+    def read_batch(self, max_records: int, timeout: float) -> list[SourceRecord]:
+        self.asked.append(max_records)
+        batch = self.records[self._next : self._next + max_records]
+        self._next += len(batch)
+        return batch
+
+    @property
+    def exhausted(self) -> bool:
+        return self._next >= len(self.records)
+
+    def commit(self) -> None:
+        self.commits += 1
+        self._committed = self._next
+        self.events.append("commit")
+
+    def rewind(self) -> None:
+        self.rewinds += 1
+        self._next = self._committed
+
+
+class RecordingSink(ListSink):
+    """A ListSink that logs what happened, in order, and can fail on demand."""
+
+    def __init__(self, events: list[str], fail_on: str | None = None) -> None:
+        super().__init__()
+        self.events = events
+        self.fail_on = fail_on
+        self.batch_sizes: list[int] = []
+
+    def write(self, scored: Sequence[ScoredPost]) -> None:
+        if self.fail_on == "write":
+            raise OSError("disk full")
+        self.events.append("write")
+        self.batch_sizes.append(len(scored))
+        super().write(scored)
+
+    def reject(self, letters: Sequence[DeadLetter]) -> None:
+        self.events.append("reject")
+        super().reject(letters)
+
+    def flush(self) -> None:
+        if self.fail_on == "flush":
+            raise OSError("broker unavailable")
+        self.events.append("flush")
+
+
+def make_runner(source: Source, pipeline, sinks: Sequence[Sink], **kwargs) -> StreamRunner:
+    return StreamRunner(source, pipeline, sinks, max_wait=0.01, learn=False, **kwargs)
+
+
+def test_every_good_post_is_scored_once_in_order(pipeline, raw_posts):
+    source = ListSource(raw_posts[:30])
+    sink = ListSink()
+    stats = make_runner(source, pipeline, [sink], max_batch=7).run()
+    assert [s.post.id for s in sink.scored] == [raw["id"] for raw in raw_posts[:30]]
+    assert [s.post.text for s in sink.scored] == [raw["text"] for raw in raw_posts[:30]]
+    assert sink.dead_letters == []
+    assert stats.scored == 30
+    assert stats.batches == 5
+    assert source.commits == 5
+
+
+def test_scored_posts_keep_when_they_were_received(pipeline, raw_posts):
+    source = ListSource(raw_posts[:3])
+    sink = ListSink()
+    make_runner(source, pipeline, [sink]).run()
+    assert [s.received_at for s in sink.scored] == [1000.0, 1001.0, 1002.0]
+    assert all(s.model_version == pipeline.model_version for s in sink.scored)
+
+
+def test_post_without_id_or_source_gets_the_record_defaults(pipeline):
+    source = ListSource([{"text": "no id here"}])
+    sink = ListSink()
+    make_runner(source, pipeline, [sink]).run()
+    (scored,) = sink.scored
+    assert scored.post.id == "list-0"
+    assert scored.post.source == "list"
+
+
+def test_every_sink_gets_every_post(pipeline, raw_posts):
+    sinks = [ListSink(), ListSink()]
+    make_runner(ListSource(raw_posts[:5]), pipeline, sinks).run()
+    assert [s.post.id for s in sinks[0].scored] == [s.post.id for s in sinks[1].scored]
+    assert len(sinks[1].scored) == 5
+
+
+def test_bad_records_become_dead_letters_with_reason_and_position(pipeline, raw_posts):
+    values = [
+        raw_posts[0],
+        b"{not json",
+        {"text": ""},
+        raw_posts[1],
+        {"text": "hi", "likes": 3},
+        b"\xff\xfe",
+        None,
+        {"text": "hi", "author_followers": "12"},
+        raw_posts[2],
+    ]
+    source = ListSource(values)
+    sink = ListSink()
+    stats = make_runner(source, pipeline, [sink]).run()
+    assert [s.post.id for s in sink.scored] == [r["id"] for r in raw_posts[:3]]
+    letters = sink.dead_letters
+    assert [letter.position for letter in letters] == [
+        {"index": i} for i in (1, 2, 4, 5, 6, 7)
+    ]
+    reasons = [letter.reason for letter in letters]
+    for reason, expected in zip(
+        reasons,
+        ["not valid JSON", "'text' is empty", "unknown field(s) 'likes'", "not valid UTF-8",
+         "no value", "'author_followers' must be a whole number"],
+        strict=True,
+    ):
+        assert expected in reason
+    assert letters[0].value == b"{not json"
+    assert all(letter.source == "list" for letter in letters)
+    assert letters[0].received_at == 1001.0
+    assert (stats.scored, stats.dead_lettered) == (3, 6)
+    assert source.commits == 1  # dead letters do not stop the batch from being acknowledged
+
+
+def test_a_batch_of_only_bad_records_is_still_committed(pipeline):
+    source = ListSource([b"", b"[]"])
+    sink = ListSink()
+    make_runner(source, pipeline, [sink]).run()
+    assert sink.scored == []
+    assert len(sink.dead_letters) == 2
+    assert source.commits == 1
+
+
+def test_micro_batches_are_capped_by_max_batch(pipeline, raw_posts):
+    events: list[str] = []
+    source = ListSource(raw_posts[:10], events)
+    sink = RecordingSink(events)
+    make_runner(source, pipeline, [sink], max_batch=4).run()
+    assert sink.batch_sizes == [4, 4, 2]
+    assert set(source.asked) == {4}
+
+
+def test_commit_comes_after_every_sink_wrote_and_flushed(pipeline, raw_posts):
+    events: list[str] = []
+    source = ListSource([*raw_posts[:3], b"bad"], events)
+    sinks = [RecordingSink(events), RecordingSink(events)]
+    make_runner(source, pipeline, sinks, max_batch=2).run()
+    assert events == [
+        "write", "write", "flush", "flush", "commit",
+        "write", "reject", "write", "reject", "flush", "flush", "commit",
+        "flush", "flush",  # run() flushes once more at the end
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("fail_on", ["write", "flush"])
+def test_failing_sink_means_no_commit_and_the_error_propagates(pipeline, raw_posts, fail_on):
+    events: list[str] = []
+    source = ListSource(raw_posts[:3], events)
+    good = RecordingSink(events)
+    runner = make_runner(source, pipeline, [good, RecordingSink(events, fail_on=fail_on)])
+    with pytest.raises(OSError):
+        runner.run_once()
+    assert source.commits == 0
+    assert "commit" not in events
+    assert runner.stats.scored == 0
+    assert source.rewinds == 1  # the batch will be delivered again, not lost
+
+
+def test_run_stops_when_the_source_is_exhausted(pipeline, raw_posts):
+    source = ListSource(raw_posts[:12])
+    sink = ListSink()
+    done = threading.Event()
+
+    def run() -> None:
+        make_runner(source, pipeline, [sink], max_batch=5).run()
+        done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert done.wait(10.0), "run() did not return after the source ran out"
+    assert len(sink.scored) == 12
+    assert source.exhausted
+
+
+def test_run_stops_when_asked(pipeline, raw_posts):
+    stop = threading.Event()
+    stop.set()
+    source = ListSource(raw_posts[:5])
+    sink = ListSink()
+    stats = make_runner(source, pipeline, [sink]).run(stop)
+    assert stats.batches == 0
+    assert sink.scored == []
+
+
+def test_run_once_on_an_empty_read_does_nothing(pipeline):
+    source = ListSource([])
+    runner = make_runner(source, pipeline, [ListSink()])
+    assert runner.run_once() == 0
+    assert source.commits == 0
