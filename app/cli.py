@@ -97,6 +97,23 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
         svc.stop()
 
 
+@main.command()
+@click.option("--kafka", "kafka", metavar="HOST:PORT",
+              help="Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP].")
+def topics(kafka) -> None:
+    """Create the raw, scored and dead-letter topics when missing."""
+    from app.worker import topics_of
+    from streaming.kafka_io import ensure_topics
+
+    config = _config(kafka_bootstrap=kafka)
+    if not config.kafka_bootstrap:
+        raise click.UsageError("set SOCIALPULSE_KAFKA_BOOTSTRAP or pass --kafka HOST:PORT")
+    names = topics_of(config)
+    ensure_topics(config.kafka_bootstrap, names)
+    click.echo(f"topics ready: {names.posts} ({names.partitions} partitions), {names.scored}, "
+               f"{names.dlq}")
+
+
 def _config(**overrides) -> Config:
     try:
         return Config.from_env(**overrides)

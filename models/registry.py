@@ -7,6 +7,7 @@ never opened. A version trained with other library versions is refused with a cl
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import platform
@@ -143,18 +144,23 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
         )
 
     # Every file is checked before any is unpickled: one bad file taints the whole version.
-    for filename in ARTIFACT_FILES.values():
+    # The bytes that were hashed are the bytes unpickled, so a file swapped in between the
+    # check and the load cannot slip through.
+    verified: dict[str, bytes] = {}
+    for key, filename in ARTIFACT_FILES.items():
         expected = manifest.get("files", {}).get(filename)
         path = folder / filename
         if expected is None or not path.is_file():
             raise ArtifactError(f"{path} is missing or not listed in the manifest")
-        actual = sha256_file(path)
+        content = path.read_bytes()
+        actual = hashlib.sha256(content).hexdigest()
         if actual != expected:
             raise ArtifactError(
                 f"{path} does not match its manifest (sha256 {actual[:12]}…, expected "
                 f"{expected[:12]}…); refusing to load it. Retrain or restore the file."
             )
-    loaded = {key: joblib.load(folder / filename) for key, filename in ARTIFACT_FILES.items()}
+        verified[key] = content
+    loaded = {key: joblib.load(io.BytesIO(content)) for key, content in verified.items()}
     return ModelBundle(
         clusterer=loaded["clusterer"],
         engagement=loaded["engagement"],

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
@@ -231,7 +233,7 @@ class _ProducingSink(Sink):
 
 
 def encode_scored(scored: ScoredPost) -> bytes:
-    return json.dumps(scored.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps(scored.to_dict())
 
 
 class KafkaScoredSink(_ProducingSink):
@@ -302,7 +304,7 @@ class ScoredFeed:
                 continue
             for message in messages:
                 try:
-                    scored.append(ScoredPost.from_dict(json.loads(message.value)))
+                    scored.append(ScoredPost.from_dict(orjson.loads(message.value)))
                 except (ValueError, TypeError) as exc:
                     log.warning("skipping unreadable scored post at %s-%d@%d: %s", tp.topic,
                                 tp.partition, message.offset, exc)

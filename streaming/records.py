@@ -6,13 +6,14 @@ A raw post (a JSON object, a decoded dict, or bytes of JSON) becomes a `Post` th
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 DEFAULT_MAX_TEXT_LENGTH = 5000
 
@@ -192,7 +193,7 @@ def decode_json_object(value: bytes | str | None, what: str = "message") -> dict
     if not value.strip():
         raise InvalidPost(f"{what} is empty: expected a JSON object")
     try:
-        data = json.loads(value)
+        data = orjson.loads(value)
     except (ValueError, RecursionError) as exc:  # ValueError also covers huge integers
         raise InvalidPost(f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):

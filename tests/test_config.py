@@ -51,8 +51,13 @@ def test_flags_override_environment():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PORT", "abc"), ("RATE", "fast"), ("BATCH_MAX_POSTS", "1.5"), ("RATE", "nan"),
-     ("EMIT_INTERVAL", "inf")],
+    [
+        ("PORT", "abc"),
+        ("RATE", "fast"),
+        ("BATCH_MAX_POSTS", "1.5"),
+        ("RATE", "nan"),
+        ("EMIT_INTERVAL", "inf"),
+    ],
 )
 def test_bad_number_is_a_config_error_naming_the_variable(name, value):
     with pytest.raises(ConfigError) as info:

@@ -21,8 +21,9 @@ class ListSource(Source):
 
     def __init__(self, values: Sequence[Any], events: list[str] | None = None) -> None:
         self.records = [
-            SourceRecord(value, received_at=1000.0 + i, position={"index": i},
-                         default_id=f"list-{i}")
+            SourceRecord(
+                value, received_at=1000.0 + i, position={"index": i}, default_id=f"list-{i}"
+            )
             for i, value in enumerate(values)
         ]
         self.events = events if events is not None else []
@@ -135,14 +136,18 @@ def test_bad_records_become_dead_letters_with_reason_and_position(pipeline, raw_
     stats = make_runner(source, pipeline, [sink]).run()
     assert [s.post.id for s in sink.scored] == [r["id"] for r in raw_posts[:3]]
     letters = sink.dead_letters
-    assert [letter.position for letter in letters] == [
-        {"index": i} for i in (1, 2, 4, 5, 6, 7)
-    ]
+    assert [letter.position for letter in letters] == [{"index": i} for i in (1, 2, 4, 5, 6, 7)]
     reasons = [letter.reason for letter in letters]
     for reason, expected in zip(
         reasons,
-        ["not valid JSON", "'text' is empty", "unknown field(s) 'likes'", "not valid UTF-8",
-         "no value", "'author_followers' must be a whole number"],
+        [
+            "not valid JSON",
+            "'text' is empty",
+            "unknown field(s) 'likes'",
+            "not valid UTF-8",
+            "no value",
+            "'author_followers' must be a whole number",
+        ],
         strict=True,
     ):
         assert expected in reason

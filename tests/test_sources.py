@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from datetime import UTC, datetime
@@ -90,8 +91,13 @@ def test_received_at_is_wall_time():
 # -- files ------------------------------------------------------------------------------------
 
 TWEETS_MAPPING = ColumnMapping(
-    text="tweet", id="tweet_id", author="user", created_at="when", author_followers="followers",
-    likes="likes", hashtags="tags",
+    text="tweet",
+    id="tweet_id",
+    author="user",
+    created_at="when",
+    author_followers="followers",
+    likes="likes",
+    hashtags="tags",
 )
 
 
@@ -134,7 +140,7 @@ def test_jsonl_with_column_mapping(tmp_path):
 
 def test_tsv_file(tmp_path):
     path = tmp_path / "posts.tsv"
-    path.write_text("id\ttext\n7\ttabs, commas; and \"quotes\"\n", encoding="utf-8")
+    path.write_text('id\ttext\n7\ttabs, commas; and "quotes"\n', encoding="utf-8")
     (record,) = read_all(FileSource(path))
     post = parse_post(record.value)
     assert (post.id, post.text) == ("7", 'tabs, commas; and "quotes"')
@@ -216,7 +222,7 @@ def test_speed_paces_replay_by_original_timestamps(tmp_path):
     arrivals = []
     while not source.exhausted:
         arrivals.extend(r.received_at for r in source.read_batch(1, 1.0))
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert len(gaps) == 3
     assert all(0.07 <= gap <= 0.2 for gap in gaps), gaps
 
@@ -240,7 +246,7 @@ def test_file_limit(tmp_path):
 def test_unknown_suffix_is_rejected_when_the_source_is_made(tmp_path):
     path = tmp_path / "posts.txt"
     path.write_text("text\nhello\n")
-    with pytest.raises(ValueError, match="unsupported file type '.txt'"):
+    with pytest.raises(ValueError, match=r"unsupported file type '\.txt'"):
         FileSource(path)
 
 

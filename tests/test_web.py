@@ -132,8 +132,7 @@ def test_analyze_one_post(client):
     )
     assert response.status_code == 200
     body = response.get_json()
-    for key in ("sentiment", "cluster", "engagement", "model_version", "latency_ms",
-                "explanation"):
+    for key in ("sentiment", "cluster", "engagement", "model_version", "latency_ms", "explanation"):
         assert key in body
     assert body["sentiment"]["label"] == "positive"
     assert body["hashtags"] == ["nba"]
@@ -174,7 +173,7 @@ def test_analyze_batch_over_the_limit_is_rejected(client, config):
         (b'{"text": ""}', "'text' is empty"),
         (b'{"text": 5}', "'text' must be a string, got int"),
         (b'{"text": "hi", "author_followers": "12"}', "'author_followers' must be a whole"),
-        (b'{"text": "hi", "author_followers": ' + b"9" * 400 + b"}", "'author_followers' is"),
+        (b'{"text": "hi", "author_followers": 10000000000000}', "'author_followers' is larger"),
         (b'{"text": "hi", "hashtags": "nba"}', "'hashtags' must be a list"),
         (b'{"text": "hi", "likes": 1}', "unknown field(s) 'likes'"),
         (b'{"posts": []}', "'posts' must be a non-empty list"),
@@ -187,6 +186,22 @@ def test_bad_requests_get_400_with_a_message(client, body, message):
     response = client.post("/api/v1/analyze", data=body, content_type="application/json")
     assert response.status_code == 400
     assert message in response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"text": "hi", "author_followers": ' + b"9" * 400 + b"}",
+        b'{"text": "hi", "author_followers": ' + b"9" * 5000 + b"}",
+        b'{"text": "hi", "id": ' + b"9" * 5000 + b"}",
+        b'{"text": "hi", "created_at": 1e400}',
+        b'{"text": "hi", "created_at": ' + b"9" * 300 + b"}",
+    ],
+)
+def test_huge_numbers_are_a_400_not_a_crash(client, body):
+    response = client.post("/api/v1/analyze", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"]
 
 
 def test_text_longer_than_the_limit_is_rejected(client, config):
@@ -224,20 +239,35 @@ def test_api_needs_no_csrf_token_but_the_form_does(client):
     assert 'id="result"' not in response.get_data(as_text=True)
 
 
-def test_api_answers_errors_for_wrong_methods_as_json(client):
+def test_api_accepts_only_post(client):
     response = client.get("/api/v1/analyze")
     assert response.status_code == 405
+    assert "POST" in response.headers["Allow"]
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(["text", "posts", "id", "author", "created_at", "hashtags",
-                         "author_followers", "lang", "source", "engagement"])
-        | st.text(max_size=8),
-        children,
-        max_size=5,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "text",
+                    "posts",
+                    "id",
+                    "author",
+                    "created_at",
+                    "hashtags",
+                    "author_followers",
+                    "lang",
+                    "source",
+                    "engagement",
+                ]
+            )
+            | st.text(max_size=8),
+            children,
+            max_size=5,
+        )
     ),
     max_leaves=15,
 )
@@ -290,8 +320,12 @@ def test_form_with_a_wrong_csrf_token_is_rejected(client):
 def test_form_shows_the_result(client):
     response = client.post(
         "/analyze",
-        data={"csrf_token": csrf_token(client), "text": "Awful service, I hate it",
-              "hashtags": "#Travel, airport", "author_followers": "120"},
+        data={
+            "csrf_token": csrf_token(client),
+            "text": "Awful service, I hate it",
+            "hashtags": "#Travel, airport",
+            "author_followers": "120",
+        },
     )
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -320,7 +354,11 @@ def test_form_with_empty_text_says_what_is_missing(client):
 
 @pytest.mark.parametrize(
     ("followers", "message"),
-    [("-3", "Number must be at least 0."), ("9" * 400, "is larger than")],
+    [
+        ("-3", "Author followers must be between 0 and 1,000,000,000,000."),
+        ("9" * 400, "Author followers must be between 0 and 1,000,000,000,000."),
+        ("many", "Not a valid integer value."),
+    ],
 )
 def test_form_with_bad_followers_says_why(client, followers, message):
     response = client.post(

@@ -5,19 +5,26 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField, TextAreaField
-from wtforms.validators import DataRequired, NumberRange, Optional
+from wtforms.validators import DataRequired, Optional, ValidationError
 
 from app.analysis import AnalysisError, analyze
 from app.services import services
+from streaming.records import MAX_COUNT
 
 bp = Blueprint("analyze", __name__)
+
+
+def follower_count(form: FlaskForm, field: IntegerField) -> None:
+    """0 to MAX_COUNT (NumberRange fails on integers too large for a float)."""
+    if field.data is not None and not 0 <= field.data <= MAX_COUNT:
+        raise ValidationError(f"Author followers must be between 0 and {MAX_COUNT:,}.")
 
 
 class AnalyzeForm(FlaskForm):
     text = TextAreaField("Post text", validators=[DataRequired("Enter the text of a post.")])
     hashtags = StringField("Hashtags", description="space or comma separated, e.g. #nba #playoffs")
     author_followers = IntegerField(
-        "Author followers", validators=[Optional(), NumberRange(min=0)]
+        "Author followers", validators=[Optional(), follower_count]
     )
 
 

@@ -1,0 +1,50 @@
+"""Starting the real `socialpulse serve` on a free port for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def running_server(port: int, model_dir: Path, workdir: Path, *args: str, **env: str):
+    """Yield the base URL of a live server; stop it afterwards and show its log on failure."""
+    log_path = workdir / f"serve-{port}.log"
+    environ = dict(os.environ, SOCIALPULSE_MODEL_DIR=str(model_dir),
+                   SOCIALPULSE_INSTANCE_DIR=str(workdir / "instance"), **env)
+    environ.pop("SOCIALPULSE_KAFKA_BOOTSTRAP", None)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
+            cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError("server exited:\n" + log_path.read_text()[-3000:])
+            try:
+                if requests.get(base + "/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("server did not start:\n" + log_path.read_text()[-3000:])
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
