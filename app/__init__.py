@@ -6,9 +6,10 @@ import logging
 import secrets
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException
 
 from app.aggregates import LiveAggregates
 from app.config import PROJECT_ROOT, Config
@@ -72,6 +73,13 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     csrf.exempt(api.bp)  # JSON API: no cookies or sessions, so no cross-site form to forge
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        # Blueprint handlers never see routing errors (404/405), so API paths are sent here.
+        if request.path.startswith(api.PREFIX):
+            return api.http_error(exc)
+        return exc
 
     @app.after_request
     def security_headers(response):

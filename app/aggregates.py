@@ -66,6 +66,9 @@ class LiveAggregates:
         self._lock = threading.Lock()
         self._windows: OrderedDict[int, Window] = OrderedDict()
         self._new_posts: deque[ScoredPost] = deque(maxlen=FEED_SIZE)
+        # When each post since the last update entered SocialPulse: every post counts toward
+        # the latency figures, not only the ones shown in the feed.
+        self._pending_received: list[float] = []
         self._rate_marks: deque[tuple[float, int]] = deque()
         self._latencies: deque[float] = deque(maxlen=2000)
         self._cluster_labels: dict[int, str] = {}
@@ -84,8 +87,10 @@ class LiveAggregates:
                 key = int(scored.post.created_at.timestamp()) // self.window_seconds
                 window = self._windows.get(key)
                 if window is None:
-                    if self._windows and len(self._windows) >= self.windows_kept and key < next(
-                        iter(self._windows)
+                    if (
+                        self._windows
+                        and len(self._windows) >= self.windows_kept
+                        and key < next(iter(self._windows))
                     ):
                         self.late += 1  # older than anything kept: counted, not drawn
                         continue
@@ -99,6 +104,8 @@ class LiveAggregates:
                 window.add(scored, self.stop_words)
                 self._cluster_labels[scored.cluster.id] = scored.cluster.label
             self._new_posts.extend(batch[-FEED_SIZE:])
+            if len(self._pending_received) < 100_000:
+                self._pending_received.extend(s.received_at for s in batch if s.received_at)
             self.total += len(batch)
             self._rate_marks.append((time.monotonic(), len(batch)))
             self.model_version = batch[-1].model_version
@@ -116,10 +123,11 @@ class LiveAggregates:
         with self._lock:
             posts = list(self._new_posts)
             self._new_posts.clear()
-            for scored in posts:
-                if scored.received_at:
-                    self._latencies.append(max(0.0, now - scored.received_at) * 1000.0)
+            received, self._pending_received = self._pending_received, []
+            step = max(1, len(received) // 500)  # a sample is enough for percentiles
+            self._latencies.extend(max(0.0, now - r) * 1000.0 for r in received[::step])
             payload = self._state_locked()
+        payload["oldest_received_at"] = min(received) if received else None
         feed = []
         for scored in reversed(posts):  # newest first
             record = scored.to_dict()
@@ -196,5 +204,5 @@ class LiveAggregates:
 def _percentile(sorted_values: list[float], q: float) -> float | None:
     if not sorted_values:
         return None
-    index = min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))
+    index = min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))
     return round(sorted_values[index], 1)

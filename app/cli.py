@@ -9,8 +9,9 @@ from app.config import Config, ConfigError, documented_settings
 
 def _settings_help() -> str:
     lines = ["Settings (environment variables; flags override them):", "", "\b"]
-    lines += [f"  {name}  (default {default!r}): {text}" for name, default, text in
-              documented_settings()]
+    lines += [
+        f"  {name}  (default {default!r}): {text}" for name, default, text in documented_settings()
+    ]
     return "\n".join(lines)
 
 
@@ -19,10 +20,10 @@ def mapping_options(command):
     options = [
         click.option("--text-col", default="text", show_default=True, help="Text column."),
         click.option("--id-col", default="id", show_default=True, help="Post id column."),
-        click.option("--author-col", default="author", show_default=True,
-                     help="Author column."),
-        click.option("--time-col", default="created_at", show_default=True,
-                     help="Creation time column."),
+        click.option("--author-col", default="author", show_default=True, help="Author column."),
+        click.option(
+            "--time-col", default="created_at", show_default=True, help="Creation time column."
+        ),
         click.option("--time-format", help="strptime format when times are not ISO 8601."),
         click.option("--hashtags-col", help="Hashtags column (else taken from the text)."),
         click.option("--followers-col", help="Author follower count column."),
@@ -36,14 +37,20 @@ def column_mapping(columns: dict):
     from streaming.sources import ColumnMapping
 
     return ColumnMapping(
-        text=columns["text_col"], id=columns["id_col"], author=columns["author_col"],
-        created_at=columns["time_col"], time_format=columns["time_format"],
-        hashtags=columns["hashtags_col"], author_followers=columns["followers_col"],
+        text=columns["text_col"],
+        id=columns["id_col"],
+        author=columns["author_col"],
+        created_at=columns["time_col"],
+        time_format=columns["time_format"],
+        hashtags=columns["hashtags_col"],
+        author_followers=columns["followers_col"],
     )
 
 
-@click.group(help="SocialPulse: real-time social-media analytics.\n\n" + _settings_help(),
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    help="SocialPulse: real-time social-media analytics.\n\n" + _settings_help(),
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 def main() -> None:
     pass
 
@@ -51,16 +58,26 @@ def main() -> None:
 @main.command()
 @click.option("--host", help="Address to bind [SOCIALPULSE_HOST, default 127.0.0.1].")
 @click.option("--port", type=int, help="Port [SOCIALPULSE_PORT, default 5000].")
-@click.option("--source", type=click.Choice(["synthetic", "file"]),
-              help="Live source [SOCIALPULSE_SOURCE, default synthetic].")
+@click.option(
+    "--source",
+    type=click.Choice(["synthetic", "file"]),
+    help="Live source [SOCIALPULSE_SOURCE, default synthetic].",
+)
 @click.option("--rate", type=float, help="Synthetic posts per second [SOCIALPULSE_RATE, 20].")
 @click.option("--seed", type=int, help="Seed of the synthetic stream [SOCIALPULSE_SEED, 7].")
 @click.option("--file", "file_", help="File to replay with --source file [SOCIALPULSE_FILE].")
-@click.option("--file-speed", type=float,
-              help="Replay pace ×N of the original, 0 = as fast as possible [1.0].")
-@click.option("--kafka", "kafka", metavar="HOST:PORT",
-              help="Show what Kafka workers score instead of scoring in-process "
-                   "[SOCIALPULSE_KAFKA_BOOTSTRAP].")
+@click.option(
+    "--file-speed",
+    type=float,
+    help="Replay pace ×N of the original, 0 = as fast as possible [1.0].",
+)
+@click.option(
+    "--kafka",
+    "kafka",
+    metavar="HOST:PORT",
+    help="Show what Kafka workers score instead of scoring in-process "
+    "[SOCIALPULSE_KAFKA_BOOTSTRAP].",
+)
 @click.option("--encoding", default="utf-8", show_default=True, help="Encoding of --file.")
 @mapping_options
 def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **columns) -> None:
@@ -72,8 +89,16 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
     from app import create_app
     from app.services import build_source, services
 
-    config = _config(host=host, port=port, source=source, rate=rate, seed=seed, file=file_,
-                     file_speed=file_speed, kafka_bootstrap=kafka)
+    config = _config(
+        host=host,
+        port=port,
+        source=source,
+        rate=rate,
+        seed=seed,
+        file=file_,
+        file_speed=file_speed,
+        kafka_bootstrap=kafka,
+    )
     app = create_app(config)
     with app.app_context():
         svc = services()
@@ -91,15 +116,22 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
     click.echo(f"SocialPulse dashboard on http://{config.host}:{config.port}  (Ctrl+C stops)")
     socketio = app.extensions["socketio"]
     try:
-        socketio.run(app, host=config.host, port=config.port, allow_unsafe_werkzeug=True,
-                     use_reloader=False, log_output=False)
+        socketio.run(
+            app,
+            host=config.host,
+            port=config.port,
+            allow_unsafe_werkzeug=True,
+            use_reloader=False,
+            log_output=False,
+        )
     finally:
         svc.stop()
 
 
 @main.command()
-@click.option("--kafka", "kafka", metavar="HOST:PORT",
-              help="Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP].")
+@click.option(
+    "--kafka", "kafka", metavar="HOST:PORT", help="Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP]."
+)
 def topics(kafka) -> None:
     """Create the raw, scored and dead-letter topics when missing."""
     from app.worker import topics_of
@@ -110,8 +142,9 @@ def topics(kafka) -> None:
         raise click.UsageError("set SOCIALPULSE_KAFKA_BOOTSTRAP or pass --kafka HOST:PORT")
     names = topics_of(config)
     ensure_topics(config.kafka_bootstrap, names)
-    click.echo(f"topics ready: {names.posts} ({names.partitions} partitions), {names.scored}, "
-               f"{names.dlq}")
+    click.echo(
+        f"topics ready: {names.posts} ({names.partitions} partitions), {names.scored}, {names.dlq}"
+    )
 
 
 def _config(**overrides) -> Config:
@@ -122,19 +155,38 @@ def _config(**overrides) -> Config:
 
 
 @main.command()
-@click.option("--kafka", "kafka", metavar="HOST:PORT",
-              help="Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP].")
+@click.option(
+    "--kafka", "kafka", metavar="HOST:PORT", help="Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP]."
+)
 @click.option("--group", help="Consumer group [SOCIALPULSE_CONSUMER_GROUP].")
 @click.option("--worker-id", help="Name in logs and metrics [host-pid].")
-@click.option("--learn/--no-learn", default=False, show_default=True,
-              help="Update the clusterer online and publish new model versions "
-                   "(one worker of the group at most).")
-@click.option("--publish-every", type=float, default=300.0, show_default=True,
-              help="Seconds between published versions with --learn.")
-@click.option("--metrics-port", type=int, default=0, show_default=True,
-              help="Serve Prometheus metrics on 127.0.0.1:PORT (0: off).")
-@click.option("--json-logs/--text-logs", default=True, show_default=True,
-              help="One JSON object per log line, with the worker id.")
+@click.option(
+    "--learn/--no-learn",
+    default=False,
+    show_default=True,
+    help="Update the clusterer online and publish new model versions "
+    "(one worker of the group at most).",
+)
+@click.option(
+    "--publish-every",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds between published versions with --learn.",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Serve Prometheus metrics on 127.0.0.1:PORT (0: off).",
+)
+@click.option(
+    "--json-logs/--text-logs",
+    default=True,
+    show_default=True,
+    help="One JSON object per log line, with the worker id.",
+)
 def worker(kafka, group, worker_id, learn, publish_every, metrics_port, json_logs) -> None:
     """Score the raw-post topic in a consumer group (at-least-once, with dead letters)."""
     import logging
@@ -144,8 +196,9 @@ def worker(kafka, group, worker_id, learn, publish_every, metrics_port, json_log
     config = _config(kafka_bootstrap=kafka, consumer_group=group)
     if not config.kafka_bootstrap:
         raise click.UsageError("set SOCIALPULSE_KAFKA_BOOTSTRAP or pass --kafka HOST:PORT")
-    scoring = ScoringWorker(config, worker_id, learn=learn, publish_every=publish_every,
-                            metrics_port=metrics_port)
+    scoring = ScoringWorker(
+        config, worker_id, learn=learn, publish_every=publish_every, metrics_port=metrics_port
+    )
     handler = logging.StreamHandler()
     if json_logs:
         handler.setFormatter(JsonLogFormatter(scoring.worker_id))
@@ -156,17 +209,32 @@ def worker(kafka, group, worker_id, learn, publish_every, metrics_port, json_log
 
 
 @main.command()
-@click.option("--kafka", "kafka", metavar="HOST:PORT",
-              help="Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP].")
+@click.option(
+    "--kafka", "kafka", metavar="HOST:PORT", help="Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP]."
+)
 @click.option("--topic", help="Topic to send to [SOCIALPULSE_TOPIC_POSTS].")
-@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False),
-              help="CSV/TSV/JSONL file to send instead of synthetic posts.")
-@click.option("--rate", type=float, default=20.0, show_default=True,
-              help="Synthetic posts per second (0: as fast as possible).")
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CSV/TSV/JSONL file to send instead of synthetic posts.",
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Synthetic posts per second (0: as fast as possible).",
+)
 @click.option("--count", type=int, help="Stop after this many posts [synthetic: 1000].")
 @click.option("--seed", type=int, default=7, show_default=True, help="Synthetic seed.")
-@click.option("--speed", type=float, default=0.0, show_default=True,
-              help="File pace ×N of its timestamps (0: as fast as possible).")
+@click.option(
+    "--speed",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="File pace ×N of its timestamps (0: as fast as possible).",
+)
 @click.option("--encoding", default="utf-8", show_default=True, help="File encoding.")
 @mapping_options
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -184,15 +252,17 @@ def produce(kafka, topic, file_, rate, count, seed, speed, encoding, no_progress
         raise click.UsageError("set SOCIALPULSE_KAFKA_BOOTSTRAP or pass --kafka HOST:PORT")
     ensure_topics(config.kafka_bootstrap, topics_of(config))
     if file_:
-        source = FileSource(file_, column_mapping(columns), speed=speed, encoding=encoding,
-                            limit=count)
+        source = FileSource(
+            file_, column_mapping(columns), speed=speed, encoding=encoding, limit=count
+        )
     else:
         source = SyntheticSource(rate=rate, seed=seed, limit=count or 1000)
     with tqdm(total=count, unit="post", disable=no_progress, desc="produce") as bar:
         summary = send(source, config.kafka_bootstrap, config.topic_posts, progress=bar)
-    click.echo(f"sent {summary.sent} posts to {config.topic_posts} in {summary.seconds:.1f} s "
-               f"({summary.rate:,.0f} posts/s)" + (f"; {summary.failed} FAILED" if summary.failed
-                                                    else ""))
+    click.echo(
+        f"sent {summary.sent} posts to {config.topic_posts} in {summary.seconds:.1f} s "
+        f"({summary.rate:,.0f} posts/s)" + (f"; {summary.failed} FAILED" if summary.failed else "")
+    )
     if summary.failed:
         raise SystemExit(1)
 

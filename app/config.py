@@ -63,7 +63,10 @@ class Config:
     )
     cors_origins: str | None = field(
         default=None,
-        metadata={"help": "extra origins allowed on Socket.IO, comma-separated (default: own)"},
+        metadata={
+            "help": "origins allowed on Socket.IO, comma-separated, the app's own "
+            "included (default: the app's own origin only)"
+        },
     )
     instance_dir: str = field(
         default=str(PROJECT_ROOT / "instance"), metadata={"help": "per-instance state folder"}
@@ -107,8 +110,15 @@ class Config:
             raise ConfigError("source 'file' needs SOCIALPULSE_FILE (or --file)")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port {self.port} is out of range")
-        for name in ("batch_max_posts", "max_text_length", "api_max_batch", "max_body_bytes",
-                     "window_seconds", "windows_kept", "topic_partitions"):
+        for name in (
+            "batch_max_posts",
+            "max_text_length",
+            "api_max_batch",
+            "max_body_bytes",
+            "window_seconds",
+            "windows_kept",
+            "topic_partitions",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if self.rate < 0 or self.emit_interval <= 0 or self.wordcloud_interval <= 0:
@@ -140,4 +150,6 @@ def _convert(name: str, annotation: Any, raw: str) -> Any:
 
 def documented_settings() -> list[tuple[str, Any, str]]:
     """(environment variable, default, help) of every setting, for docs and `--help`."""
-    return [(PREFIX + f.name.upper(), f.default, f.metadata.get("help", "")) for f in fields(Config)]
+    return [
+        (PREFIX + f.name.upper(), f.default, f.metadata.get("help", "")) for f in fields(Config)
+    ]

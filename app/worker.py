@@ -58,8 +58,9 @@ class JsonLogFormatter(logging.Formatter):
 
 
 def topics_of(config: Config) -> Topics:
-    return Topics(config.topic_posts, config.topic_scored, config.topic_dlq,
-                  config.topic_partitions)
+    return Topics(
+        config.topic_posts, config.topic_scored, config.topic_dlq, config.topic_partitions
+    )
 
 
 class ScoringWorker:
@@ -106,9 +107,13 @@ class ScoringWorker:
             from prometheus_client import start_http_server
 
             start_http_server(self.metrics_port, addr="127.0.0.1", registry=self.metrics.registry)
-        source = KafkaSource(config.kafka_bootstrap, topics.posts, config.consumer_group,
-                             client_id=f"socialpulse-{self.worker_id}",
-                             max_poll_records=config.batch_max_posts)
+        source = KafkaSource(
+            config.kafka_bootstrap,
+            topics.posts,
+            config.consumer_group,
+            client_id=f"socialpulse-{self.worker_id}",
+            max_poll_records=config.batch_max_posts,
+        )
         producer = make_producer(config.kafka_bootstrap, f"socialpulse-{self.worker_id}")
         runner = StreamRunner(
             source,
@@ -120,8 +125,13 @@ class ScoringWorker:
             learn=self.learn,
             metrics=self.metrics,
         )
-        log.info("worker %s consuming %s in group %s with model %s", self.worker_id,
-                 topics.posts, config.consumer_group, bundle.version)
+        log.info(
+            "worker %s consuming %s in group %s with model %s",
+            self.worker_id,
+            topics.posts,
+            config.consumer_group,
+            bundle.version,
+        )
         next_check = time.monotonic() + self.model_check_interval
         next_publish = time.monotonic() + self.publish_every
         next_lag = 0.0
@@ -162,18 +172,25 @@ class ScoringWorker:
                 try:
                     sink.close()
                 except KafkaError as exc:
-                    log.error("could not flush on shutdown (%s); uncommitted posts will be "
-                              "redelivered", exc)
+                    log.error(
+                        "could not flush on shutdown (%s); uncommitted posts will be redelivered",
+                        exc,
+                    )
             source.close()  # leaves the group, so partitions move at once
             producer.close(timeout=10)
-            log.info("worker %s stopped after %d posts (%d dead letters)", self.worker_id,
-                     runner.stats.scored, runner.stats.dead_lettered)
+            log.info(
+                "worker %s stopped after %d posts (%d dead letters)",
+                self.worker_id,
+                runner.stats.scored,
+                runner.stats.dead_lettered,
+            )
 
     def _publish(self, pipeline: ScoringPipeline, model_dir: Path) -> str:
         """Save the online-updated models as a new version for the other workers."""
         bundle = ModelBundle(pipeline.clusterer, pipeline.engagement)
-        save_bundle(bundle, model_dir, {"data": {"source": "online", "parent":
-                                                 pipeline.model_version}})
+        save_bundle(
+            bundle, model_dir, {"data": {"source": "online", "parent": pipeline.model_version}}
+        )
         log.info("published model version %s", bundle.version)
         return bundle.version
 

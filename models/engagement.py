@@ -1,4 +1,4 @@
-"""Engagement predictor: a random forest on posting-time features, predicting log(1 + engagement)."""
+"""Engagement: a random forest on posting-time features, predicting log(1 + engagement)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class EngagementModel:
 
     def __init__(
         self,
-        n_estimators: int = 40,
+        n_estimators: int = 30,
         max_depth: int | None = 10,
         min_samples_leaf: int = 4,
         max_features: float | str | None = 0.6,
@@ -89,4 +89,3 @@ class EngagementModel:
             EngagementPrediction(value, BANDS[band])
             for value, band in zip(predicted, bands.tolist(), strict=True)
         ]
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,6 +33,21 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
+_ASCII_LETTERS = string.ascii_letters.encode()
+_ASCII_UPPER = string.ascii_uppercase.encode()
+
+
+def _letter_counts(text: str) -> tuple[int, int]:
+    """(letters, capital letters) of `text`; ASCII texts take a C-speed path."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        return (
+            len(raw) - len(raw.translate(None, _ASCII_LETTERS)),
+            len(raw) - len(raw.translate(None, _ASCII_UPPER)),
+        )
+    return sum(map(str.isalpha, text)), sum(map(str.isupper, text))
+
+
 def posting_time_features(
     posts: Sequence[Post], sentiments: Sequence[Sentiment], cluster_ids: Sequence[int]
 ) -> np.ndarray:
@@ -40,30 +56,31 @@ def posting_time_features(
     two_pi = 2.0 * math.pi
     for post, sentiment, cluster in zip(posts, sentiments, cluster_ids, strict=True):
         text = post.text
-        letters = sum(map(str.isalpha, text))
-        upper = sum(map(str.isupper, text))
+        letters, upper = _letter_counts(text)
         created = post.created_at
         hour = created.hour + created.minute / 60.0
         weekday = created.weekday()
         followers = post.author_followers
-        rows.append((
-            len(text),
-            len(text.split()),
-            len(post.hashtags),
-            len(post.mentions),
-            len(post.urls),
-            len(post.emoji),
-            upper / letters if letters else 0.0,
-            text.count("!"),
-            text.count("?"),
-            sentiment.compound,
-            abs(sentiment.compound),
-            math.sin(two_pi * hour / 24.0),
-            math.cos(two_pi * hour / 24.0),
-            weekday,
-            1.0 if weekday >= 5 else 0.0,
-            math.log1p(followers) if followers is not None else 0.0,
-            1.0 if followers is not None else 0.0,
-            cluster,
-        ))
+        rows.append(
+            (
+                len(text),
+                len(text.split()),
+                len(post.hashtags),
+                len(post.mentions),
+                len(post.urls),
+                len(post.emoji),
+                upper / letters if letters else 0.0,
+                text.count("!"),
+                text.count("?"),
+                sentiment.compound,
+                abs(sentiment.compound),
+                math.sin(two_pi * hour / 24.0),
+                math.cos(two_pi * hour / 24.0),
+                weekday,
+                1.0 if weekday >= 5 else 0.0,
+                math.log1p(followers) if followers is not None else 0.0,
+                1.0 if followers is not None else 0.0,
+                cluster,
+            )
+        )
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))

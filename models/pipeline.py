@@ -1,4 +1,4 @@
-"""The one scoring path: `ScoringPipeline.score_batch(posts)`, shared by stream, form, API and replay."""
+"""The one scoring path, `ScoringPipeline.score_batch(posts)`: stream, form, API and replay."""
 
 from __future__ import annotations
 
@@ -117,7 +117,8 @@ class ScoringPipeline:
             engagement_baseline=round(float(baseline[0]), 4),
             engagement_contributions=[
                 FeatureContribution(
-                    FEATURE_NAMES[i], round(float(features[0, i]), 4),
+                    FEATURE_NAMES[i],
+                    round(float(features[0, i]), 4),
                     round(float(contributions[0, i]), 4),
                 )
                 for i in order[:top]

@@ -28,7 +28,7 @@ ARTIFACT_FILES = {"clusterer": "clusterer.joblib", "engagement": "engagement.job
 # Libraries whose version must match for a pickled model to load the same way.
 PINNED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 # Bumped whenever the pickled classes change shape, so old artifacts are retrained, not misread.
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2
 
 
 class ArtifactError(RuntimeError):
@@ -70,7 +70,9 @@ def new_version(now: datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def save_bundle(bundle: ModelBundle, root: Path, extra_manifest: dict[str, Any] | None = None) -> Path:
+def save_bundle(
+    bundle: ModelBundle, root: Path, extra_manifest: dict[str, Any] | None = None
+) -> Path:
     """Write the bundle as a new version folder under `root` and return its path."""
     version = bundle.version or new_version()
     folder = Path(root) / version
@@ -136,10 +138,13 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
         if saved.get(name) != installed[name]
     ]
     if manifest.get("format") != ARTIFACT_FORMAT:
-        mismatched.append(f"artifact format {manifest.get('format')} (this release reads {ARTIFACT_FORMAT})")
+        mismatched.append(
+            f"artifact format {manifest.get('format')} (this release reads {ARTIFACT_FORMAT})"
+        )
     if mismatched:
         raise LibraryMismatch(
-            f"model version {version} was saved with " + ", ".join(mismatched)
+            f"model version {version} was saved with "
+            + ", ".join(mismatched)
             + "; retrain with `socialpulse train` or install the matching versions"
         )
 

@@ -53,7 +53,9 @@ class VaderSentimentModel:
         for text in texts:
             s = polarity(text)
             results.append(
-                Sentiment(s["compound"], s["pos"], s["neu"], s["neg"], sentiment_label(s["compound"]))
+                Sentiment(
+                    s["compound"], s["pos"], s["neu"], s["neg"], sentiment_label(s["compound"])
+                )
             )
         return results
 

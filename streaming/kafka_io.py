@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
@@ -47,8 +46,9 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout_s: float = 60.0) -> No
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="socialpulse-admin",
-                                     **CLIENT_SETTINGS)
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap, client_id="socialpulse-admin", **CLIENT_SETTINGS
+            )
             break
         except KafkaError as exc:
             if time.monotonic() > deadline:
@@ -92,8 +92,9 @@ class _ForgetRevoked(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned):
         if assigned:
-            log.info("partitions assigned: %s",
-                     sorted(f"{t.topic}-{t.partition}" for t in assigned))
+            log.info(
+                "partitions assigned: %s", sorted(f"{t.topic}-{t.partition}" for t in assigned)
+            )
 
 
 class KafkaSource(Source):
@@ -105,8 +106,14 @@ class KafkaSource(Source):
 
     name = "kafka"
 
-    def __init__(self, bootstrap: str, topic: str, group: str, client_id: str = "socialpulse",
-                 max_poll_records: int = 500) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        client_id: str = "socialpulse",
+        max_poll_records: int = 500,
+    ) -> None:
         self.topic = topic
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -147,8 +154,11 @@ class KafkaSource(Source):
                     SourceRecord(
                         value=message.value,
                         received_at=min(received, now),
-                        position={"topic": tp.topic, "partition": tp.partition,
-                                  "offset": message.offset},
+                        position={
+                            "topic": tp.topic,
+                            "partition": tp.partition,
+                            "offset": message.offset,
+                        },
                         default_id=f"{tp.topic}-{tp.partition}-{message.offset}",
                         key=message.key,
                     )
@@ -158,7 +168,9 @@ class KafkaSource(Source):
     def commit(self) -> None:
         if not self._uncommitted:
             return
-        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._uncommitted.items()}
+        offsets = {
+            tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._uncommitted.items()
+        }
         try:
             self.consumer.commit(offsets)
         except KafkaError as exc:
@@ -281,9 +293,13 @@ class ScoredFeed:
     def __init__(self, bootstrap: str, scored_topic: str, dlq_topic: str) -> None:
         self.scored_topic = scored_topic
         self.dlq_topic = dlq_topic
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                      enable_auto_commit=False, client_id="socialpulse-web",
-                                      **CLIENT_SETTINGS)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id="socialpulse-web",
+            **CLIENT_SETTINGS,
+        )
         partitions = [
             TopicPartition(topic, p)
             for topic in (scored_topic, dlq_topic)
@@ -306,8 +322,13 @@ class ScoredFeed:
                 try:
                     scored.append(ScoredPost.from_dict(orjson.loads(message.value)))
                 except (ValueError, TypeError) as exc:
-                    log.warning("skipping unreadable scored post at %s-%d@%d: %s", tp.topic,
-                                tp.partition, message.offset, exc)
+                    log.warning(
+                        "skipping unreadable scored post at %s-%d@%d: %s",
+                        tp.topic,
+                        tp.partition,
+                        message.offset,
+                        exc,
+                    )
         return scored, dead
 
     def close(self) -> None:

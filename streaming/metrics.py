@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -13,24 +12,40 @@ class StreamMetrics:
 
     def __init__(self, role: str) -> None:
         self.registry = CollectorRegistry()
-        self.consumed = Counter("socialpulse_consumed", "Raw records read from the source",
-                                ["role"], registry=self.registry).labels(role)
-        self.scored = Counter("socialpulse_scored", "Posts scored", ["role"],
-                              registry=self.registry).labels(role)
-        self.dead_lettered = Counter("socialpulse_dead_lettered",
-                                     "Records rejected to the dead-letter topic", ["role"],
-                                     registry=self.registry).labels(role)
-        self.lag = Gauge("socialpulse_consumer_lag", "Messages behind the end of the topic",
-                         ["role"], registry=self.registry).labels(role)
+        self.consumed = Counter(
+            "socialpulse_consumed",
+            "Raw records read from the source",
+            ["role"],
+            registry=self.registry,
+        ).labels(role)
+        self.scored = Counter(
+            "socialpulse_scored", "Posts scored", ["role"], registry=self.registry
+        ).labels(role)
+        self.dead_lettered = Counter(
+            "socialpulse_dead_lettered",
+            "Records rejected to the dead-letter topic",
+            ["role"],
+            registry=self.registry,
+        ).labels(role)
+        self.lag = Gauge(
+            "socialpulse_consumer_lag",
+            "Messages behind the end of the topic",
+            ["role"],
+            registry=self.registry,
+        ).labels(role)
         self.batch_latency = Histogram(
-            "socialpulse_batch_latency_seconds", "Time to score and write one micro-batch",
-            ["role"], registry=self.registry,
+            "socialpulse_batch_latency_seconds",
+            "Time to score and write one micro-batch",
+            ["role"],
+            registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         ).labels(role)
-        self.commit_failures = Counter("socialpulse_commit_failures",
-                                       "Offset commits that failed (posts redelivered)",
-                                       ["role"], registry=self.registry).labels(role)
+        self.commit_failures = Counter(
+            "socialpulse_commit_failures",
+            "Offset commits that failed (posts redelivered)",
+            ["role"],
+            registry=self.registry,
+        ).labels(role)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-

@@ -46,8 +46,9 @@ def produce(source: PacedSource, bootstrap: str, topic: str, progress=None) -> P
             for record in batch:
                 value = record.value
                 author = value.get("author") if isinstance(value, dict) else None
-                future = producer.send(topic, value=encode_raw(value),
-                                       key=str(author).encode() if author else None)
+                future = producer.send(
+                    topic, value=encode_raw(value), key=str(author).encode() if author else None
+                )
                 future.add_errback(failures.append)
             sent += len(batch)
             if progress is not None and batch:

@@ -169,8 +169,17 @@ class ScoredPost:
 
 
 _ALLOWED_KEYS = frozenset(
-    ("id", "text", "author", "created_at", "hashtags", "author_followers", "lang", "source",
-     "engagement")
+    (
+        "id",
+        "text",
+        "author",
+        "created_at",
+        "hashtags",
+        "author_followers",
+        "lang",
+        "source",
+        "engagement",
+    )
 )
 
 
@@ -325,8 +334,7 @@ def _parse_time(value: Any) -> datetime:
             parsed = datetime.fromisoformat(value.strip())
         except ValueError as exc:
             raise InvalidPost(
-                f"'created_at' {value[:40]!r} is not an ISO 8601 time, "
-                "e.g. 2024-05-01T12:30:00Z",
+                f"'created_at' {value[:40]!r} is not an ISO 8601 time, e.g. 2024-05-01T12:30:00Z",
                 "created_at",
             ) from exc
     else:

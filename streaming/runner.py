@@ -86,8 +86,16 @@ class StreamRunner:
                     default_source=self.source.name,
                 )
             except InvalidPost as exc:
-                letters.append(DeadLetter(record.value, exc.message, self.source.name,
-                                          record.position, record.received_at, record.key))
+                letters.append(
+                    DeadLetter(
+                        record.value,
+                        exc.message,
+                        self.source.name,
+                        record.position,
+                        record.received_at,
+                        record.key,
+                    )
+                )
                 continue
             posts.append(post)
             received.append(record.received_at)

@@ -64,5 +64,6 @@ class LogDeadLetterSink(Sink):
 
     def reject(self, letters: Sequence[DeadLetter]) -> None:
         for letter in letters:
-            log.warning("rejected input from %s %s: %s", letter.source, dict(letter.position),
-                        letter.reason)
+            log.warning(
+                "rejected input from %s %s: %s", letter.source, dict(letter.position), letter.reason
+            )

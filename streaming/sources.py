@@ -175,8 +175,12 @@ def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[s
                 except StopIteration:
                     return
                 except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
-                    log.warning("%s: skipped an unreadable row after line %d: %s",
-                                path.name, reader.line_num, exc)
+                    log.warning(
+                        "%s: skipped an unreadable row after line %d: %s",
+                        path.name,
+                        reader.line_num,
+                        exc,
+                    )
                     continue
                 yield reader.line_num, row
 
@@ -218,8 +222,11 @@ def row_to_raw_post(row: Mapping[str, Any], mapping: ColumnMapping) -> dict[str,
         raw["author_followers"] = _as_int(row[mapping.author_followers])
     counts = {
         key: _as_int(row.get(column))
-        for key, column in (("likes", mapping.likes), ("shares", mapping.shares),
-                            ("replies", mapping.replies))
+        for key, column in (
+            ("likes", mapping.likes),
+            ("shares", mapping.shares),
+            ("replies", mapping.replies),
+        )
         if column and row.get(column) not in (None, "")
     }
     if counts:
@@ -285,7 +292,9 @@ class FileSource(PacedSource):
         raw = row_to_raw_post(row, self.mapping)
         due = 0.0
         if self.speed:
-            event = parse_file_time(row.get(self.mapping.created_at or ""), self.mapping.time_format)
+            event = parse_file_time(
+                row.get(self.mapping.created_at or ""), self.mapping.time_format
+            )
             if event is not None:
                 if self._origin is None:
                     self._origin = (event.timestamp(), time.time())

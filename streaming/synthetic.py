@@ -25,42 +25,106 @@ class Topic:
 
 
 TOPICS: tuple[Topic, ...] = (
-    Topic("basketball", ("nba", "lakers", "celtics", "playoffs", "hoops"),
-          ("the Lakers", "the Celtics", "LeBron", "the refs", "our bench", "the rookie"),
-          ("game", "dunk", "fourth quarter", "trade", "draft pick", "buzzer beater"), 0.35),
-    Topic("ai", ("ai", "machinelearning", "llm", "datascience", "deeplearning"),
-          ("this new model", "the chatbot", "our ML team", "the benchmark", "the GPU cluster"),
-          ("training run", "inference cost", "dataset", "paper", "demo", "prompt"), 0.25),
-    Topic("movies", ("movies", "cinema", "oscars", "boxoffice", "filmtwitter"),
-          ("the director", "the sequel", "that trailer", "the lead actor", "the soundtrack"),
-          ("premiere", "plot twist", "ending", "screenplay", "cast"), 0.2),
-    Topic("music", ("music", "newmusic", "concert", "spotify", "livemusic"),
-          ("the band", "her new album", "the opener", "the drummer", "this playlist"),
-          ("tour", "single", "setlist", "encore", "chorus"), 0.15),
-    Topic("travel", ("travel", "wanderlust", "airport", "vacation", "roadtrip"),
-          ("the airline", "my flight", "the hotel", "the gate agent", "our guide"),
-          ("delay", "layover", "upgrade", "view", "itinerary", "lost luggage"), 0.0),
-    Topic("food", ("foodie", "recipe", "brunch", "vegan", "coffee"),
-          ("this cafe", "the chef", "my sourdough", "the new menu", "grandma's recipe"),
-          ("pasta", "espresso", "tacos", "dessert", "ramen", "brunch spot"), 0.1),
-    Topic("gaming", ("gaming", "esports", "nintendo", "playstation", "twitch"),
-          ("the patch", "this boss fight", "our squad", "the streamer", "the new DLC"),
-          ("ranked match", "speedrun", "frame rate", "loot", "server"), 0.3),
-    Topic("climate", ("climate", "sustainability", "renewables", "climateaction", "solar"),
-          ("the council", "the new policy", "our city", "the report", "this heatwave"),
-          ("emissions", "solar farm", "wildfire", "bike lane", "carbon tax"), -0.1),
-    Topic("finance", ("stocks", "investing", "crypto", "bitcoin", "markets"),
-          ("the Fed", "my portfolio", "the market", "this startup", "the earnings call"),
-          ("rally", "rate hike", "IPO", "dividend", "crash", "bull run"), 0.05),
-    Topic("fitness", ("fitness", "running", "gym", "marathon", "yoga"),
-          ("my coach", "the new gym", "my training plan", "this trail", "the class"),
-          ("personal best", "5k", "leg day", "recovery", "workout"), -0.05),
+    Topic(
+        "basketball",
+        ("nba", "lakers", "celtics", "playoffs", "hoops"),
+        ("the Lakers", "the Celtics", "LeBron", "the refs", "our bench", "the rookie"),
+        ("game", "dunk", "fourth quarter", "trade", "draft pick", "buzzer beater"),
+        0.35,
+    ),
+    Topic(
+        "ai",
+        ("ai", "machinelearning", "llm", "datascience", "deeplearning"),
+        ("this new model", "the chatbot", "our ML team", "the benchmark", "the GPU cluster"),
+        ("training run", "inference cost", "dataset", "paper", "demo", "prompt"),
+        0.25,
+    ),
+    Topic(
+        "movies",
+        ("movies", "cinema", "oscars", "boxoffice", "filmtwitter"),
+        ("the director", "the sequel", "that trailer", "the lead actor", "the soundtrack"),
+        ("premiere", "plot twist", "ending", "screenplay", "cast"),
+        0.2,
+    ),
+    Topic(
+        "music",
+        ("music", "newmusic", "concert", "spotify", "livemusic"),
+        ("the band", "her new album", "the opener", "the drummer", "this playlist"),
+        ("tour", "single", "setlist", "encore", "chorus"),
+        0.15,
+    ),
+    Topic(
+        "travel",
+        ("travel", "wanderlust", "airport", "vacation", "roadtrip"),
+        ("the airline", "my flight", "the hotel", "the gate agent", "our guide"),
+        ("delay", "layover", "upgrade", "view", "itinerary", "lost luggage"),
+        0.0,
+    ),
+    Topic(
+        "food",
+        ("foodie", "recipe", "brunch", "vegan", "coffee"),
+        ("this cafe", "the chef", "my sourdough", "the new menu", "grandma's recipe"),
+        ("pasta", "espresso", "tacos", "dessert", "ramen", "brunch spot"),
+        0.1,
+    ),
+    Topic(
+        "gaming",
+        ("gaming", "esports", "nintendo", "playstation", "twitch"),
+        ("the patch", "this boss fight", "our squad", "the streamer", "the new DLC"),
+        ("ranked match", "speedrun", "frame rate", "loot", "server"),
+        0.3,
+    ),
+    Topic(
+        "climate",
+        ("climate", "sustainability", "renewables", "climateaction", "solar"),
+        ("the council", "the new policy", "our city", "the report", "this heatwave"),
+        ("emissions", "solar farm", "wildfire", "bike lane", "carbon tax"),
+        -0.1,
+    ),
+    Topic(
+        "finance",
+        ("stocks", "investing", "crypto", "bitcoin", "markets"),
+        ("the Fed", "my portfolio", "the market", "this startup", "the earnings call"),
+        ("rally", "rate hike", "IPO", "dividend", "crash", "bull run"),
+        0.05,
+    ),
+    Topic(
+        "fitness",
+        ("fitness", "running", "gym", "marathon", "yoga"),
+        ("my coach", "the new gym", "my training plan", "this trail", "the class"),
+        ("personal best", "5k", "leg day", "recovery", "workout"),
+        -0.05,
+    ),
 )
 
-POSITIVE = ("amazing", "brilliant", "great", "awesome", "fantastic", "love", "incredible",
-            "wonderful", "best", "excellent", "happy", "beautiful")
-NEGATIVE = ("terrible", "awful", "worst", "hate", "disappointing", "broken", "ridiculous",
-            "horrible", "sad", "annoying", "useless", "angry")
+POSITIVE = (
+    "amazing",
+    "brilliant",
+    "great",
+    "awesome",
+    "fantastic",
+    "love",
+    "incredible",
+    "wonderful",
+    "best",
+    "excellent",
+    "happy",
+    "beautiful",
+)
+NEGATIVE = (
+    "terrible",
+    "awful",
+    "worst",
+    "hate",
+    "disappointing",
+    "broken",
+    "ridiculous",
+    "horrible",
+    "sad",
+    "annoying",
+    "useless",
+    "angry",
+)
 NEUTRAL = ("new", "scheduled", "announced", "updated", "reported", "listed", "planned")
 EMOJI = {
     1: ("😍", "🔥", "🎉", "👏", "😂", "❤️", "🙌", "😊"),
@@ -68,21 +132,27 @@ EMOJI = {
     0: ("🤔", "👀", "📊", "📅", "ℹ️"),
 }
 TEMPLATES = {
-    1: ("{subject} was {adj} today, what a {thing}",
+    1: (
+        "{subject} was {adj} today, what a {thing}",
         "Honestly {adj} {thing} from {subject}",
         "Can't stop thinking about that {thing}. {subject} is {adj}",
         "{adj} {thing}! {subject} delivered",
-        "So {adj}: {subject} and the {thing}"),
-    -1: ("{subject} is {adj}, that {thing} was a joke",
-         "Another {adj} {thing} from {subject}",
-         "Why is {subject} so {adj} about the {thing}",
-         "{adj} {thing}. {subject} let us down again",
-         "Not happy: {subject} made the {thing} {adj}"),
-    0: ("{subject} {adj} the {thing} for next week",
+        "So {adj}: {subject} and the {thing}",
+    ),
+    -1: (
+        "{subject} is {adj}, that {thing} was a joke",
+        "Another {adj} {thing} from {subject}",
+        "Why is {subject} so {adj} about the {thing}",
+        "{adj} {thing}. {subject} let us down again",
+        "Not happy: {subject} made the {thing} {adj}",
+    ),
+    0: (
+        "{subject} {adj} the {thing} for next week",
         "Reading about the {thing} and {subject}",
         "Has anyone seen what {subject} said about the {thing}?",
         "{subject}: {thing} {adj}, details soon",
-        "Thread on the {thing} and {subject}"),
+        "Thread on the {thing} and {subject}",
+    ),
 }
 _SYLLABLES = ("ka", "lo", "mi", "ra", "ten", "jo", "vi", "san", "el", "po", "dar", "ny", "qu", "ze")
 
@@ -96,8 +166,14 @@ class Author:
 
 
 def expected_log_engagement(
-    followers: int, n_hashtags: int, has_url: bool, n_emoji: int, tone: int,
-    tone_strength: float, topic_effect: float, created_at: datetime,
+    followers: int,
+    n_hashtags: int,
+    has_url: bool,
+    n_emoji: int,
+    tone: int,
+    tone_strength: float,
+    topic_effect: float,
+    created_at: datetime,
 ) -> float:
     """The known mean of log(1 + engagement) that synthetic posts are drawn around."""
     hour = created_at.hour

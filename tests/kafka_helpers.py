@@ -32,8 +32,10 @@ class KafkaScenario:
     workers: list[subprocess.Popen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.topics = Topics(f"{self.prefix}.posts", f"{self.prefix}.scored",
-                             f"{self.prefix}.dlq", self.partitions)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.topics = Topics(
+            f"{self.prefix}.posts", f"{self.prefix}.scored", f"{self.prefix}.dlq", self.partitions
+        )
         ensure_topics(self.bootstrap, self.topics)
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -55,7 +57,10 @@ class KafkaScenario:
         log = (self.log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "worker", "--worker-id", name, *args],
-            cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.workers.append(process)
         return process
@@ -92,8 +97,12 @@ class KafkaScenario:
 
 def read_topic(bootstrap: str, topic: str, until, timeout: float = 60.0) -> list:
     """All messages of `topic` from the start, reading until `until(messages)` or timeout."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     deadline = time.monotonic() + timeout
     while not consumer.partitions_for_topic(topic):
         if time.monotonic() > deadline:

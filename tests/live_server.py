@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -15,17 +16,30 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    pid: int
+
+
 @contextmanager
 def running_server(port: int, model_dir: Path, workdir: Path, *args: str, **env: str):
-    """Yield the base URL of a live server; stop it afterwards and show its log on failure."""
+    """Yield a live server (URL and pid); stop it afterwards, showing its log on failure."""
     log_path = workdir / f"serve-{port}.log"
-    environ = dict(os.environ, SOCIALPULSE_MODEL_DIR=str(model_dir),
-                   SOCIALPULSE_INSTANCE_DIR=str(workdir / "instance"), **env)
+    environ = dict(
+        os.environ,
+        SOCIALPULSE_MODEL_DIR=str(model_dir),
+        SOCIALPULSE_INSTANCE_DIR=str(workdir / "instance"),
+        **env,
+    )
     environ.pop("SOCIALPULSE_KAFKA_BOOTSTRAP", None)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
-            cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -41,7 +55,7 @@ def running_server(port: int, model_dir: Path, workdir: Path, *args: str, **env:
             if time.monotonic() > deadline:
                 raise AssertionError("server did not start:\n" + log_path.read_text()[-3000:])
             time.sleep(0.2)
-        yield base
+        yield LiveServer(base, process.pid)
     finally:
         process.send_signal(signal.SIGINT)
         try:

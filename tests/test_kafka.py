@@ -36,8 +36,12 @@ def synthetic_values(n: int, seed: int) -> tuple[list[str], list[bytes], list[by
 
 
 def read_all_scored(case: KafkaScenario, expected: set[str], timeout: float) -> list[str]:
-    messages = read_topic(case.bootstrap, case.topics.scored,
-                          lambda ms: expected <= set(scored_ids(ms)), timeout=timeout)
+    messages = read_topic(
+        case.bootstrap,
+        case.topics.scored,
+        lambda ms: expected <= set(scored_ids(ms)),
+        timeout=timeout,
+    )
     return scored_ids(messages)
 
 
@@ -45,8 +49,10 @@ def test_worker_scores_into_scored_topic_and_dashboard_receives(scenario, tmp_pa
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        cwd=ROOT, env=scenario.env(SOCIALPULSE_EMIT_INTERVAL="0.2"),
-        stdout=(tmp_path / "serve.log").open("wb"), stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=scenario.env(SOCIALPULSE_EMIT_INTERVAL="0.2"),
+        stdout=(tmp_path / "serve.log").open("wb"),
+        stderr=subprocess.STDOUT,
     )
     client = socketio.Client()
     received: list[dict] = []
@@ -63,8 +69,11 @@ def test_worker_scores_into_scored_topic_and_dashboard_receives(scenario, tmp_pa
 
         scored = read_all_scored(scenario, set(ids), timeout=60)
         assert set(ids) <= set(scored)
-        wait_for(lambda: len({p["id"] for p in received} & set(ids)) >= 50, 30,
-                 "scored posts on the dashboard")
+        wait_for(
+            lambda: len({p["id"] for p in received} & set(ids)) >= 50,
+            30,
+            "scored posts on the dashboard",
+        )
         post = next(p for p in received if p["id"] in set(ids))
         assert post["sentiment"]["label"] in {"positive", "neutral", "negative"}
         assert post["model_version"] and post["cluster"]["label"]
@@ -87,13 +96,26 @@ def test_sigkill_midway_through_20000_posts_loses_nothing(scenario):
     ids, values, keys = synthetic_values(20_000, seed=42)
     scenario.produce(values, keys)
     worker = scenario.start_worker("victim")
-    wait_for(lambda: len(read_topic(scenario.bootstrap, scenario.topics.scored,
-                                    lambda ms: len(ms) >= 3000, timeout=5)) >= 3000,
-             90, "the worker to score 3,000 posts")
+    wait_for(
+        lambda: (
+            len(
+                read_topic(
+                    scenario.bootstrap,
+                    scenario.topics.scored,
+                    lambda ms: len(ms) >= 3000,
+                    timeout=5,
+                )
+            )
+            >= 3000
+        ),
+        90,
+        "the worker to score 3,000 posts",
+    )
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=10)
-    scored_before = len(read_topic(scenario.bootstrap, scenario.topics.scored,
-                                   lambda ms: False, timeout=3))
+    scored_before = len(
+        read_topic(scenario.bootstrap, scenario.topics.scored, lambda ms: False, timeout=3)
+    )
     assert scored_before < 20_000, "the worker finished before it was killed"
 
     scenario.start_worker("restarted")
@@ -119,8 +141,9 @@ def test_sigterm_finishes_the_batch_commits_and_leaves(scenario):
     scenario.produce(new_values, new_keys)
     scored = read_all_scored(scenario, set(ids) | set(new_ids), timeout=60)
     time.sleep(2)
-    scored = scored_ids(read_topic(scenario.bootstrap, scenario.topics.scored,
-                                   lambda ms: False, timeout=3))
+    scored = scored_ids(
+        read_topic(scenario.bootstrap, scenario.topics.scored, lambda ms: False, timeout=3)
+    )
     assert len(scored) == len(set(scored)) == 2100
 
 
@@ -141,8 +164,9 @@ def test_poison_messages_go_to_the_dead_letter_topic_exactly_once(scenario):
     scenario.produce(values, keys)
 
     scored = read_all_scored(scenario, set(good_ids), timeout=60)
-    dead = read_topic(scenario.bootstrap, scenario.topics.dlq,
-                      lambda ms: len(ms) >= len(poison), timeout=30)
+    dead = read_topic(
+        scenario.bootstrap, scenario.topics.dlq, lambda ms: len(ms) >= len(poison), timeout=30
+    )
     time.sleep(2)  # give duplicates, if any, the time to show up
     dead = read_topic(scenario.bootstrap, scenario.topics.dlq, lambda ms: False, timeout=3)
     assert sorted(scored) == sorted(good_ids)
@@ -195,9 +219,21 @@ def test_broker_restart_mid_stream_loses_nothing(bundle, model_dir, tmp_path):
         ids, values, keys = synthetic_values(8000, seed=47)
         scenario.produce(values[:4000], keys[:4000])
         scenario.start_worker("survivor")
-        wait_for(lambda: len(read_topic(scenario.bootstrap, scenario.topics.scored,
-                                        lambda ms: len(ms) >= 1000, timeout=5)) >= 1000,
-                 60, "the first scored posts")
+        wait_for(
+            lambda: (
+                len(
+                    read_topic(
+                        scenario.bootstrap,
+                        scenario.topics.scored,
+                        lambda ms: len(ms) >= 1000,
+                        timeout=5,
+                    )
+                )
+                >= 1000
+            ),
+            60,
+            "the first scored posts",
+        )
         subprocess.run([*broker, "down"], env=env, check=True, cwd=ROOT)
         time.sleep(3)
         subprocess.run([*broker, "up"], env=env, check=True, cwd=ROOT)

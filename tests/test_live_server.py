@@ -15,9 +15,10 @@ from tests.live_server import running_server
 @pytest.fixture(scope="module")
 def server(bundle, model_dir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("live")
-    with running_server(free_port(), model_dir, workdir, "--rate", "200",
-                        SOCIALPULSE_EMIT_INTERVAL="0.25") as base:
-        yield base
+    with running_server(
+        free_port(), model_dir, workdir, "--rate", "200", SOCIALPULSE_EMIT_INTERVAL="0.25"
+    ) as live:
+        yield live.url
 
 
 def test_socketio_client_receives_batched_scored_posts(server):
@@ -52,8 +53,13 @@ def test_socketio_client_receives_batched_scored_posts(server):
 def test_socketio_refuses_a_foreign_origin(server):
     client = socketio.Client()
     with pytest.raises(socketio.exceptions.ConnectionError):
-        client.connect(server, namespaces=["/live"], headers={"Origin": "http://evil.example"},
-                       transports=["polling"], wait_timeout=5)
+        client.connect(
+            server,
+            namespaces=["/live"],
+            headers={"Origin": "http://evil.example"},
+            transports=["polling"],
+            wait_timeout=5,
+        )
 
 
 def test_health_and_metrics_of_the_running_server(server):

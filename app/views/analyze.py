@@ -23,9 +23,7 @@ def follower_count(form: FlaskForm, field: IntegerField) -> None:
 class AnalyzeForm(FlaskForm):
     text = TextAreaField("Post text", validators=[DataRequired("Enter the text of a post.")])
     hashtags = StringField("Hashtags", description="space or comma separated, e.g. #nba #playoffs")
-    author_followers = IntegerField(
-        "Author followers", validators=[Optional(), follower_count]
-    )
+    author_followers = IntegerField("Author followers", validators=[Optional(), follower_count])
 
 
 @bp.route("/analyze", methods=["GET", "POST"])

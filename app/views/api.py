@@ -10,14 +10,15 @@ from app.services import services
 from streaming.records import InvalidPost, decode_json_object
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+PREFIX = "/api/"
 
 
 def _error(message: str, status: int, **extra):
     return jsonify(error=message, **extra), status
 
 
-@bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException):
+    """JSON errors for every API path, including unknown routes and methods."""
     if exc.code == 413:
         return _error(
             f"request body is larger than the limit of {services().config.max_body_bytes} bytes",

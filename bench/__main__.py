@@ -1,0 +1,130 @@
+"""`make bench`: every benchmark in one run; prints a table and writes bench/results/*.json.
+
+Usage: python -m bench [--quick] [--only pipeline,api,dashboard,kafka] [--duration S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from models.training import ensure_bundle
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS = (
+    # (section, key path, comparison, target, description)
+    ("pipeline", "batched_vs_vader", ">=", 0.6, "pipeline ≥ 0.6 × VADER-only rate"),
+    ("pipeline", "batched_vs_one_post_per_call", ">=", 20, "batched ≥ 20 × one post per call"),
+    (
+        "pipeline",
+        "batched_vs_library_calls_per_post",
+        ">=",
+        20,
+        "batched ≥ 20 × library calls per post",
+    ),
+    ("api", "single_post_ms.p99", "<=", 20, "API p99 ≤ 20 ms"),
+    (
+        "dashboard",
+        "update_latency_oldest_post_ms.p99",
+        "<=",
+        1000,
+        "update latency p99 ≤ 1 s at 1,000 posts/s",
+    ),
+    ("dashboard", "memory_mb.slope_mb_per_min", "<=", 1.0, "memory flat (≤ 1 MB/min)"),
+    ("kafka", "one_worker_vs_vader", ">=", 0.5, "1 worker ≥ 0.5 × VADER-only rate"),
+    ("kafka", "two_vs_one_worker", ">=", 1.6, "2 workers ≥ 1.6 × 1 worker"),
+    ("kafka", "latency_2000.latency_ms.p99", "<=", 500, "Kafka p99 ≤ 500 ms at 2,000 posts/s"),
+)
+
+
+def _get(data: dict, path: str):
+    for part in path.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short runs (1-minute memory run)")
+    parser.add_argument("--only", default="pipeline,api,dashboard,kafka")
+    parser.add_argument("--duration", type=float, help="seconds of the dashboard/memory run")
+    args = parser.parse_args()
+    sections = set(args.only.split(","))
+    duration = args.duration or (60.0 if args.quick else 600.0)
+
+    workdir = Path(tempfile.mkdtemp(prefix="socialpulse-bench-"))
+    model_dir = workdir / "models"
+    ensure_bundle(model_dir)
+    results: dict = {
+        "when": datetime.now(UTC).isoformat(),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+    }
+    from bench import pipeline, server
+
+    if "pipeline" in sections:
+        print("pipeline throughput …", flush=True)
+        results["pipeline"] = pipeline.run(model_dir, n_posts=10000 if args.quick else 20000)
+    if "api" in sections:
+        print("API latency …", flush=True)
+        results["api"] = server.api_latency(model_dir, workdir, 300 if args.quick else 1000)
+    if "dashboard" in sections:
+        print(f"dashboard at 1,000 posts/s for {duration:.0f} s …", flush=True)
+        results["dashboard"] = server.dashboard_latency_and_memory(
+            model_dir, workdir, rate=1000, duration=duration
+        )
+    if "kafka" in sections:
+        bootstrap = os.environ.get("SOCIALPULSE_TEST_KAFKA")
+        if not bootstrap:
+            raise SystemExit("SOCIALPULSE_TEST_KAFKA is not set: run `make bench`")
+        from bench import kafka
+
+        n = 20000 if args.quick else 60000
+        print("Kafka: kafka-python pass-through …", flush=True)
+        passthrough = kafka.passthrough_rate(bootstrap, model_dir, workdir, n)
+        print("Kafka: one worker …", flush=True)
+        one = kafka.worker_throughput(bootstrap, model_dir, workdir, 1, n)
+        print("Kafka: two workers …", flush=True)
+        two = kafka.worker_throughput(bootstrap, model_dir, workdir, 2, n)
+        print("Kafka: latency at 2,000 posts/s …", flush=True)
+        latency = kafka.latency_at_rate(
+            bootstrap, model_dir, workdir, 2000, 15.0 if args.quick else 30.0
+        )
+        vader = _get(results, "pipeline.vader_only_posts_per_s")
+        results["kafka"] = {
+            "kafka_python_passthrough": passthrough,
+            "one_worker": one,
+            "two_workers": two,
+            "latency_2000": latency,
+            "one_worker_vs_vader": round(one["posts_per_s"] / vader, 3) if vader else None,
+            "two_vs_one_worker": round(two["posts_per_s"] / one["posts_per_s"], 2),
+            "one_worker_vs_passthrough": round(one["posts_per_s"] / passthrough["posts_per_s"], 2),
+        }
+
+    results["targets"] = []
+    for section, path, op, target, text in TARGETS:
+        value = _get(results, f"{section}.{path}")
+        met = None if value is None else (value >= target if op == ">=" else value <= target)
+        results["targets"].append({"target": text, "value": value, "met": met})
+
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for name in (f"{stamp}.json", "latest.json"):
+        (RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in results.items() if k != "targets"}, indent=2))
+    print(f"\n{'target':<48} {'measured':>12}  met")
+    for row in results["targets"]:
+        mark = {True: "yes", False: "NO", None: "-"}[row["met"]]
+        print(f"{row['target']:<48} {row['value']!s:>12}  {mark}")
+    print(f"\nwritten to {RESULTS / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()

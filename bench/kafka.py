@@ -1,0 +1,158 @@
+"""Kafka end to end: worker throughput with one and two workers, latency at a steady rate."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import TopicPartition
+
+from bench.server import _percentiles
+from streaming.synthetic import SyntheticPostGenerator, strip_private
+from tests.kafka_helpers import KafkaScenario, wait_for
+
+
+def _values(n: int, seed: int) -> tuple[list[bytes], list[bytes]]:
+    raws = [strip_private(p) for p in SyntheticPostGenerator(seed=seed).take(n)]
+    return [json.dumps(r).encode() for r in raws], [r["author"].encode() for r in raws]
+
+
+def _scored_timestamps(bootstrap: str, topic: str, expected: int, timeout: float) -> np.ndarray:
+    """Broker-side append times (ms) of the scored messages, once `expected` have arrived."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    stamps: list[int] = []
+    deadline = time.monotonic() + timeout
+    while len(stamps) < expected and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500, max_records=5000).values():
+            stamps.extend(m.timestamp for m in batch)
+    consumer.close()
+    if len(stamps) < expected:
+        raise RuntimeError(f"only {len(stamps)} of {expected} posts were scored in {timeout} s")
+    return np.sort(np.asarray(stamps))
+
+
+def _steady_rate(stamps_ms: np.ndarray) -> float:
+    """Posts/s over the middle 80% of the run (start-up and tail excluded)."""
+    lo, hi = int(len(stamps_ms) * 0.1), int(len(stamps_ms) * 0.9)
+    span = (stamps_ms[hi] - stamps_ms[lo]) / 1000.0
+    return (hi - lo) / span if span > 0 else float("inf")
+
+
+def worker_throughput(
+    bootstrap: str, model_dir: Path, workdir: Path, workers: int, n_posts: int
+) -> dict:
+    """Pre-fill the raw topic, start the workers, measure scored posts per second."""
+    scenario = KafkaScenario(bootstrap, model_dir, workdir / f"w{workers}", partitions=6)
+    values, keys = _values(n_posts, seed=100 + workers)
+    scenario.produce(values, keys)
+    try:
+        for i in range(workers):
+            scenario.start_worker(f"bench{i}")
+        stamps = _scored_timestamps(bootstrap, scenario.topics.scored, n_posts, timeout=600)
+    finally:
+        scenario.stop_all()
+    return {"workers": workers, "posts": n_posts, "posts_per_s": round(_steady_rate(stamps))}
+
+
+def passthrough_rate(bootstrap: str, model_dir: Path, workdir: Path, n_posts: int) -> dict:
+    """kafka-python alone: consume raw posts and produce them again, no scoring at all."""
+    scenario = KafkaScenario(bootstrap, model_dir, workdir / "passthrough", partitions=6)
+    values, keys = _values(n_posts, seed=99)
+    scenario.produce(values, keys)
+    consumer = KafkaConsumer(
+        scenario.topics.posts,
+        bootstrap_servers=bootstrap,
+        group_id=scenario.prefix,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=500,
+    )
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024
+    )
+    seen = 0
+    started = None
+    while seen < n_posts:
+        for batch in consumer.poll(timeout_ms=500).values():
+            started = started or time.perf_counter()
+            for message in batch:
+                producer.send(scenario.topics.scored, key=message.key, value=message.value)
+            seen += len(batch)
+        producer.flush()
+        consumer.commit()
+    seconds = time.perf_counter() - started
+    consumer.close()
+    producer.close()
+    return {"posts": n_posts, "posts_per_s": round(n_posts / seconds)}
+
+
+def latency_at_rate(
+    bootstrap: str,
+    model_dir: Path,
+    workdir: Path,
+    rate: int = 2000,
+    duration: float = 30.0,
+    workers: int = 1,
+) -> dict:
+    """Steady `rate` posts/s into Kafka; latency from produce to a reader of the scored topic."""
+    scenario = KafkaScenario(bootstrap, model_dir, workdir / f"lat{workers}", partitions=6)
+    for i in range(workers):
+        scenario.start_worker(f"lat{i}")
+    wait_for(
+        lambda: all(
+            any(e["msg"].startswith("partitions assigned") for e in scenario.worker_log(f"lat{i}"))
+            for i in range(workers)
+        ),
+        60,
+        "the workers to join",
+    )
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    partitions = [
+        TopicPartition(scenario.topics.scored, p)
+        for p in consumer.partitions_for_topic(scenario.topics.scored)
+    ]
+    consumer.assign(partitions)
+    consumer.seek_to_end(*partitions)
+    total = int(rate * duration)
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set() and len(latencies) < total:
+            for batch in consumer.poll(timeout_ms=200).values():
+                now = time.time()
+                for message in batch:
+                    latencies.append((now - json.loads(message.value)["received_at"]) * 1000.0)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    values, keys = _values(total, seed=77)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    started = time.monotonic()
+    for i, (key, value) in enumerate(zip(keys, values, strict=True)):
+        producer.send(scenario.topics.posts, key=key, value=value)
+        behind = started + (i + 1) / rate - time.monotonic()
+        if behind > 0:
+            time.sleep(behind)
+    producer.flush()
+    achieved = total / (time.monotonic() - started)
+    reader.join(timeout=60)
+    done.set()
+    producer.close()
+    consumer.close()
+    scenario.stop_all()
+    steady = latencies[len(latencies) // 10 :]
+    return {
+        "target_posts_per_s": rate,
+        "achieved_posts_per_s": round(achieved),
+        "workers": workers,
+        "received": len(latencies),
+        "latency_ms": _percentiles(steady),
+    }

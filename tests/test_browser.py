@@ -1,0 +1,137 @@
+"""The dashboard and the form in Debian's headless Chromium, driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.live_server import running_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def server(bundle, model_dir, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("browser")
+    with running_server(
+        free_port(),
+        model_dir,
+        workdir,
+        "--rate",
+        "100",
+        SOCIALPULSE_EMIT_INTERVAL="0.3",
+        SOCIALPULSE_WORDCLOUD_INTERVAL="1",
+    ) as live:
+        yield live.url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is missing: run `make test`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.dialogs = []
+    page.problems = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("console", lambda msg: msg.type == "error" and page.problems.append(msg.text))
+    page.on("pageerror", lambda exc: page.problems.append(str(exc)))
+    yield page
+    context.close()
+
+
+def _attr(page, selector: str, name: str) -> int:
+    value = page.get_attribute(selector, name)
+    return int(value or 0)
+
+
+def test_dashboard_shows_live_feed_charts_and_word_cloud(server, page, tmp_path):
+    page.goto(server + "/")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#feed .post').length >= 10", timeout=20000
+    )
+    assert page.locator("#feed .post").count() <= 50
+
+    page.wait_for_function(
+        "() => Number(document.querySelector('#sentiment-chart').dataset.points || 0) > 0 && "
+        "Number(document.querySelector('#cluster-chart').dataset.points || 0) > 0",
+        timeout=20000,
+    )
+    updates = _attr(page, "body", "data-updates")
+    first_post = page.get_attribute("#feed .post", "data-id")
+    page.wait_for_function(
+        f"() => Number(document.body.dataset.updates) > {updates + 2}", timeout=20000
+    )
+    page.wait_for_function(
+        f"() => document.querySelector('#feed .post').dataset.id !== {first_post!r}", timeout=20000
+    )
+
+    page.wait_for_function(
+        "() => Number(document.querySelector('#wordcloud').dataset.version) >= 1", timeout=30000
+    )
+    version = _attr(page, "#wordcloud", "data-version")
+    page.wait_for_function(
+        f"() => Number(document.querySelector('#wordcloud').dataset.version) > {version}",
+        timeout=30000,
+    )
+    assert page.evaluate("document.querySelector('#wordcloud').naturalWidth") > 100
+
+    assert (
+        page.inner_text("#status").strip().lower().startswith("live")
+        or "connected" in page.inner_text("#status").lower()
+    )
+    assert int(page.inner_text("#stat-total").replace(",", "").replace("k", "000") or 0) > 0
+
+    shot = Path(os.environ.get("SOCIALPULSE_SCREENSHOT") or tmp_path / "dashboard.png")
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    assert not page.dialogs
+    assert not page.problems, page.problems
+
+
+def test_form_shows_markup_as_text_and_runs_no_script(server, page):
+    page.goto(server + "/analyze")
+    page.fill("#text", XSS + " what a GREAT game!!! #nba")
+    page.fill("#hashtags", "#nba #playoffs")
+    page.click("#analyze-submit")
+    page.wait_for_selector("#result", timeout=15000)
+
+    assert page.inner_text("#result-text").strip() == XSS + " what a GREAT game!!! #nba"
+    assert page.locator("#result img").count() == 0
+    assert page.inner_text("#result-sentiment").strip() == "positive"
+    assert "#" in page.inner_text("#result-cluster")
+    assert page.inner_text("#result-engagement").strip()
+    page.wait_for_timeout(500)  # an injected onerror handler would have fired by now
+    assert not page.dialogs
+    assert not page.problems, page.problems
