@@ -267,5 +267,16 @@ def produce(kafka, topic, file_, rate, count, seed, speed, encoding, no_progress
         raise SystemExit(1)
 
 
+def _register_model_commands() -> None:
+    from app.commands.evaluate import evaluate
+    from app.commands.train import report, train
+
+    main.add_command(train)
+    main.add_command(evaluate)
+    main.add_command(report)
+
+
+_register_model_commands()
+
 if __name__ == "__main__":
     main()

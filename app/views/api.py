@@ -24,7 +24,10 @@ def http_error(exc: HTTPException):
             f"request body is larger than the limit of {services().config.max_body_bytes} bytes",
             413,
         )
-    return _error(exc.description or exc.name, exc.code or 500)
+    response, status = _error(exc.description or exc.name, exc.code or 500)
+    if getattr(exc, "valid_methods", None):  # 405 must say which methods are allowed
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response, status
 
 
 @bp.post("/analyze")

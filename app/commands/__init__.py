@@ -1,0 +1,1 @@
+"""Subcommands of `socialpulse` that train, evaluate and report on models."""
