@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 TEST_KAFKA_PORT ?= 19092
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup run test test-unit bench lint format kafka-up kafka-down chromium clean
+
+.PHONY: setup setup-nn run test test-unit bench lint format kafka-up kafka-down chromium clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,20 +17,29 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-## setup: create .venv and install every Python dependency
+NN_STAMP := $(VENV)/.installed-nn
+$(NN_STAMP): $(STAMP) requirements-nn.txt
+	$(BIN)/pip install --quiet -r requirements-nn.txt
+	touch $(NN_STAMP)
+
+## setup: create .venv and install every Python dependency (TensorFlow is optional)
 setup: $(STAMP)
+
+## setup-nn: also install TensorFlow, for `socialpulse train --model nn`
+setup-nn: $(NN_STAMP)
 
 ## chromium: install Debian's headless Chromium for the browser tests, when missing
 chromium:
-	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	@dpkg -s chromium chromium-driver fonts-noto-color-emoji >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium chromium-driver fonts-noto-color-emoji >/dev/null; }
 
 ## run: start the dashboard on http://127.0.0.1:5000 with the embedded synthetic stream
 run: setup
 	$(BIN)/socialpulse serve
 
 ## test: the whole suite, against a real Kafka broker started (and stopped) here
-test: setup chromium
+test: setup-nn chromium
 	@KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh up
 	@status=0; \
 	SOCIALPULSE_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) CHROMIUM=$(CHROMIUM) \

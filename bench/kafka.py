@@ -45,20 +45,31 @@ def _steady_rate(stamps_ms: np.ndarray) -> float:
     return (hi - lo) / span if span > 0 else float("inf")
 
 
-def worker_throughput(
-    bootstrap: str, model_dir: Path, workdir: Path, workers: int, n_posts: int
-) -> dict:
-    """Pre-fill the raw topic, start the workers, measure scored posts per second."""
+def worker_throughput(bootstrap: str, model_dir: Path, workdir: Path, workers: int,
+                      n_posts: int) -> dict:
+    """Start the workers, wait until all have partitions, then send `n_posts` as fast as
+    possible and measure scored posts per second over the middle 80% of the run."""
     scenario = KafkaScenario(bootstrap, model_dir, workdir / f"w{workers}", partitions=6)
     values, keys = _values(n_posts, seed=100 + workers)
-    scenario.produce(values, keys)
+    names = [f"bench{i}" for i in range(workers)]
     try:
-        for i in range(workers):
-            scenario.start_worker(f"bench{i}")
+        for name in names:
+            scenario.start_worker(name)
+        wait_for(lambda: all(_has_partitions(scenario, n) for n in names), 90,
+                 "every worker to get partitions")
+        time.sleep(2)  # let the last rebalance settle
+        scenario.produce(values, keys)
         stamps = _scored_timestamps(bootstrap, scenario.topics.scored, n_posts, timeout=600)
     finally:
         scenario.stop_all()
     return {"workers": workers, "posts": n_posts, "posts_per_s": round(_steady_rate(stamps))}
+
+
+def _has_partitions(scenario: KafkaScenario, name: str) -> bool:
+    """True once the worker's latest assignment is not empty."""
+    assigned = [e["msg"] for e in scenario.worker_log(name)
+                if e["msg"].startswith(("partitions assigned", "partitions revoked"))]
+    return bool(assigned) and assigned[-1].startswith("partitions assigned")
 
 
 def passthrough_rate(bootstrap: str, model_dir: Path, workdir: Path, n_posts: int) -> dict:

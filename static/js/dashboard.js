@@ -185,8 +185,28 @@
     });
   }
 
+  // Cheap change detection: redrawing a chart costs a few ms, skip it when
+  // the (full-state) data did not change since the last render.
+  var lastSig = { series: null, clusters: null, trending: null };
+  function signature(arr, keys) {
+    var out = new Array(arr.length);
+    for (var i = 0; i < arr.length; i++) {
+      var o = arr[i] || {}, row = "";
+      for (var k = 0; k < keys.length; k++) row += String(o[keys[k]]) + "\u0001";
+      out[i] = row;
+    }
+    return out.join("\u0002");
+  }
+  function changed(name, arr, keys) {
+    var sig = signature(arr, keys);
+    if (sig === lastSig[name]) return false;
+    lastSig[name] = sig;
+    return true;
+  }
+
   function renderSentimentSeries(series) {
     if (!sentimentChart) return;
+    if (!changed("series", series, ["start", "mean", "positive", "neutral", "negative"])) return;
     var labels = [], mean = [], pos = [], neu = [], neg = [];
     for (var i = 0; i < series.length; i++) {
       var w = series[i] || {};
@@ -206,6 +226,7 @@
 
   function renderClusters(clusters) {
     if (!clusterChart) return;
+    if (!changed("clusters", clusters, ["id", "label", "count"])) return;
     var sorted = clusters.filter(function (c) { return c && typeof c === "object"; }).slice();
     sorted.sort(function (a, b) { return (b.count || 0) - (a.count || 0); });
     var labels = [], data = [], colours = [];
@@ -231,7 +252,14 @@
     setText(els.sentiment, fmtSigned(s.mean_sentiment, 2));
     els.sentiment.className = "stat__value " + sentimentClass(s.mean_sentiment);
 
-    setText(els.latency, fmtMs(s.latency_p50_ms) + " / " + fmtMs(s.latency_p99_ms));
+    var p50 = s.latency_p50_ms, p99 = s.latency_p99_ms;
+    if (isNum(p50) && isNum(p99) && p50 < 1000 && p99 < 1000) {
+      // "35 / 120 ms" keeps the tile compact
+      setText(els.latency, fmtMs(p50).replace(" ms", "") + " / " + fmtMs(p99));
+    } else {
+      setText(els.latency, fmtMs(p50) + " / " + fmtMs(p99));
+    }
+    els.latency.title = "end-to-end latency p50 " + fmtMs(p50) + ", p99 " + fmtMs(p99);
 
     setText(els.dead, fmtInt(s.dead_lettered));
     els.dead.className = "stat__value" + (isNum(s.dead_lettered) && s.dead_lettered > 0 ? " negative" : "");
@@ -246,6 +274,7 @@
 
   // ---------------------------------------------------------------- trending
   function renderTrending(items) {
+    if (!changed("trending", items, ["tag", "count", "delta"])) return;
     var frag = document.createDocumentFragment();
     var max = 0, i;
     for (i = 0; i < items.length; i++) if (items[i] && isNum(items[i].count)) max = Math.max(max, items[i].count);
