@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
@@ -20,6 +20,9 @@ from streaming.metrics import StreamMetrics
 from streaming.runner import StreamRunner
 from streaming.sinks import LogDeadLetterSink
 from streaming.sources import ColumnMapping, FileSource, Source, SyntheticSource
+
+if TYPE_CHECKING:
+    from streaming.kafka_io import ScoredFeed
 
 log = logging.getLogger(__name__)
 EXTENSION = "socialpulse"
@@ -34,15 +37,15 @@ class Services:
     aggregates: LiveAggregates
     hub: LiveHub
     runner: StreamRunner | None = None
-    feed: Any = None
+    feed: ScoredFeed | None = None
     metrics: StreamMetrics = field(default_factory=lambda: StreamMetrics("web"))
     started_at: float = field(default_factory=time.time)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread_started: bool = False
+    _started: bool = False
 
     @property
     def streaming(self) -> bool:
-        return self._thread_started and not self._stop.is_set()
+        return self._started and not self._stop.is_set()
 
     def start_stream(self, source: Source) -> None:
         """Run `source` through the pipeline into the dashboard, in the background."""
@@ -56,7 +59,7 @@ class Services:
             max_text_length=config.max_text_length,
             metrics=self.metrics,
         )
-        self._thread_started = True
+        self._started = True
         self.hub.source_name = source.name
         self.hub.start()
         self.hub.socketio.start_background_task(self._run_stream)
@@ -82,7 +85,7 @@ class Services:
         from streaming.kafka_io import ScoredFeed
 
         self.feed = ScoredFeed(bootstrap, self.config.topic_scored, self.config.topic_dlq)
-        self._thread_started = True
+        self._started = True
         self.hub.source_name = "kafka"
         self.hub.start()
         self.hub.socketio.start_background_task(self._run_feed)

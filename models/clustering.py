@@ -95,6 +95,7 @@ class ClusterState:
     kmeans: MiniBatchKMeans
     labels: tuple[str, ...]
     fast: FastTfidf
+    n_docs: int = 0  # documents the vocabulary and centres were fitted on
 
     def transform(self, docs: Sequence[str]) -> sparse.csr_matrix:
         return self.fast.transform(docs)
@@ -118,7 +119,11 @@ class StreamingTopicClusterer:
         refit_every: documents between refits (0 disables periodic refits).
         learn_batch_size: documents gathered before one `MiniBatchKMeans.partial_fit` step;
             a step has a fixed cost of milliseconds, so tiny live batches are pooled.
-        n_init: k-means++ restarts of a fit from scratch.
+        n_init: k-means++ restarts of a fit from scratch; a refit also runs this many fresh
+            restarts next to the one started from the old centres and keeps the best.
+        warmup_growth: while the window is not yet full, also refit whenever it has grown by
+            this fraction since the last fit (0 disables): a clusterer started on few posts
+            learns its vocabulary and centres again as posts arrive, a few times in all.
         seed: random seed, for reproducible clusters.
     """
 
@@ -130,6 +135,7 @@ class StreamingTopicClusterer:
         refit_every: int = 20000,
         learn_batch_size: int = 2048,
         n_init: int = 4,
+        warmup_growth: float = 0.2,
         seed: int = 0,
     ) -> None:
         self.n_clusters = n_clusters
@@ -138,6 +144,7 @@ class StreamingTopicClusterer:
         self.refit_every = refit_every
         self.learn_batch_size = learn_batch_size
         self.n_init = n_init
+        self.warmup_growth = warmup_growth
         self.seed = seed
 
     # -- learning -------------------------------------------------------------------------
@@ -153,6 +160,8 @@ class StreamingTopicClusterer:
     # A running refit thread is not part of the model: it is neither pickled nor copied.
     _refit_thread: threading.Thread | None = None
     _refit_result: list[ClusterState] | None = None
+    # Artifacts pickled before warm-up refits existed have no such parameter.
+    warmup_growth: float = 0.0
 
     def __getstate__(self) -> dict:
         if self._refit_thread is not None:
@@ -178,8 +187,18 @@ class StreamingTopicClusterer:
         self.seen_since_refit_ += len(docs)
         if sum(f.shape[0] for f in self.pending_) >= self.learn_batch_size:
             self.flush()
-        if self.refit_every and self.seen_since_refit_ >= self.refit_every:
+        if self._refit_due():
             self.start_refit()
+
+    def _refit_due(self) -> bool:
+        if self.refit_every and self.seen_since_refit_ >= self.refit_every:
+            return True
+        fitted = self.state_.n_docs
+        return (
+            self.warmup_growth > 0
+            and 0 < fitted < self.window_size
+            and self.seen_since_refit_ >= self.warmup_growth * fitted
+        )
 
     def start_refit(self) -> None:
         """Refit in a background thread; the live path keeps scoring with the current state.
@@ -200,6 +219,13 @@ class StreamingTopicClusterer:
         self._refit_result = result
         self._refit_thread = threading.Thread(target=work, name="cluster-refit", daemon=True)
         self._refit_thread.start()
+
+    def wait_for_refit(self) -> None:
+        """Block until a running background refit is done and swap its result in."""
+        thread = self._refit_thread
+        if thread is not None:
+            thread.join()
+            self._swap_if_refitted()
 
     def _swap_if_refitted(self) -> None:
         thread = self._refit_thread
@@ -264,14 +290,17 @@ class StreamingTopicClusterer:
             )
         vectorizer = self._make_vectorizer(len(docs))
         features = vectorizer.fit_transform(docs)
+        fresh = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.seed).fit(features)
         if previous is None:
-            kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.seed)
-            centers = kmeans.fit(features).cluster_centers_
+            centers = fresh.cluster_centers_
         else:
+            # Starting from the old centres keeps ids, but a window of new posts may hold a
+            # better optimum than the one the old centres lead to: keep the lower inertia,
+            # then give each new centre the id of the old centre it is closest to.
             old = _project_centers(previous, vectorizer)
-            kmeans = KMeans(self.n_clusters, init=old, n_init=1, random_state=self.seed)
-            centers = kmeans.fit(features).cluster_centers_
-            centers = centers[_match_to_old(old, centers)]
+            warm = KMeans(self.n_clusters, init=old, n_init=1, random_state=self.seed)
+            best = min((warm.fit(features), fresh), key=lambda km: km.inertia_)
+            centers = best.cluster_centers_[_match_to_old(old, best.cluster_centers_)]
         online = MiniBatchKMeans(
             self.n_clusters,
             init=centers,
@@ -284,7 +313,7 @@ class StreamingTopicClusterer:
         online.partial_fit(features)
         terms = vectorizer.get_feature_names_out()
         labels = tuple(_label(online.cluster_centers_[j], terms) for j in range(self.n_clusters))
-        return ClusterState(vectorizer, online, labels, FastTfidf(vectorizer))
+        return ClusterState(vectorizer, online, labels, FastTfidf(vectorizer), len(docs))
 
 
 def _project_centers(previous: ClusterState, vectorizer: TfidfVectorizer) -> np.ndarray:
