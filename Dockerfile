@@ -9,7 +9,8 @@ COPY streaming ./streaming
 COPY models ./models
 COPY templates ./templates
 COPY static ./static
-RUN pip install --no-cache-dir --no-deps .
+# Editable, so templates/ and static/ beside the code are found.
+RUN pip install --no-cache-dir --no-deps -e .
 ENV SOCIALPULSE_MODEL_DIR=/data/models SOCIALPULSE_INSTANCE_DIR=/data/instance
 VOLUME ["/data"]
 ENTRYPOINT ["socialpulse"]

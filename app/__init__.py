@@ -66,12 +66,13 @@ def create_app(config: Config | None = None) -> Flask:
     hub.register()
     install(app, Services(config, build_pipeline(config), aggregates, hub))
 
-    from app.views import analyze, api, dashboard, health
+    from app.views import analyze, api, dashboard, health, models
 
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(analyze.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(models.bp)
     csrf.exempt(api.bp)  # JSON API: no cookies or sessions, so no cross-site form to forge
 
     @app.errorhandler(HTTPException)

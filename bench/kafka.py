@@ -45,8 +45,9 @@ def _steady_rate(stamps_ms: np.ndarray) -> float:
     return (hi - lo) / span if span > 0 else float("inf")
 
 
-def worker_throughput(bootstrap: str, model_dir: Path, workdir: Path, workers: int,
-                      n_posts: int) -> dict:
+def worker_throughput(
+    bootstrap: str, model_dir: Path, workdir: Path, workers: int, n_posts: int
+) -> dict:
     """Start the workers, wait until all have partitions, then send `n_posts` as fast as
     possible and measure scored posts per second over the middle 80% of the run."""
     scenario = KafkaScenario(bootstrap, model_dir, workdir / f"w{workers}", partitions=6)
@@ -55,8 +56,11 @@ def worker_throughput(bootstrap: str, model_dir: Path, workdir: Path, workers: i
     try:
         for name in names:
             scenario.start_worker(name)
-        wait_for(lambda: all(_has_partitions(scenario, n) for n in names), 90,
-                 "every worker to get partitions")
+        wait_for(
+            lambda: all(_has_partitions(scenario, n) for n in names),
+            90,
+            "every worker to get partitions",
+        )
         time.sleep(2)  # let the last rebalance settle
         scenario.produce(values, keys)
         stamps = _scored_timestamps(bootstrap, scenario.topics.scored, n_posts, timeout=600)
@@ -67,8 +71,11 @@ def worker_throughput(bootstrap: str, model_dir: Path, workdir: Path, workers: i
 
 def _has_partitions(scenario: KafkaScenario, name: str) -> bool:
     """True once the worker's latest assignment is not empty."""
-    assigned = [e["msg"] for e in scenario.worker_log(name)
-                if e["msg"].startswith(("partitions assigned", "partitions revoked"))]
+    assigned = [
+        e["msg"]
+        for e in scenario.worker_log(name)
+        if e["msg"].startswith(("partitions assigned", "partitions revoked"))
+    ]
     return bool(assigned) and assigned[-1].startswith("partitions assigned")
 
 

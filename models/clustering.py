@@ -4,6 +4,10 @@ Cluster ids are stable: online updates never reassign centres (``reassignment_ra
 and a periodic refit on a window of recent posts (which may change the vocabulary) starts
 from the old centres projected onto the new vocabulary and then matches new centres to old
 ids, so a cluster keeps its id, colour and meaning on the dashboard.
+
+A clusterer fitted on fewer posts than its window also refits as the window fills, from
+fresh k-means++ restarts (ids still matched to the old centres): started on a few hundred
+real tweets, it ends up as good as k-means on the whole stream (see models/evaluation.py).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from streaming.records import MENTION_RE, URL_RE, Post
 
 TOKEN_PATTERN = r"(?u)#?\b\w\w+\b"
+# A refit keeps fresh k-means++ centres over those grown from the old ones only when their
+# inertia is at least this much lower: smaller gains are noise that would reshuffle topics.
+REFIT_RESTART_GAIN = 0.01
 _NOISE_RE = re.compile(f"{URL_RE.pattern}|{MENTION_RE.pattern}", re.IGNORECASE)
 
 
@@ -119,8 +126,9 @@ class StreamingTopicClusterer:
         refit_every: documents between refits (0 disables periodic refits).
         learn_batch_size: documents gathered before one `MiniBatchKMeans.partial_fit` step;
             a step has a fixed cost of milliseconds, so tiny live batches are pooled.
-        n_init: k-means++ restarts of a fit from scratch; a refit also runs this many fresh
-            restarts next to the one started from the old centres and keeps the best.
+        n_init: k-means++ restarts of a fit; a refit also starts k-means from the old centres
+            and keeps that unless the restarts are clearly better (or the window is still
+            filling).
         warmup_growth: while the window is not yet full, also refit whenever it has grown by
             this fraction since the last fit (0 disables): a clusterer started on few posts
             learns its vocabulary and centres again as posts arrive, a few times in all.
@@ -178,10 +186,17 @@ class StreamingTopicClusterer:
         return self
 
     def learn(self, docs: Sequence[str], features) -> None:
-        """`partial_fit` with features already computed by `transform` for the same docs."""
+        """`partial_fit` with features already computed by `transform` for the same docs.
+
+        The features must come from the current state (the pipeline checks that it has not
+        changed since it transformed the batch).
+        """
         if not docs:
             return
-        self._swap_if_refitted()
+        if self._swap_if_refitted():
+            # The refit that just took over may have a new vocabulary: the features of the
+            # old one would not fit its centres.
+            features = self.state_.transform(docs)
         self.window_.extend(docs)
         self.pending_.append(features)
         self.seen_since_refit_ += len(docs)
@@ -220,22 +235,29 @@ class StreamingTopicClusterer:
         self._refit_thread = threading.Thread(target=work, name="cluster-refit", daemon=True)
         self._refit_thread.start()
 
-    def wait_for_refit(self) -> None:
-        """Block until a running background refit is done and swap its result in."""
+    def wait_for_refit(self, swap: bool = False) -> None:
+        """Block until a running background refit is done.
+
+        Its state takes over at the next `learn`, as in the live stream, or now with `swap`.
+        """
         thread = self._refit_thread
         if thread is not None:
             thread.join()
-            self._swap_if_refitted()
+            if swap:
+                self._swap_if_refitted()
 
-    def _swap_if_refitted(self) -> None:
+    def _swap_if_refitted(self) -> bool:
+        """Swap a finished background refit in; True when the state changed."""
         thread = self._refit_thread
         if thread is None or thread.is_alive():
-            return
+            return False
         self._refit_thread = None
-        if self._refit_result:  # empty if the refit failed; the old state simply stays
-            self.pending_ = []
-            self.state_ = self._refit_result[0]
-            self.n_refits_ += 1
+        if not self._refit_result:  # empty if the refit failed; the old state simply stays
+            return False
+        self.pending_ = []
+        self.state_ = self._refit_result[0]
+        self.n_refits_ += 1
+        return True
 
     def flush(self) -> None:
         """Apply the pooled documents as one mini-batch step."""
@@ -271,8 +293,8 @@ class StreamingTopicClusterer:
         order = np.argsort(state.kmeans.cluster_centers_[cluster_id])[::-1][:n]
         return [terms[i] for i in order if state.kmeans.cluster_centers_[cluster_id, i] > 0]
 
-    # -- internals ------------------------------------------------------------------------
-    def _make_vectorizer(self, n_docs: int) -> TfidfVectorizer:
+    def make_vectorizer(self, n_docs: int) -> TfidfVectorizer:
+        """The unfitted TF-IDF vectorizer a fit on `n_docs` documents uses."""
         return TfidfVectorizer(
             token_pattern=TOKEN_PATTERN,
             stop_words="english",
@@ -283,23 +305,30 @@ class StreamingTopicClusterer:
             dtype=np.float64,
         )
 
+    # -- internals ------------------------------------------------------------------------
     def _fit_state(self, docs: list[str], previous: ClusterState | None) -> ClusterState:
         if len(docs) < self.n_clusters:
             raise ValueError(
                 f"need at least {self.n_clusters} documents to form {self.n_clusters} clusters"
             )
-        vectorizer = self._make_vectorizer(len(docs))
+        vectorizer = self.make_vectorizer(len(docs))
         features = vectorizer.fit_transform(docs)
         fresh = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.seed).fit(features)
         if previous is None:
             centers = fresh.cluster_centers_
         else:
-            # Starting from the old centres keeps ids, but a window of new posts may hold a
-            # better optimum than the one the old centres lead to: keep the lower inertia,
-            # then give each new centre the id of the old centre it is closest to.
             old = _project_centers(previous, vectorizer)
-            warm = KMeans(self.n_clusters, init=old, n_init=1, random_state=self.seed)
-            best = min((warm.fit(features), fresh), key=lambda km: km.inertia_)
+            best = fresh
+            if not 0 < previous.n_docs < self.window_size:
+                # Centres grown from the old ones keep ids and meanings; fresh restarts
+                # replace them only when clearly better. While the window still fills, the
+                # old centres saw a fraction of the posts at hand and steer k-means into
+                # poorer optima than fresh restarts do, so the fresh centres always win.
+                warm = KMeans(self.n_clusters, init=old, n_init=1, random_state=self.seed)
+                warm.fit(features)
+                if fresh.inertia_ >= warm.inertia_ * (1.0 - REFIT_RESTART_GAIN):
+                    best = warm
+            # Each new centre takes the id of the old centre it is closest to.
             centers = best.cluster_centers_[_match_to_old(old, best.cluster_centers_)]
         online = MiniBatchKMeans(
             self.n_clusters,

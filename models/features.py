@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Hashable, Sequence
+from itertools import chain
 
 import numpy as np
 
@@ -30,30 +32,124 @@ FEATURE_NAMES: tuple[str, ...] = (
     "log_followers",  # log(1 + author followers); 0 when unknown
     "followers_known",
     "cluster",  # topic cluster id from the clustering stage
+    "starts_with_rt",  # text starts with "RT @": someone else's post passed on
+    "starts_with_mention",  # text starts with "@" or ".@": a reply or a conversation
+    # What the training period knew about the author (see AuthorPrior); 0 for unseen authors.
+    "author_recent_lift",  # smoothed mean log-outcome of the author's last posts − overall mean
+    "author_mean_lift",  # the same over all the author's training posts
+    "author_history",  # log(1 + the author's posts in the training period)
 )
+AUTHOR_FEATURES: tuple[str, ...] = FEATURE_NAMES[-3:]
 
 
 _ASCII_LETTERS = string.ascii_letters.encode()
 _ASCII_UPPER = string.ascii_uppercase.encode()
+_ASCII = bytes(range(128))
 
 
 def _letter_counts(text: str) -> tuple[int, int]:
-    """(letters, capital letters) of `text`; ASCII texts take a C-speed path."""
-    if text.isascii():
-        raw = text.encode("ascii")
-        return (
-            len(raw) - len(raw.translate(None, _ASCII_LETTERS)),
-            len(raw) - len(raw.translate(None, _ASCII_UPPER)),
+    """(letters, capital letters) of `text`, counted at C speed wherever possible.
+
+    ASCII letters are counted in the UTF-8 bytes (multi-byte sequences never contain ASCII
+    bytes); only the non-ASCII characters (often a few emoji) are looked at one by one.
+    """
+    raw = text.encode("utf-8", "surrogatepass")
+    letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
+    upper = len(raw) - len(raw.translate(None, _ASCII_UPPER))
+    if not text.isascii():
+        rest = raw.translate(None, _ASCII).decode("utf-8", "surrogatepass")
+        letters += sum(map(str.isalpha, rest))
+        upper += sum(map(str.isupper, rest))
+    return letters, upper
+
+
+class AuthorPrior:
+    """What the training period says about each author, looked up when a post is scored.
+
+    An author's level is the mean log-outcome of their posts, shrunk towards the overall
+    mean by `smoothing` pseudo-posts: one over the last `window` posts (accounts change:
+    an audience grows, a staff account becomes a personal one) and one over all of them.
+    Only posts *before* the scored one count: `running` gives training rows what was known
+    when each was posted, `lookup` gives live posts what was known when training ended.
+    Unseen authors get zeros, the same as a model without the author columns would see.
+
+    Args:
+        window: how many of the author's latest posts the recent level averages; 0 turns
+            author features off (every author counts as unseen), e.g. when the live
+            stream's authors are not the training data's.
+        smoothing: pseudo-posts at the overall mean added to every author's average.
+    """
+
+    def __init__(self, window: int = 20, smoothing: float = 2.0) -> None:
+        self.window = window
+        self.smoothing = smoothing
+
+    def fit(self, authors: Sequence[Hashable], log_targets: Sequence[float]) -> AuthorPrior:
+        """Learn every author's levels from time-ordered training rows."""
+        targets = np.asarray(log_targets, dtype=np.float64)
+        self.global_mean_ = float(targets.mean()) if len(targets) else 0.0
+        self.table_: dict[Hashable, tuple[float, float, float]] = {}
+        self._walk(authors, targets, out=None)
+        return self
+
+    def running(self, authors: Sequence[Hashable], log_targets: Sequence[float]) -> np.ndarray:
+        """(n, 3) author features of time-ordered training rows, each from earlier rows only."""
+        targets = np.asarray(log_targets, dtype=np.float64)
+        out = np.zeros((len(targets), len(AUTHOR_FEATURES)))
+        self._walk(authors, targets, out=out)
+        return out
+
+    def lookup(self, authors: Sequence[Hashable]) -> np.ndarray:
+        """(n, 3) author features of new posts, from the whole training period."""
+        get, unknown = self.table_.get, (0.0, 0.0, 0.0)
+        return np.array([get(a, unknown) for a in authors], dtype=np.float64).reshape(
+            len(authors), len(AUTHOR_FEATURES)
         )
-    return sum(map(str.isalpha, text)), sum(map(str.isupper, text))
+
+    def _walk(self, authors, targets: np.ndarray, out: np.ndarray | None) -> None:
+        if len(authors) != len(targets):
+            raise ValueError(f"{len(authors)} authors but {len(targets)} targets")
+        if self.window <= 0:
+            if out is None:
+                self.table_ = {}
+            return
+        mean = getattr(self, "global_mean_", float(targets.mean()) if len(targets) else 0.0)
+        k = self.smoothing
+        recent: dict[Hashable, deque] = {}
+        totals: dict[Hashable, list[float]] = {}
+        table: dict[Hashable, tuple[float, float, float]] = {}
+        for row, (author, target) in enumerate(zip(authors, targets.tolist(), strict=True)):
+            if out is not None:
+                out[row] = table.get(author, (0.0, 0.0, 0.0))
+            last = recent.setdefault(author, deque(maxlen=self.window))
+            last.append(target)
+            total = totals.setdefault(author, [0.0, 0])
+            total[0] += target
+            total[1] += 1
+            table[author] = (
+                (sum(last) + k * mean) / (len(last) + k) - mean,
+                (total[0] + k * mean) / (total[1] + k) - mean,
+                math.log1p(total[1]),
+            )
+        if out is None:
+            self.table_ = table
 
 
 def posting_time_features(
-    posts: Sequence[Post], sentiments: Sequence[Sentiment], cluster_ids: Sequence[int]
+    posts: Sequence[Post],
+    sentiments: Sequence[Sentiment],
+    cluster_ids: Sequence[int],
+    author_prior: AuthorPrior | None = None,
 ) -> np.ndarray:
-    """Feature matrix of shape (len(posts), len(FEATURE_NAMES)), float64."""
+    """Feature matrix of shape (len(posts), len(FEATURE_NAMES)), float64.
+
+    Without `author_prior` every author is unseen (author columns 0); the live path passes
+    the engagement model's `author_prior_`.
+    """
     rows = []
     two_pi = 2.0 * math.pi
+    table = author_prior.table_ if author_prior is not None else {}
+    unknown = (0.0, 0.0, 0.0)
     for post, sentiment, cluster in zip(posts, sentiments, cluster_ids, strict=True):
         text = post.text
         letters, upper = _letter_counts(text)
@@ -61,6 +157,7 @@ def posting_time_features(
         hour = created.hour + created.minute / 60.0
         weekday = created.weekday()
         followers = post.author_followers
+        recent, overall, history = table.get(post.author, unknown)
         rows.append(
             (
                 len(text),
@@ -81,6 +178,13 @@ def posting_time_features(
                 math.log1p(followers) if followers is not None else 0.0,
                 1.0 if followers is not None else 0.0,
                 cluster,
+                1.0 if text.startswith("RT @") else 0.0,
+                1.0 if text.startswith(("@", ".@")) else 0.0,
+                recent,
+                overall,
+                history,
             )
         )
-    return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
+    width = len(FEATURE_NAMES)
+    flat = np.fromiter(chain.from_iterable(rows), np.float64, count=len(rows) * width)
+    return flat.reshape(len(rows), width)

@@ -84,7 +84,9 @@ class ScoringPipeline:
             with self._learn_lock:
                 if self.clusterer.state_ is state:
                     self.clusterer.learn(docs, topic_features)
-        features = posting_time_features(posts, sentiments, cluster_ids)
+        features = posting_time_features(
+            posts, sentiments, cluster_ids, self.engagement.author_prior_
+        )
         engagements = self.engagement.predict(features)
         assignments = [ClusterAssignment(i, label) for i, label in enumerate(state.labels)]
         done = time.time()
@@ -108,7 +110,9 @@ class ScoringPipeline:
         ]
 
     def explain(self, scored: ScoredPost, top: int = 6) -> Explanation:
-        features = posting_time_features([scored.post], [scored.sentiment], [scored.cluster.id])
+        features = posting_time_features(
+            [scored.post], [scored.sentiment], [scored.cluster.id], self.engagement.author_prior_
+        )
         baseline, contributions = self.engagement.contributions(features)
         order = sorted(range(len(FEATURE_NAMES)), key=lambda i: -abs(contributions[0, i]))
         return Explanation(

@@ -2,6 +2,8 @@
 
 joblib (pickle) runs code while loading, so a file whose hash does not match the manifest is
 never opened. A version trained with other library versions is refused with a clear message.
+Every other file of a version (the Keras network, the evaluation arrays, the HTML report) is
+listed with its hash too, and read only through `read_verified`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import io
 import json
 import logging
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,10 +28,15 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 ARTIFACT_FILES = {"clusterer": "clusterer.joblib", "engagement": "engagement.joblib"}
+# Optional files of a version (written by `socialpulse train`).
+NEURAL_FILE = "engagement_nn.keras"  # Keras native format, loaded with safe_mode
+EVALUATION_FILE = "evaluation.npz"  # held-out predictions etc., loaded without pickle
+REPORT_FILE = "report.html"
 # Libraries whose version must match for a pickled model to load the same way.
 PINNED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 # Bumped whenever the pickled classes change shape, so old artifacts are retrained, not misread.
-ARTIFACT_FORMAT = 2
+# 3: author features and `EngagementModel.author_prior_`, `baseline`, `intercept_`.
+ARTIFACT_FORMAT = 3
 
 
 class ArtifactError(RuntimeError):
@@ -71,9 +79,21 @@ def new_version(now: datetime | None = None) -> str:
 
 
 def save_bundle(
-    bundle: ModelBundle, root: Path, extra_manifest: dict[str, Any] | None = None
+    bundle: ModelBundle,
+    root: Path,
+    extra_manifest: dict[str, Any] | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
+    extra_libraries: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write the bundle as a new version folder under `root` and return its path."""
+    """Write the bundle as a new version folder under `root` and return its path.
+
+    Args:
+        bundle: the fitted models.
+        root: the model folder.
+        extra_manifest: more manifest entries (data, params, metrics).
+        extra_files: more files of the version, by name; hashed like the models.
+        extra_libraries: versions of further libraries the files need (e.g. TensorFlow).
+    """
     version = bundle.version or new_version()
     folder = Path(root) / version
     tmp = folder.with_name(folder.name + ".partial")
@@ -83,11 +103,16 @@ def save_bundle(
         path = tmp / filename
         joblib.dump(getattr(bundle, key), path, compress=3)
         files[filename] = sha256_file(path)
+    for filename, content in (extra_files or {}).items():
+        if filename in files or filename == MANIFEST or Path(filename).name != filename:
+            raise ValueError(f"cannot add a file named {filename!r} to a version")
+        (tmp / filename).write_bytes(content)
+        files[filename] = hashlib.sha256(content).hexdigest()
     manifest = {
         "version": version,
         "format": ARTIFACT_FORMAT,
         "created_at": datetime.now(UTC).isoformat(),
-        "libraries": library_versions(),
+        "libraries": {**library_versions(), **(extra_libraries or {})},
         "files": files,
         **(extra_manifest or {}),
     }
@@ -116,6 +141,67 @@ def read_manifest(root: Path, version: str) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"cannot read {path}: {exc}") from exc
+
+
+def _verified_bytes(folder: Path, manifest: dict[str, Any], filename: str) -> bytes:
+    expected = manifest.get("files", {}).get(filename)
+    path = folder / filename
+    if expected is None or not path.is_file():
+        raise ArtifactError(f"{path} is missing or not listed in the manifest")
+    content = path.read_bytes()
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != expected:
+        raise ArtifactError(
+            f"{path} does not match its manifest (sha256 {actual[:12]}…, expected "
+            f"{expected[:12]}…); refusing to load it. Retrain or restore the file."
+        )
+    return content
+
+
+def read_verified(root: Path, version: str, filename: str) -> bytes:
+    """The bytes of one file of a version, after checking them against the manifest.
+
+    Callers use these bytes, never the file again, so nothing unchecked is ever loaded.
+
+    Raises:
+        ArtifactError: unknown version, file missing or not listed, or hash mismatch.
+    """
+    if version not in list_versions(root):
+        raise ArtifactError(f"model version {version!r} not found under {root}")
+    return _verified_bytes(Path(root) / version, read_manifest(root, version), filename)
+
+
+def has_file(root: Path, version: str, filename: str) -> bool:
+    """Whether the manifest of `version` lists `filename` (not whether it is intact)."""
+    try:
+        return filename in read_manifest(root, version).get("files", {})
+    except ArtifactError:
+        return False
+
+
+def load_neural(root: Path, version: str):
+    """The version's Keras network (`NeuralEngagementModel`), hash-checked before loading.
+
+    Raises:
+        ArtifactError: no network in this version, or its file fails the check.
+        NeuralUnavailable: TensorFlow is not installed.
+    """
+    from models.neural import NeuralEngagementModel
+
+    manifest = read_manifest(root, version)
+    if NEURAL_FILE not in manifest.get("files", {}):
+        raise ArtifactError(f"model version {version} has no neural network (--model nn)")
+    content = read_verified(root, version, NEURAL_FILE)
+    return NeuralEngagementModel.from_bytes(content, manifest.get("params", {}).get("neural"))
+
+
+def load_evaluation(root: Path, version: str) -> dict[str, Any]:
+    """The version's evaluation arrays, hash-checked, read without pickle."""
+    import numpy as np
+
+    content = read_verified(root, version, EVALUATION_FILE)
+    with np.load(io.BytesIO(content), allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
 
 
 def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
@@ -151,20 +237,9 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
     # Every file is checked before any is unpickled: one bad file taints the whole version.
     # The bytes that were hashed are the bytes unpickled, so a file swapped in between the
     # check and the load cannot slip through.
-    verified: dict[str, bytes] = {}
-    for key, filename in ARTIFACT_FILES.items():
-        expected = manifest.get("files", {}).get(filename)
-        path = folder / filename
-        if expected is None or not path.is_file():
-            raise ArtifactError(f"{path} is missing or not listed in the manifest")
-        content = path.read_bytes()
-        actual = hashlib.sha256(content).hexdigest()
-        if actual != expected:
-            raise ArtifactError(
-                f"{path} does not match its manifest (sha256 {actual[:12]}…, expected "
-                f"{expected[:12]}…); refusing to load it. Retrain or restore the file."
-            )
-        verified[key] = content
+    verified = {
+        key: _verified_bytes(folder, manifest, filename) for key, filename in ARTIFACT_FILES.items()
+    }
     loaded = {key: joblib.load(io.BytesIO(content)) for key, content in verified.items()}
     return ModelBundle(
         clusterer=loaded["clusterer"],

@@ -2,9 +2,329 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import click
+
+FILE_HELP = "Labelled CSV, TSV or JSONL file (the format comes from the suffix)."
 
 
 @click.group()
 def evaluate() -> None:
     """Measure the live clustering and sentiment paths on a labelled file."""
+
+
+@dataclass
+class Column:
+    """Texts and one other column of the usable rows of a file."""
+
+    texts: list[str]
+    values: list[Any]
+    lines: list[int]  # where each row starts in the file, for error messages
+    skipped: int  # rows without text or value, or unreadable
+
+
+def _file_option(command):
+    return click.option(
+        "--file",
+        "file_",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=FILE_HELP,
+    )(command)
+
+
+def _common_options(command):
+    options = [
+        click.option("--text-col", default="text", show_default=True, help="Text column."),
+        click.option("--encoding", default="utf-8", show_default=True, help="File encoding."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
+        click.option("--no-progress", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def load_column(
+    path: Path,
+    text_col: str,
+    value_col: str | None,
+    encoding: str = "utf-8",
+    dedupe_col: str | None = None,
+    value_option: str = "--label-col",
+) -> Column:
+    """The text (and `value_col`) of every row that has them, read with `read_rows`.
+
+    Raises:
+        click.UsageError: a column is not in the file, or the file type is not supported.
+        click.ClickException: the file is empty or not valid in `encoding`.
+    """
+    from streaming.sources import read_rows
+
+    try:
+        rows = [(line, row) for line, row in read_rows(path, encoding) if isinstance(row, dict)]
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(
+            f"{path.name} is not valid {encoding} text (byte {exc.start}): "
+            "pass its encoding with --encoding, e.g. latin-1"
+        ) from exc
+    except LookupError as exc:
+        raise click.UsageError(f"unknown --encoding {encoding!r}") from exc
+    except ValueError as exc:  # an unsupported suffix (UnicodeDecodeError is caught above)
+        raise click.UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc}") from exc
+    if not rows:
+        raise click.ClickException(f"{path.name} has no rows to evaluate")
+    present = {key for _, row in rows for key in row if isinstance(key, str)}
+    for option, column in (("--text-col", text_col), (value_option, value_col)):
+        if column is not None and column not in present:
+            raise click.UsageError(
+                f"column {column!r} ({option}) is not in {path.name}; "
+                f"its columns are: {', '.join(sorted(present))}"
+            )
+    if dedupe_col is not None and dedupe_col not in present:
+        raise click.UsageError(f"column {dedupe_col!r} (--dedupe-col) is not in {path.name}")
+
+    column = Column([], [], [], skipped=0)
+    seen: set[str] = set()
+    for line, row in rows:
+        text = row.get(text_col)
+        value = row.get(value_col) if value_col is not None else None
+        if not isinstance(text, str) or not text.strip() or (value_col and value in (None, "")):
+            column.skipped += 1
+            continue
+        if dedupe_col is not None:
+            key = str(row.get(dedupe_col))
+            if key in seen:
+                column.skipped += 1
+                continue
+            seen.add(key)
+        column.texts.append(text)
+        column.values.append(value)
+        column.lines.append(line)
+    if not column.texts:
+        raise click.ClickException(
+            f"no row of {path.name} has both a text and a value in the columns given"
+        )
+    return column
+
+
+def _progress(total: int, desc: str, disabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, unit="post" if desc != "choose-k" else "k", desc=desc, disable=disabled
+    )
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _emit_json(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# -- clustering --------------------------------------------------------------------------------
+@evaluate.command()
+@_file_option
+@click.option("--k", "k", required=True, type=click.IntRange(min=2), help="Number of clusters.")
+@click.option("--label-col", default="cluster", show_default=True, help="Reference topic column.")
+@click.option(
+    "--batch-size",
+    default=500,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Posts per micro-batch, as the live stream batches them.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option(
+    "--no-baselines", is_flag=True, help="Skip batch KMeans and one-pass MiniBatchKMeans."
+)
+@_common_options
+def clustering(
+    file_, k, label_col, batch_size, seed, no_baselines, text_col, encoding, as_json, no_progress
+) -> None:
+    """Stream a labelled file through the live topic clusterer and score its clusters.
+
+    Posts go through the live path (topic document, TF-IDF, online k-means with its refits)
+    in micro-batches, in file order. Reported are NMI, ARI, V-measure and cosine silhouette
+    of the clusters every post has at the end of the stream, and of the ids posts got on
+    arrival; for comparison, batch TF-IDF + KMeans and one-pass MiniBatchKMeans.
+    """
+    from models.evaluation import evaluate_streaming_clustering
+
+    data = load_column(file_, text_col, label_col, encoding)
+    if k >= len(data.texts):
+        raise click.UsageError(
+            f"--k {k} needs more than {k} posts; {file_.name} has {len(data.texts)}"
+        )
+    with _progress(len(data.texts), "stream", no_progress or as_json) as bar:
+        try:
+            report = evaluate_streaming_clustering(
+                data.texts,
+                data.values,
+                k,
+                batch_size=batch_size,
+                seed=seed,
+                baselines=not no_baselines,
+                progress=bar,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _emit_json({"file": str(file_), "skipped_rows": data.skipped, **report.to_dict()})
+        return
+    used = report.streaming.n_docs
+    click.echo(
+        f"Streaming topic clusters on {file_.name}: {used:,} posts "
+        f"({data.skipped + report.skipped} skipped), k = {k}, micro-batches of {batch_size}"
+    )
+    click.echo(
+        f"warm start on the first {report.warm_start_docs:,} posts, {report.refits} refits, "
+        f"{report.seconds:.1f} s\n"
+    )
+    rows = [
+        ("live streaming, end of stream", report.streaming),
+        ("live streaming, ids on arrival", report.on_arrival),
+        ("batch TF-IDF + KMeans", report.batch_kmeans),
+        ("one-pass MiniBatchKMeans", report.naive_minibatch),
+    ]
+    click.echo(f"{'':<32}{'NMI':>7}{'ARI':>8}{'V-measure':>11}{'silhouette':>12}")
+    for name, scores in rows:
+        if scores is None:
+            continue
+        click.echo(
+            f"{name:<32}{scores.nmi:>7.3f}{scores.ari:>8.3f}{scores.v_measure:>11.3f}"
+            f"{_fmt(scores.silhouette):>12}"
+        )
+    click.echo(
+        "\nThe first row is the headline: every post as the live clusterer assigns it once the "
+        "stream has passed."
+    )
+
+
+@evaluate.command("choose-k")
+@_file_option
+@click.option("--k-min", default=2, show_default=True, type=click.IntRange(min=2))
+@click.option("--k-max", default=30, show_default=True, type=click.IntRange(min=2))
+@click.option("--step", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@_common_options
+def choose_k_command(
+    file_, k_min, k_max, step, seed, text_col, encoding, as_json, no_progress
+) -> None:
+    """Inertia and silhouette of k-means for each k in a range, and the k each rule picks.
+
+    The elbow is the k farthest from the chord of the inertia curve ("kneedle"); the other
+    pick has the highest cosine silhouette. Features are the live clusterer's TF-IDF.
+    """
+    from models.evaluation import choose_k, topic_documents
+
+    if k_max < k_min:
+        raise click.UsageError(f"--k-max {k_max} is below --k-min {k_min}")
+    candidates = list(range(k_min, k_max + 1, step))
+    if len(candidates) < 3:
+        raise click.UsageError("the range gives fewer than three values of k: widen it")
+    data = load_column(file_, text_col, None, encoding)
+    docs, _ = topic_documents(data.texts)
+    if k_max >= len(docs):
+        raise click.UsageError(
+            f"--k-max {k_max} needs more than {k_max} posts; there are {len(docs)}"
+        )
+    with _progress(len(candidates), "choose-k", no_progress or as_json) as bar:
+        choice = choose_k(docs, candidates, seed=seed, progress=bar)
+    if as_json:
+        _emit_json({"file": str(file_), "posts": len(docs), **choice.to_dict()})
+        return
+    click.echo(f"k-means on {len(docs):,} posts of {file_.name}\n")
+    click.echo(f"{'k':>5}{'inertia':>12}{'silhouette':>12}")
+    for score in choice.scores:
+        marks = [
+            name
+            for name, k in (("elbow", choice.elbow_k), ("best silhouette", choice.silhouette_k))
+            if k == score.k
+        ]
+        click.echo(
+            f"{score.k:>5}{score.inertia:>12.1f}{_fmt(score.silhouette):>12}"
+            + (f"   <- {', '.join(marks)}" if marks else "")
+        )
+    click.echo(
+        f"\nelbow (kneedle): k = {choice.elbow_k}; best silhouette: k = {choice.silhouette_k}"
+    )
+
+
+# -- sentiment ---------------------------------------------------------------------------------
+@evaluate.command()
+@_file_option
+@click.option("--label-col", help="Column of positive / neutral / negative labels (any case).")
+@click.option("--rating-col", help="Column of numeric ratings (e.g. 1-5 stars).")
+@click.option("--dedupe-col", help="Keep only the first row of each value of this column.")
+@_common_options
+def sentiment(
+    file_, label_col, rating_col, dedupe_col, text_col, encoding, as_json, no_progress
+) -> None:
+    """Score a labelled file with the live sentiment model (VADER on the untouched text).
+
+    With --label-col: accuracy, macro-F1, per-class precision/recall/F1 and the confusion
+    matrix (rows: actual, columns: predicted). With --rating-col: Pearson and Spearman
+    correlation of VADER's compound score with the ratings.
+    """
+    from models.evaluation import (
+        SENTIMENT_LABELS,
+        evaluate_sentiment_labels,
+        evaluate_sentiment_ratings,
+        normalize_sentiment_label,
+    )
+
+    if (label_col is None) == (rating_col is None):
+        raise click.UsageError("give exactly one of --label-col or --rating-col")
+    data = load_column(
+        file_,
+        text_col,
+        label_col or rating_col,
+        encoding,
+        dedupe_col,
+        value_option="--label-col" if label_col else "--rating-col",
+    )
+    values = []
+    for line, value in zip(data.lines, data.values, strict=True):
+        try:
+            values.append(normalize_sentiment_label(value) if label_col else float(value))
+        except ValueError as exc:
+            what = str(exc) if label_col else f"rating {str(value)[:40]!r} is not a number"
+            raise click.ClickException(f"{file_.name}, line {line}: {what}") from exc
+    with _progress(len(data.texts), "sentiment", no_progress or as_json) as bar:
+        try:
+            if label_col:
+                report = evaluate_sentiment_labels(data.texts, values, progress=bar)
+            else:
+                report = evaluate_sentiment_ratings(data.texts, values, progress=bar)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _emit_json({"file": str(file_), "skipped_rows": data.skipped, **report.to_dict()})
+        return
+    click.echo(
+        f"Live sentiment (VADER) on {file_.name}: {report.n:,} posts ({data.skipped} skipped)\n"
+    )
+    if rating_col:
+        click.echo(f"Pearson r {report.pearson:.3f}   Spearman {report.spearman:.3f}")
+        return
+    click.echo(f"accuracy {report.accuracy:.3f}   macro-F1 {report.macro_f1:.3f}\n")
+    click.echo(f"{'':<10}{'precision':>10}{'recall':>8}{'F1':>8}{'support':>9}")
+    for label in SENTIMENT_LABELS:
+        s = report.per_class[label]
+        click.echo(
+            f"{label:<10}{s['precision']:>10.3f}{s['recall']:>8.3f}{s['f1']:>8.3f}"
+            f"{s['support']:>9,}"
+        )
+    click.echo("\nconfusion (rows: actual, columns: predicted)")
+    click.echo(f"{'':<10}" + "".join(f"{label:>10}" for label in SENTIMENT_LABELS))
+    for label, row in zip(SENTIMENT_LABELS, report.confusion, strict=True):
+        click.echo(f"{label:<10}" + "".join(f"{count:>10,}" for count in row))

@@ -2,16 +2,337 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
 import click
 
 
-@click.command()
-def train() -> None:
-    """Train the clustering and engagement models and save a new version."""
-    raise click.ClickException("not available yet")
+class _WithColumnFlags(click.Command):
+    """A command that gets `app.cli`'s column-mapping flags (--text-col …) on first use.
+
+    `app.cli` imports this module to register its commands, so importing `app.cli` here at
+    import time would be circular (and break `python -m app.cli`).
+    """
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not any(p.name == "text_col" for p in self.params):
+            from app.cli import mapping_options
+
+            template = mapping_options(click.Command("columns"))  # appended last-first
+            at = next(i for i, p in enumerate(self.params) if p.name == "posts")
+            self.params[at:at] = list(reversed(template.params))
+        return super().get_params(ctx)
+
+
+def _model_dir(model_dir: str | None) -> Path:
+    from app.config import Config, ConfigError
+
+    try:
+        config = Config.from_env(model_dir=model_dir)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    return Path(config.model_dir)
+
+
+def _target_columns(values: tuple[str, ...]) -> list[str]:
+    """--target-col favorites, or likes+retweets, or the flag repeated: every column once."""
+    columns = [c.strip() for value in values for c in value.split("+")]
+    return list(dict.fromkeys(c for c in columns if c))
+
+
+@click.command(cls=_WithColumnFlags)
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="CSV/TSV/JSONL file to train on; repeat for several (they are merged and sorted "
+    "by time). Default: synthetic posts.",
+)
+@click.option(
+    "--target-col",
+    "target_cols",
+    multiple=True,
+    metavar="COLUMN",
+    help="Outcome to predict, as log(1 + value); repeat or join with '+' to sum "
+    "(e.g. favorites, or likes+retweets+replies). Required with --file.",
+)
+@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the files.")
+@click.option(
+    "--posts",
+    type=click.IntRange(min=100),
+    default=6000,
+    show_default=True,
+    help="Synthetic posts to train on (without --file).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=11,
+    show_default=True,
+    help="Seed of the synthetic posts and of every model.",
+)
+@click.option(
+    "--model",
+    "model_kind",
+    type=click.Choice(["rf", "nn", "both"]),
+    default="rf",
+    show_default=True,
+    help="rf: grid-searched random forest; nn: Keras network (needs TensorFlow) next to the "
+    "forest at its default settings; both: the two, compared side by side. The live path "
+    "always scores with the forest.",
+)
+@click.option(
+    "--k", "n_clusters", type=click.IntRange(min=2), default=12, show_default=True, help="Topics."
+)
+@click.option(
+    "--search/--no-search",
+    default=True,
+    show_default=True,
+    help="Grid-search the forest with a time-series split (else its default settings).",
+)
+@click.option(
+    "--cv-splits", type=click.IntRange(min=2), default=4, show_default=True, help="CV folds."
+)
+@click.option(
+    "--author-window",
+    type=click.IntRange(min=0),
+    help="Posts the author's recent level averages; 0 turns author features off "
+    "[default: searched between 0 and 20].",
+)
+@click.option("--model-dir", help="Where versions are saved [SOCIALPULSE_MODEL_DIR].")
+@click.option("--json", "as_json", is_flag=True, help="Print the held-out metrics as JSON.")
+@click.option("--history", is_flag=True, help="Show the logged training runs instead of training.")
+@click.option("--no-report", is_flag=True, help="Do not write report.html into the version.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def train(
+    files,
+    target_cols,
+    encoding,
+    posts,
+    seed,
+    model_kind,
+    n_clusters,
+    search,
+    cv_splits,
+    author_window,
+    model_dir,
+    as_json,
+    history,
+    no_report,
+    no_progress,
+    **columns,
+) -> None:
+    """Train the clustering and engagement models and save a new version.
+
+    Rows are sorted by posting time; models learn from the earlier 80% and are measured on
+    the later 20% (MAE, RMSE, R², Spearman, band accuracy and macro-F1), then refit on every
+    row and saved under the model folder with a manifest (data sha256, parameters, metrics,
+    library versions, sha256 of every file), an HTML report and an experiment-log entry.
+    The server loads the newest version on its next start (or the one pinned with
+    SOCIALPULSE_MODEL_VERSION).
+
+    \b
+    Example (FiveThirtyEight's tweets, outcome = favorites):
+      socialpulse train --file BarackObama.csv --file realDonaldTrump.csv \\
+        --encoding latin-1 --text-col text --author-col user --time-col created_at \\
+        --time-format "%m/%d/%y %H:%M" --target-col favorites --model both
+    """
+    root = _model_dir(model_dir)
+    if history:
+        _show_history(root, as_json)
+        return
+
+    from tqdm import tqdm
+
+    from app.cli import column_mapping
+    from models.neural import NeuralUnavailable
+    from models.registry import REPORT_FILE, library_versions, new_version
+    from models.training import (
+        DatasetError,
+        TrainingOptions,
+        load_dataset,
+        save_result,
+        synthetic_dataset,
+    )
+    from models.training import (
+        train as fit,
+    )
+
+    targets = _target_columns(target_cols)
+    if targets and not files:
+        raise click.UsageError("--target-col needs --file (synthetic posts have their own)")
+    options = TrainingOptions(
+        model=model_kind,
+        n_clusters=n_clusters,
+        search=search,
+        cv_splits=cv_splits,
+        author_window=author_window,
+        seed=seed,
+    )
+    if options.wants_neural:
+        from models.neural import require_tensorflow
+
+        try:
+            require_tensorflow()
+        except NeuralUnavailable as exc:
+            raise click.ClickException(f"--model {model_kind}: {exc}") from exc
+
+    stages = ["load data", *options.stages(), *([] if no_report else ["report"]), "save"]
+    with tqdm(total=len(stages), unit="stage", desc="train", disable=no_progress) as bar:
+        bar.set_postfix_str(stages[0])
+
+        def done(stage: str) -> None:
+            bar.update(1)
+            if bar.n < len(stages):
+                bar.set_postfix_str(stages[bar.n])  # what runs now
+
+        try:
+            if files:
+                dataset = load_dataset(files, column_mapping(columns), targets, encoding)
+            else:
+                dataset = synthetic_dataset(posts, seed=seed)
+            done("load data")
+            result = fit(dataset, options, progress=done)
+        except DatasetError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except NeuralUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
+        result.bundle.version = new_version()
+        extra = {}
+        if not no_report:
+            from app.report import build_report
+
+            libraries = library_versions()
+            if result.neural is not None:
+                libraries.update(result.neural.library_versions())
+            draft = {  # the manifest as it will be saved, without the file hashes
+                "version": result.bundle.version,
+                "created_at": datetime.now(UTC).isoformat(),
+                "libraries": libraries,
+                "data": result.data,
+                "params": result.params,
+                "metrics": result.metrics,
+            }
+            extra[REPORT_FILE] = build_report(draft, result.evaluation).encode()
+            done("report")
+        folder = save_result(result, root, extra_files=extra)
+        done("save")
+
+    metrics = result.metrics
+    summary = {
+        "version": folder.name,
+        "folder": str(folder),
+        "data": {k: result.data.get(k) for k in ("source", "fingerprint", "rows", "target")},
+        "split": metrics["split"],
+        "metrics": {"rf": metrics["engagement_holdout"]},
+        "params": {
+            "engagement": result.params["engagement"],
+            "author_prior": result.params["author_prior"],
+        },
+        "seconds": result.seconds,
+    }
+    if "neural_holdout" in metrics:
+        summary["metrics"]["nn"] = metrics["neural_holdout"]
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    _print_summary(summary, None if no_report else folder / REPORT_FILE)
+
+
+def _print_summary(summary: dict, report_path: Path | None) -> None:
+    metrics = summary["metrics"]
+    models = [m for m in ("rf", "nn") if m in metrics]
+    split = summary["split"]
+    click.echo(
+        f"saved version {summary['version']} in {summary['folder']}\n"
+        f"data: {summary['data']['source']} ({summary['data']['rows']} rows, "
+        f"target {summary['data']['target']})\n"
+        f"held out: the later {split['test_rows']} rows, from {split['test_from']}\n"
+    )
+    names = {"rf": "forest", "nn": "network"}
+    click.echo("metric          " + "".join(f"{names[m]:>10}" for m in models))
+    for key, label in (
+        ("mae", "MAE (log)"),
+        ("rmse", "RMSE (log)"),
+        ("r2", "R²"),
+        ("spearman", "Spearman"),
+        ("band_accuracy", "band accuracy"),
+        ("band_macro_f1", "band macro-F1"),
+    ):
+        click.echo(f"{label:<16}" + "".join(f"{metrics[m][key]:>10.3f}" for m in models))
+    if report_path:
+        click.echo(f"\nreport: {report_path}")
+
+
+def _show_history(root: Path, as_json: bool) -> None:
+    from models.experiments import ExperimentLog, format_history
+
+    runs = ExperimentLog(root).runs()
+    if as_json:
+        click.echo(json.dumps(runs, indent=2))
+    else:
+        click.echo(format_history(runs))
 
 
 @click.command()
-def report() -> None:
-    """Write the HTML report of a model version."""
-    raise click.ClickException("not available yet")
+@click.option(
+    "--version",
+    "version_",
+    help="Model version [SOCIALPULSE_MODEL_VERSION, else the newest].",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    help="HTML file to write [report-<version>.html]; '-' for standard output.",
+)
+@click.option("--model-dir", help="Folder of model versions [SOCIALPULSE_MODEL_DIR].")
+def report(version_, out, model_dir) -> None:
+    """Write the HTML report of a model version (self-contained: figures are embedded).
+
+    Drawn from what the version stores (hash-checked): held-out predictions of the forest
+    and, when trained, the network; correlations; topic clusters; feature importance.
+    """
+    from app.config import Config, ConfigError
+    from app.report import build_report
+    from models.registry import (
+        EVALUATION_FILE,
+        ArtifactError,
+        has_file,
+        list_versions,
+        load_evaluation,
+        read_manifest,
+    )
+
+    try:
+        config = Config.from_env(model_dir=model_dir)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    root = Path(config.model_dir)
+    version = version_ or config.model_version
+    if version is None:
+        versions = list_versions(root)
+        if not versions:
+            raise click.ClickException(f"no model versions under {root}; run `socialpulse train`")
+        version = versions[-1]
+    try:
+        manifest = read_manifest(root, version) if version in list_versions(root) else None
+        if manifest is None:
+            raise ArtifactError(f"model version {version!r} not found under {root}")
+        if not has_file(root, version, EVALUATION_FILE):
+            raise ArtifactError(
+                f"model version {version} has no evaluation data (it predates reports); "
+                "train a new version with `socialpulse train`"
+            )
+        html = build_report(manifest, load_evaluation(root, version))
+    except ArtifactError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if out == "-":
+        sys.stdout.write(html)
+        return
+    path = Path(out or f"report-{version}.html")
+    path.write_text(html, encoding="utf-8")
+    click.echo(f"wrote {path}")
