@@ -166,9 +166,10 @@ format_storage() {
         echo "$cid" >"$RUN/cluster.id"
     fi
     info "formatting storage in $DATA (cluster id $cid)"
+    # "--cluster-id=": a random id may start with "-", which would read as an option.
     java_args
     if ! java "${JAVA_ARGS[@]}" kafka.tools.StorageTool format \
-            --cluster-id "$cid" --config "$PROPS" >"$LOGDIR/format.log" 2>&1; then
+            --cluster-id="$cid" --config "$PROPS" >"$LOGDIR/format.log" 2>&1; then
         cat "$LOGDIR/format.log" >&2
         die "storage format failed"
     fi

@@ -133,3 +133,22 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_for_scored(scenario: KafkaScenario, count: int, timeout: float) -> None:
+    """Wait until the scored topic holds at least `count` messages."""
+    wait_for(
+        lambda: (
+            len(
+                read_topic(
+                    scenario.bootstrap,
+                    scenario.topics.scored,
+                    lambda ms: len(ms) >= count,
+                    timeout=5,
+                )
+            )
+            >= count
+        ),
+        timeout,
+        f"{count} scored posts",
+    )

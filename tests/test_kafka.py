@@ -15,7 +15,14 @@ import socketio
 
 from streaming.synthetic import SyntheticPostGenerator, strip_private
 from tests.conftest import free_port
-from tests.kafka_helpers import ROOT, KafkaScenario, read_topic, scored_ids, wait_for
+from tests.kafka_helpers import (
+    ROOT,
+    KafkaScenario,
+    read_topic,
+    scored_ids,
+    wait_for,
+    wait_for_scored,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -96,21 +103,7 @@ def test_sigkill_midway_through_20000_posts_loses_nothing(scenario):
     ids, values, keys = synthetic_values(20_000, seed=42)
     scenario.produce(values, keys)
     worker = scenario.start_worker("victim")
-    wait_for(
-        lambda: (
-            len(
-                read_topic(
-                    scenario.bootstrap,
-                    scenario.topics.scored,
-                    lambda ms: len(ms) >= 3000,
-                    timeout=5,
-                )
-            )
-            >= 3000
-        ),
-        90,
-        "the worker to score 3,000 posts",
-    )
+    wait_for_scored(scenario, 3000, timeout=90)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=10)
     scored_before = len(
@@ -219,21 +212,7 @@ def test_broker_restart_mid_stream_loses_nothing(bundle, model_dir, tmp_path):
         ids, values, keys = synthetic_values(8000, seed=47)
         scenario.produce(values[:4000], keys[:4000])
         scenario.start_worker("survivor")
-        wait_for(
-            lambda: (
-                len(
-                    read_topic(
-                        scenario.bootstrap,
-                        scenario.topics.scored,
-                        lambda ms: len(ms) >= 1000,
-                        timeout=5,
-                    )
-                )
-                >= 1000
-            ),
-            60,
-            "the first scored posts",
-        )
+        wait_for_scored(scenario, 1000, timeout=60)
         subprocess.run([*broker, "down"], env=env, check=True, cwd=ROOT)
         time.sleep(3)
         subprocess.run([*broker, "up"], env=env, check=True, cwd=ROOT)
