@@ -1,105 +1,17 @@
-"""SocialPulse web app: `create_app(config)` builds one instance; nothing runs at import."""
+"""SocialPulse web app: `create_app(config)` builds one instance; nothing runs at import.
+
+`create_app` is imported on first use, so commands that never build the web app (`--help`,
+`worker`, `produce`, `train`) do not load Flask and the models to start.
+"""
 
 from __future__ import annotations
 
-import logging
-import secrets
-from pathlib import Path
-
-from flask import Flask, request
-from flask_socketio import SocketIO
-from flask_wtf.csrf import CSRFProtect
-from werkzeug.exceptions import HTTPException
-
-from app.aggregates import LiveAggregates
-from app.config import PROJECT_ROOT, Config
-from app.live import LiveHub
-from app.services import Services, build_pipeline, install
-from app.wordcloud_image import stop_words
-
-csrf = CSRFProtect()
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
+from typing import Any
 
 
-def create_app(config: Config | None = None) -> Flask:
-    """Build the app: models, dashboard aggregates, Socket.IO, blueprints.
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from app.factory import create_app
 
-    The live stream is not started here; `Services.start_stream` does that (see `serve`).
-    """
-    config = config or Config.from_env()
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    app = Flask(
-        __name__,
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
-        instance_path=config.instance_dir,
-    )
-    app.config.update(
-        SECRET_KEY=config.secret_key or _instance_secret(Path(config.instance_dir)),
-        MAX_CONTENT_LENGTH=config.max_body_bytes,
-        WTF_CSRF_TIME_LIMIT=None,
-        JSON_SORT_KEYS=False,
-    )
-    csrf.init_app(app)
-    # One Socket.IO server per app (not a module global), so instances never share handlers.
-    socketio = SocketIO(
-        app,
-        async_mode="threading",
-        cors_allowed_origins=config.allowed_origins,
-        max_http_buffer_size=config.max_body_bytes,
-    )
-
-    aggregates = LiveAggregates(
-        window_seconds=config.window_seconds,
-        windows_kept=config.windows_kept,
-        stop_words=stop_words(),
-    )
-    hub = LiveHub(socketio, aggregates, config.emit_interval, config.wordcloud_interval)
-    hub.register()
-    install(app, Services(config, build_pipeline(config), aggregates, hub))
-
-    from app.views import analyze, api, dashboard, health, models
-
-    app.register_blueprint(dashboard.bp)
-    app.register_blueprint(analyze.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(models.bp)
-    csrf.exempt(api.bp)  # JSON API: no cookies or sessions, so no cross-site form to forge
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        # Blueprint handlers never see routing errors (404/405), so API paths are sent here.
-        if request.path.startswith(api.PREFIX):
-            return api.http_error(exc)
-        return exc
-
-    @app.after_request
-    def security_headers(response):
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
-
-    return app
-
-
-def _instance_secret(instance_dir: Path) -> str:
-    """A random key generated on first start and kept, so sessions survive restarts."""
-    path = instance_dir / "secret_key"
-    if path.is_file():
-        return path.read_text().strip()
-    instance_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    path.touch(mode=0o600)
-    path.write_text(key)
-    return key
+        return create_app
+    raise AttributeError(f"module 'app' has no attribute {name!r}")
