@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
 from bench.server import _percentiles
+from streaming.kafka_io import make_producer
 from streaming.synthetic import SyntheticPostGenerator, strip_private
 from tests.kafka_helpers import KafkaScenario, wait_for
 
@@ -21,21 +23,44 @@ def _values(n: int, seed: int) -> tuple[list[bytes], list[bytes]]:
     return [json.dumps(r).encode() for r in raws], [r["author"].encode() for r in raws]
 
 
-def _scored_timestamps(bootstrap: str, topic: str, expected: int, timeout: float) -> np.ndarray:
-    """Broker-side append times (ms) of the scored messages, once `expected` have arrived."""
+def _scored_count(consumer: KafkaConsumer, partitions: list[TopicPartition]) -> int:
+    return sum(consumer.end_offsets(partitions).values())
+
+
+def _wait_until_scored(bootstrap: str, topic: str, expected: int, timeout: float) -> None:
+    """Wait for `expected` scored messages by watching end offsets only, so that the
+    benchmark itself does not compete with the workers for the CPU."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    try:
+        wait_for(
+            lambda: _scored_count(consumer, partitions) >= expected,
+            timeout,
+            f"{expected} scored posts",
+            interval=0.5,
+        )
+    finally:
+        consumer.close()
+
+
+def _scored_timestamps(bootstrap: str, topic: str, expected: int) -> np.ndarray:
+    """Produce times (ms) the workers stamped on the scored messages, sorted."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     stamps: list[int] = []
-    deadline = time.monotonic() + timeout
-    while len(stamps) < expected and time.monotonic() < deadline:
+    while len(stamps) < expected:
         for batch in consumer.poll(timeout_ms=500, max_records=5000).values():
             stamps.extend(m.timestamp for m in batch)
     consumer.close()
-    if len(stamps) < expected:
-        raise RuntimeError(f"only {len(stamps)} of {expected} posts were scored in {timeout} s")
     return np.sort(np.asarray(stamps))
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _steady_rate(stamps_ms: np.ndarray) -> float:
@@ -51,27 +76,33 @@ def worker_throughput(
     """Pre-fill the raw topic, start the workers, and measure scored posts per second from
     the moment every worker holds partitions (so no load generator competes for the CPU)."""
     scenario = KafkaScenario(bootstrap, model_dir, workdir / f"w{workers}", partitions=6)
-    values, keys = _values(n_posts, seed=100 + workers)
+    values, keys = _values(n_posts, seed=101)  # the same posts for any number of workers
     scenario.produce(values, keys)
     names = [f"bench{i}" for i in range(workers)]
     try:
-        for name in names:
-            scenario.start_worker(name)
+        processes = [scenario.start_worker(name) for name in names]
         wait_for(
             lambda: all(_has_partitions(scenario, n) for n in names),
             90,
             "every worker to get partitions",
         )
         joined_ms = 1000.0 * max(_last_assignment_time(scenario, n) for n in names)
-        stamps = _scored_timestamps(bootstrap, scenario.topics.scored, n_posts, timeout=600)
+        cpu_before = [_cpu_seconds(p.pid) for p in processes]
+        started = time.monotonic()
+        _wait_until_scored(bootstrap, scenario.topics.scored, n_posts, timeout=600)
+        elapsed = time.monotonic() - started
+        cpu = [_cpu_seconds(p.pid) - c for p, c in zip(processes, cpu_before, strict=True)]
     finally:
         scenario.stop_all()
+    stamps = _scored_timestamps(bootstrap, scenario.topics.scored, n_posts)
     shared = stamps[stamps >= joined_ms + 1000.0]  # a second to settle after the rebalance
     return {
         "workers": workers,
         "posts": n_posts,
         "posts_measured": len(shared),
         "posts_per_s": round(_steady_rate(shared)),
+        # About 1 per worker: each worker is busy on its core, not waiting for the broker.
+        "cpu_cores_per_worker": [round(c / elapsed, 2) for c in cpu],
     }
 
 
@@ -104,23 +135,27 @@ def passthrough_rate(bootstrap: str, model_dir: Path, workdir: Path, n_posts: in
         enable_auto_commit=False,
         max_poll_records=500,
     )
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024
-    )
+    producer = make_producer(bootstrap, "bench-passthrough")  # the worker's settings
     seen = 0
-    started = None
+    started = cpu_started = None
     while seen < n_posts:
         for batch in consumer.poll(timeout_ms=500).values():
-            started = started or time.perf_counter()
+            if started is None:
+                started, cpu_started = time.perf_counter(), time.process_time()
             for message in batch:
                 producer.send(scenario.topics.scored, key=message.key, value=message.value)
             seen += len(batch)
         producer.flush()
         consumer.commit()
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started  # every thread of the client
     consumer.close()
     producer.close()
-    return {"posts": n_posts, "posts_per_s": round(n_posts / seconds)}
+    return {
+        "posts": n_posts,
+        "posts_per_s": round(n_posts / seconds),
+        "cpu_us_per_post": round(1e6 * cpu_seconds / n_posts, 1),
+    }
 
 
 def latency_at_rate(

@@ -260,7 +260,7 @@ def parse_post(
 
     hashtags_raw = data.get("hashtags")
     if hashtags_raw is None:
-        hashtags = _unique(m.lower() for m in HASHTAG_RE.findall(text))
+        hashtags = _unique(m.lower() for m in HASHTAG_RE.findall(text)) if "#" in text else ()
     else:
         if not isinstance(hashtags_raw, list | tuple):
             raise InvalidPost("'hashtags' must be a list of strings", "hashtags")
@@ -297,9 +297,10 @@ def parse_post(
         author=author,
         created_at=created_at,
         hashtags=hashtags,
-        mentions=_unique(m.lower() for m in MENTION_RE.findall(text)),
-        urls=tuple(URL_RE.findall(text)),
-        emoji=tuple(EMOJI_RE.findall(text)),
+        # The cheap membership tests skip regex scans that cannot match (the hot path).
+        mentions=_unique(m.lower() for m in MENTION_RE.findall(text)) if "@" in text else (),
+        urls=tuple(URL_RE.findall(text)) if "://" in text else (),
+        emoji=() if text.isascii() else tuple(EMOJI_RE.findall(text)),
         author_followers=followers,
         lang=lang,
         source=source,

@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streaming.records import InvalidPost, Post, ScoredPost, parse_post
+from streaming.records import (
+    EMOJI_RE,
+    HASHTAG_RE,
+    MENTION_RE,
+    URL_RE,
+    InvalidPost,
+    Post,
+    ScoredPost,
+    parse_post,
+)
 
 NOW = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
 
@@ -40,6 +49,17 @@ def test_email_address_and_html_entity_are_not_mention_or_hashtag():
     post = parse_post({"text": "mail me at anna@example.com &#39;quoted&#39;"})
     assert post.mentions == ()
     assert post.hashtags == ()
+
+
+@given(st.text(alphabet=st.sampled_from("ab #@:/.hHtTpPsS😍é\u2600 "), max_size=40))
+def test_extraction_matches_a_full_regex_scan(tail):
+    # parse_post skips scans that cannot match; the result must be the same as scanning.
+    text = "x " + tail
+    post = parse_post({"text": text})
+    assert post.hashtags == tuple(dict.fromkeys(m.lower() for m in HASHTAG_RE.findall(text)))
+    assert post.mentions == tuple(dict.fromkeys(m.lower() for m in MENTION_RE.findall(text)))
+    assert post.urls == tuple(URL_RE.findall(text))
+    assert post.emoji == tuple(EMOJI_RE.findall(text))
 
 
 def test_keeps_given_fields():
