@@ -179,7 +179,13 @@ def _config(**overrides) -> Config:
     type=int,
     default=0,
     show_default=True,
-    help="Serve Prometheus metrics on 127.0.0.1:PORT (0: off).",
+    help="Serve Prometheus metrics on PORT (0: off).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics server listens on (0.0.0.0 in a container).",
 )
 @click.option(
     "--json-logs/--text-logs",
@@ -187,7 +193,9 @@ def _config(**overrides) -> Config:
     show_default=True,
     help="One JSON object per log line, with the worker id.",
 )
-def worker(kafka, group, worker_id, learn, publish_every, metrics_port, json_logs) -> None:
+def worker(
+    kafka, group, worker_id, learn, publish_every, metrics_port, metrics_host, json_logs
+) -> None:
     """Score the raw-post topic in a consumer group (at-least-once, with dead letters)."""
     import logging
 
@@ -197,7 +205,12 @@ def worker(kafka, group, worker_id, learn, publish_every, metrics_port, json_log
     if not config.kafka_bootstrap:
         raise click.UsageError("set SOCIALPULSE_KAFKA_BOOTSTRAP or pass --kafka HOST:PORT")
     scoring = ScoringWorker(
-        config, worker_id, learn=learn, publish_every=publish_every, metrics_port=metrics_port
+        config,
+        worker_id,
+        learn=learn,
+        publish_every=publish_every,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     handler = logging.StreamHandler()
     if json_logs:

@@ -71,6 +71,7 @@ class ScoringWorker:
         worker_id: name in logs, metrics and the Kafka client id.
         learn: update the clusterer online and publish new versions every `publish_every` s.
         metrics_port: serve Prometheus metrics on this port (0: off).
+        metrics_host: address the metrics server listens on.
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class ScoringWorker:
         publish_every: float = 300.0,
         model_check_interval: float = 30.0,
         metrics_port: int = 0,
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         if not config.kafka_bootstrap:
             raise ValueError("the worker needs SOCIALPULSE_KAFKA_BOOTSTRAP (or --kafka)")
@@ -90,6 +92,7 @@ class ScoringWorker:
         self.publish_every = publish_every
         self.model_check_interval = model_check_interval
         self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
         self.metrics = StreamMetrics("worker")
         self.stop_event = threading.Event()
 
@@ -106,7 +109,9 @@ class ScoringWorker:
         if self.metrics_port:
             from prometheus_client import start_http_server
 
-            start_http_server(self.metrics_port, addr="127.0.0.1", registry=self.metrics.registry)
+            start_http_server(
+                self.metrics_port, addr=self.metrics_host, registry=self.metrics.registry
+            )
         source = KafkaSource(
             config.kafka_bootstrap,
             topics.posts,

@@ -179,7 +179,7 @@ def test_two_workers_share_partitions_and_lose_nothing(scenario):
     ids, values, keys = synthetic_values(10_000, seed=46)
     ports = [free_port(), free_port()]
     scenario.start_worker("a", "--metrics-port", str(ports[0]))
-    scenario.start_worker("b", "--metrics-port", str(ports[1]))
+    scenario.start_worker("b", "--metrics-port", str(ports[1]), "--metrics-host", "127.0.0.1")
     wait_for(lambda: all(_assigned(scenario, n) for n in "ab"), 60, "both workers to join")
     scenario.produce(values, keys)
     scored = read_all_scored(scenario, set(ids), timeout=120)
