@@ -50,10 +50,13 @@ def _scored_timestamps(bootstrap: str, topic: str, expected: int) -> np.ndarray:
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     stamps: list[int] = []
-    while len(stamps) < expected:
+    deadline = time.monotonic() + 120.0
+    while len(stamps) < expected and time.monotonic() < deadline:
         for batch in consumer.poll(timeout_ms=500, max_records=5000).values():
             stamps.extend(m.timestamp for m in batch)
     consumer.close()
+    if len(stamps) < expected:
+        raise RuntimeError(f"read back only {len(stamps)} of {expected} scored posts")
     return np.sort(np.asarray(stamps))
 
 
