@@ -15,7 +15,7 @@ from kafka.structs import TopicPartition
 from bench.server import _percentiles
 from streaming.kafka_io import make_producer
 from streaming.synthetic import SyntheticPostGenerator, strip_private
-from tests.kafka_helpers import KafkaScenario, wait_for
+from tests.kafka_helpers import KafkaScenario, read_topic, wait_for
 
 
 def _values(n: int, seed: int) -> tuple[list[bytes], list[bytes]]:
@@ -45,19 +45,10 @@ def _wait_until_scored(bootstrap: str, topic: str, expected: int, timeout: float
 
 def _scored_timestamps(bootstrap: str, topic: str, expected: int) -> np.ndarray:
     """Produce times (ms) the workers stamped on the scored messages, sorted."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    stamps: list[int] = []
-    deadline = time.monotonic() + 120.0
-    while len(stamps) < expected and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500, max_records=5000).values():
-            stamps.extend(m.timestamp for m in batch)
-    consumer.close()
-    if len(stamps) < expected:
-        raise RuntimeError(f"read back only {len(stamps)} of {expected} scored posts")
-    return np.sort(np.asarray(stamps))
+    messages = read_topic(bootstrap, topic, lambda ms: len(ms) >= expected, timeout=120.0)
+    if len(messages) < expected:
+        raise RuntimeError(f"read back only {len(messages)} of {expected} scored posts")
+    return np.sort(np.asarray([m.timestamp for m in messages]))
 
 
 def _cpu_seconds(pid: int) -> float:

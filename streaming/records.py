@@ -168,7 +168,8 @@ class ScoredPost:
             raise InvalidPost(f"not a scored post: {exc}") from exc
 
 
-_ALLOWED_KEYS = frozenset(
+# The fields a raw post may carry.
+POST_FIELDS = frozenset(
     (
         "id",
         "text",
@@ -225,11 +226,11 @@ def parse_post(
             `max_text_length`, or fields this service does not know.
     """
     data = raw if isinstance(raw, Mapping) else decode_json_object(raw)
-    unknown = sorted(str(k)[:40] for k in data if k not in _ALLOWED_KEYS)
+    unknown = sorted(str(k)[:40] for k in data if k not in POST_FIELDS)
     if unknown:
         raise InvalidPost(
             f"unknown field(s) {', '.join(map(repr, unknown[:5]))}; "
-            f"allowed: {', '.join(sorted(_ALLOWED_KEYS))}"
+            f"allowed: {', '.join(sorted(POST_FIELDS))}"
         )
 
     text = data.get("text")

@@ -14,6 +14,7 @@ from streaming.records import (
     EMOJI_RE,
     HASHTAG_RE,
     MENTION_RE,
+    POST_FIELDS,
     URL_RE,
     InvalidPost,
     Post,
@@ -242,19 +243,7 @@ _json_values = st.recursive(
     ),
     max_leaves=12,
 )
-_field_names = st.sampled_from(
-    [
-        "id",
-        "text",
-        "author",
-        "created_at",
-        "hashtags",
-        "author_followers",
-        "lang",
-        "source",
-        "engagement",
-    ]
-)
+_field_names = st.sampled_from(sorted(POST_FIELDS))
 _raw_dicts = st.dictionaries(_field_names | _any_text, _json_values, max_size=8)
 _plausible_dicts = st.fixed_dictionaries(
     {"text": _any_text},

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from app import create_app
 from app.config import Config
+from streaming.records import POST_FIELDS
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -250,21 +251,7 @@ json_values = st.recursive(
     lambda children: (
         st.lists(children, max_size=4)
         | st.dictionaries(
-            st.sampled_from(
-                [
-                    "text",
-                    "posts",
-                    "id",
-                    "author",
-                    "created_at",
-                    "hashtags",
-                    "author_followers",
-                    "lang",
-                    "source",
-                    "engagement",
-                ]
-            )
-            | st.text(max_size=8),
+            st.sampled_from(["posts", *sorted(POST_FIELDS)]) | st.text(max_size=8),
             children,
             max_size=5,
         )
