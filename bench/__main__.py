@@ -92,7 +92,7 @@ def main() -> None:
             raise SystemExit("SOCIALPULSE_TEST_KAFKA is not set: run `make bench`")
         from bench import kafka
 
-        n = 20000 if args.quick else 100000
+        n = 50000 if args.quick else 100000  # two workers need seconds of steady state
         print("Kafka: kafka-python pass-through …", flush=True)
         passthrough = kafka.passthrough_rate(bootstrap, model_dir, workdir, n)
         print("Kafka: one worker …", flush=True)
