@@ -75,12 +75,8 @@ def worker_throughput(
     names = [f"bench{i}" for i in range(workers)]
     try:
         processes = [scenario.start_worker(name) for name in names]
-        wait_for(
-            lambda: all(_has_partitions(scenario, n) for n in names),
-            90,
-            "every worker to get partitions",
-        )
-        joined_ms = 1000.0 * max(_last_assignment_time(scenario, n) for n in names)
+        scenario.wait_until_sharing(names)
+        joined_ms = 1000.0 * time.time()
         cpu_before = [_cpu_seconds(p.pid) for p in processes]
         started = time.monotonic()
         _wait_until_scored(bootstrap, scenario.topics.scored, n_posts, timeout=600)
@@ -98,22 +94,6 @@ def worker_throughput(
         # About 1 per worker: each worker is busy on its core, not waiting for the broker.
         "cpu_cores_per_worker": [round(c / elapsed, 2) for c in cpu],
     }
-
-
-def _last_assignment_time(scenario: KafkaScenario, name: str) -> float:
-    return max(
-        e["ts"] for e in scenario.worker_log(name) if e["msg"].startswith("partitions assigned")
-    )
-
-
-def _has_partitions(scenario: KafkaScenario, name: str) -> bool:
-    """True once the worker's latest assignment is not empty."""
-    assigned = [
-        e["msg"]
-        for e in scenario.worker_log(name)
-        if e["msg"].startswith(("partitions assigned", "partitions revoked"))
-    ]
-    return bool(assigned) and assigned[-1].startswith("partitions assigned")
 
 
 def passthrough_rate(bootstrap: str, model_dir: Path, workdir: Path, n_posts: int) -> dict:
@@ -162,16 +142,10 @@ def latency_at_rate(
 ) -> dict:
     """Steady `rate` posts/s into Kafka; latency from produce to a reader of the scored topic."""
     scenario = KafkaScenario(bootstrap, model_dir, workdir / f"lat{workers}", partitions=6)
-    for i in range(workers):
-        scenario.start_worker(f"lat{i}")
-    wait_for(
-        lambda: all(
-            any(e["msg"].startswith("partitions assigned") for e in scenario.worker_log(f"lat{i}"))
-            for i in range(workers)
-        ),
-        60,
-        "the workers to join",
-    )
+    names = [f"lat{i}" for i in range(workers)]
+    for name in names:
+        scenario.start_worker(name)
+    scenario.wait_until_sharing(names)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     partitions = [
         TopicPartition(scenario.topics.scored, p)

@@ -98,6 +98,23 @@ class _ForgetRevoked(ConsumerRebalanceListener):
             )
 
 
+def _rejoin_if_rebalance_lost(consumer: KafkaConsumer) -> None:
+    """Work around a kafka-python 3.0.12 bug that strands a consumer outside its group.
+
+    When a poll times out while the group leader is mid-rebalance, the client keeps the
+    join attempt running. If the attempt finishes before the next poll and nothing else
+    asked for a rejoin (the rebalance came from the leader's own metadata check, e.g. after
+    partitions were added), no poll ever completes it: heartbeats stay off, no partitions
+    are assigned, and the broker drops the member. Asking for a rejoin makes the next poll
+    join afresh. A no-op when the client's internals differ from that version's.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    attempt = getattr(coordinator, "_join_task", None)
+    if attempt is not None and getattr(attempt, "is_done", False) and not coordinator.need_rejoin():
+        log.warning("the Kafka client lost a finished rebalance; rejoining the group")
+        coordinator.request_rejoin()
+
+
 class KafkaSource(Source):
     """Raw posts from a topic, in a consumer group, with manual commits.
 
@@ -129,20 +146,24 @@ class KafkaSource(Source):
             metadata_max_age_ms=15_000,
             **CLIENT_SETTINGS,
         )
-        # Joining the group before the client knows the topic's partitions would yield an
-        # empty assignment until the next metadata refresh.
+        self.consumer.subscribe([topic], listener=_ForgetRevoked(self))
+        # Fetch metadata after subscribing and before the first poll joins the group, so the
+        # group leader assigns from the topic's real partitions. Otherwise the leader
+        # rebalances again as soon as metadata arrives, and kafka-python 3.0.12 can drop a
+        # rebalance whose poll times out mid-sync: that worker then never heartbeats again
+        # and holds no partitions until it is restarted.
         deadline = time.monotonic() + 60.0
-        while not self.consumer.partitions_for_topic(topic):
+        while topic not in self.consumer.topics() or not self.consumer.partitions_for_topic(topic):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"topic {topic} has no partitions: is it created?")
             time.sleep(0.2)
-        self.consumer.subscribe([topic], listener=_ForgetRevoked(self))
         self._uncommitted: dict[TopicPartition, int] = {}  # next offset to commit
         self._batch_start: dict[TopicPartition, int] = {}  # first offset since last commit
         self.commit_failures = 0
 
     def read_batch(self, max_records: int, timeout: float) -> list[SourceRecord]:
         polled = self.consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        _rejoin_if_rebalance_lost(self.consumer)
         now = time.time()
         batch = []
         for tp, messages in polled.items():

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
 from streaming.kafka_io import Topics, ensure_topics
@@ -38,6 +38,10 @@ class KafkaScenario:
         )
         ensure_topics(self.bootstrap, self.topics)
 
+    @property
+    def group(self) -> str:
+        return f"{self.prefix}-group"
+
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
@@ -46,7 +50,7 @@ class KafkaScenario:
             SOCIALPULSE_TOPIC_SCORED=self.topics.scored,
             SOCIALPULSE_TOPIC_DLQ=self.topics.dlq,
             SOCIALPULSE_TOPIC_PARTITIONS=str(self.partitions),
-            SOCIALPULSE_CONSUMER_GROUP=f"{self.prefix}-group",
+            SOCIALPULSE_CONSUMER_GROUP=self.group,
             SOCIALPULSE_MODEL_DIR=str(self.model_dir),
             SOCIALPULSE_INSTANCE_DIR=str(self.log_dir / "instance"),
         )
@@ -64,6 +68,34 @@ class KafkaScenario:
         )
         self.workers.append(process)
         return process
+
+    def wait_until_sharing(self, names: list[str], timeout: float = 90.0) -> None:
+        """Wait until the broker reports the group stable with exactly these workers as
+        members, each holding partitions. Logs alone cannot tell: a worker may log its
+        assignment just before the next rebalance takes it away."""
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        wanted = {f"socialpulse-{name}" for name in names}
+        last: dict = {}
+
+        def sharing() -> bool:
+            nonlocal last
+            last = admin.describe_groups([self.group])[self.group]
+            held = {
+                member["client_id"]: [
+                    p
+                    for topic in (member["member_assignment"] or {}).get("assigned_partitions", [])
+                    for p in topic["partitions"]
+                ]
+                for member in last["members"]
+            }
+            return last["group_state"] == "Stable" and set(held) == wanted and all(held.values())
+
+        try:
+            wait_for(sharing, timeout, f"workers {names} to share the partitions")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the group was {last}") from None
+        finally:
+            admin.close()
 
     def worker_log(self, name: str) -> list[dict]:
         lines = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()

@@ -13,6 +13,7 @@ import time
 import pytest
 import socketio
 
+from streaming.kafka_io import KafkaSource
 from streaming.synthetic import SyntheticPostGenerator, strip_private
 from tests.conftest import free_port
 from tests.kafka_helpers import (
@@ -180,7 +181,7 @@ def test_two_workers_share_partitions_and_lose_nothing(scenario):
     ports = [free_port(), free_port()]
     scenario.start_worker("a", "--metrics-port", str(ports[0]))
     scenario.start_worker("b", "--metrics-port", str(ports[1]), "--metrics-host", "127.0.0.1")
-    wait_for(lambda: all(_assigned(scenario, n) for n in "ab"), 60, "both workers to join")
+    scenario.wait_until_sharing(["a", "b"])
     scenario.produce(values, keys)
     scored = read_all_scored(scenario, set(ids), timeout=120)
     assert set(ids) <= set(scored)
@@ -191,14 +192,49 @@ def test_two_workers_share_partitions_and_lose_nothing(scenario):
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         line = next(ln for ln in text.splitlines() if ln.startswith("socialpulse_scored_total"))
         totals.append(float(line.rsplit(" ", 1)[1]))
-    assert all(t > 0 for t in totals), f"one worker scored nothing: {totals}"
+    history = {n: [e["msg"] for e in scenario.worker_log(n)] for n in "ab"}
+    assert all(t > 0 for t in totals), f"one worker scored nothing: {totals}; logs: {history}"
     assert sum(totals) >= 10_000
 
 
-def _assigned(scenario: KafkaScenario, name: str) -> bool:
-    entries = scenario.worker_log(name)
-    assigned = [e for e in entries if e["msg"].startswith("partitions assigned")]
-    return bool(assigned) and all(e["worker"] == name for e in entries)
+def test_consumer_takes_added_partitions_even_when_polls_time_out_mid_rebalance(
+    kafka_bootstrap, model_dir, tmp_path
+):
+    """Adding partitions makes the group leader rebalance on its own. With 1 ms polls the
+    poll times out during that rebalance nearly every time, which used to leave the
+    consumer outside the group for good."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewPartitions
+
+    scenario = KafkaScenario(kafka_bootstrap, model_dir, tmp_path, partitions=2)
+    source = KafkaSource(kafka_bootstrap, scenario.topics.posts, scenario.group)
+    try:
+
+        def held_after_polling(count: int) -> bool:
+            source.read_batch(500, 0.001)
+            return len(source.consumer.assignment()) == count
+
+        wait_for(lambda: held_after_polling(2), 30, "the first assignment", interval=0)
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        admin.create_partitions({scenario.topics.posts: NewPartitions(total_count=4)})
+        admin.close()
+        wait_for(lambda: held_after_polling(4), 60, "the added partitions", interval=0)
+
+        ids, values, keys = synthetic_values(200, seed=48)
+        scenario.produce(values, keys)
+        seen: set[str] = set()
+        partitions: set[int] = set()
+
+        def read_all() -> bool:
+            for record in source.read_batch(500, 0.001):
+                seen.add(json.loads(record.value)["id"])
+                partitions.add(record.position["partition"])
+            return seen >= set(ids)
+
+        wait_for(read_all, 60, "the posts of every partition", interval=0)
+        assert partitions == {0, 1, 2, 3}
+    finally:
+        source.close()
 
 
 @pytest.mark.slow
