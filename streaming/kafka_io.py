@@ -149,9 +149,8 @@ class KafkaSource(Source):
         self.consumer.subscribe([topic], listener=_ForgetRevoked(self))
         # Fetch metadata after subscribing and before the first poll joins the group, so the
         # group leader assigns from the topic's real partitions. Otherwise the leader
-        # rebalances again as soon as metadata arrives, and kafka-python 3.0.12 can drop a
-        # rebalance whose poll times out mid-sync: that worker then never heartbeats again
-        # and holds no partitions until it is restarted.
+        # rebalances the whole group again as soon as metadata arrives, and that kind of
+        # rebalance is the one kafka-python can lose (see _rejoin_if_rebalance_lost).
         deadline = time.monotonic() + 60.0
         while topic not in self.consumer.topics() or not self.consumer.partitions_for_topic(topic):
             if time.monotonic() > deadline:
