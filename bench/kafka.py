@@ -14,33 +14,7 @@ from kafka.structs import TopicPartition
 
 from bench.server import _percentiles
 from streaming.kafka_io import make_producer
-from streaming.synthetic import SyntheticPostGenerator, strip_private
-from tests.kafka_helpers import KafkaScenario, read_topic, wait_for
-
-
-def _values(n: int, seed: int) -> tuple[list[bytes], list[bytes]]:
-    raws = [strip_private(p) for p in SyntheticPostGenerator(seed=seed).take(n)]
-    return [json.dumps(r).encode() for r in raws], [r["author"].encode() for r in raws]
-
-
-def _scored_count(consumer: KafkaConsumer, partitions: list[TopicPartition]) -> int:
-    return sum(consumer.end_offsets(partitions).values())
-
-
-def _wait_until_scored(bootstrap: str, topic: str, expected: int, timeout: float) -> None:
-    """Wait for `expected` scored messages by watching end offsets only, so that the
-    benchmark itself does not compete with the workers for the CPU."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-    try:
-        wait_for(
-            lambda: _scored_count(consumer, partitions) >= expected,
-            timeout,
-            f"{expected} scored posts",
-            interval=0.5,
-        )
-    finally:
-        consumer.close()
+from tests.kafka_helpers import KafkaScenario, read_topic, synthetic_values, wait_for_count
 
 
 def _scored_timestamps(bootstrap: str, topic: str, expected: int) -> np.ndarray:
@@ -70,7 +44,8 @@ def worker_throughput(
     """Pre-fill the raw topic, start the workers, and measure scored posts per second from
     the moment every worker holds partitions (so no load generator competes for the CPU)."""
     scenario = KafkaScenario(bootstrap, model_dir, workdir / f"w{workers}", partitions=6)
-    values, keys = _values(n_posts, seed=101)  # the same posts for any number of workers
+    # The same posts for any number of workers.
+    _, values, keys = synthetic_values(n_posts, seed=101)
     scenario.produce(values, keys)
     names = [f"bench{i}" for i in range(workers)]
     try:
@@ -79,7 +54,7 @@ def worker_throughput(
         joined_ms = 1000.0 * time.time()
         cpu_before = [_cpu_seconds(p.pid) for p in processes]
         started = time.monotonic()
-        _wait_until_scored(bootstrap, scenario.topics.scored, n_posts, timeout=600)
+        wait_for_count(bootstrap, scenario.topics.scored, n_posts, timeout=600)
         elapsed = time.monotonic() - started
         cpu = [_cpu_seconds(p.pid) - c for p, c in zip(processes, cpu_before, strict=True)]
     finally:
@@ -99,7 +74,7 @@ def worker_throughput(
 def passthrough_rate(bootstrap: str, model_dir: Path, workdir: Path, n_posts: int) -> dict:
     """kafka-python alone: consume raw posts and produce them again, no scoring at all."""
     scenario = KafkaScenario(bootstrap, model_dir, workdir / "passthrough", partitions=6)
-    values, keys = _values(n_posts, seed=99)
+    _, values, keys = synthetic_values(n_posts, seed=99)
     scenario.produce(values, keys)
     consumer = KafkaConsumer(
         scenario.topics.posts,
@@ -166,7 +141,7 @@ def latency_at_rate(
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    values, keys = _values(total, seed=77)
+    _, values, keys = synthetic_values(total, seed=77)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     started = time.monotonic()
     for i, (key, value) in enumerate(zip(keys, values, strict=True)):

@@ -11,7 +11,6 @@ import numpy as np
 import requests
 import socketio
 
-from tests.conftest import free_port
 from tests.live_server import running_server
 
 
@@ -36,7 +35,7 @@ def _rss_mb(pid: int) -> float:
 
 def api_latency(model_dir: Path, workdir: Path, requests_count: int = 1000) -> dict:
     """Single-post POST /api/v1/analyze on a server streaming its default 20 posts/s."""
-    with running_server(free_port(), model_dir, workdir) as live:
+    with running_server(model_dir, workdir) as live:
         session = requests.Session()
         body = {
             "text": "Loving the new #nba season, what a GAME!!! 🔥",
@@ -82,7 +81,7 @@ def dashboard_latency_and_memory(
     # The dashboard keeps `windows_kept` event-time windows; with 30 windows of 10 s it is
     # full after 5 minutes, so the rest of the run shows whether memory stays flat.
     with running_server(
-        free_port(), model_dir, workdir, "--rate", str(rate), SOCIALPULSE_WINDOWS_KEPT="30"
+        model_dir, workdir, "--rate", str(rate), SOCIALPULSE_WINDOWS_KEPT="30"
     ) as live:
         client.connect(live.url, namespaces=["/live"], wait_timeout=10)
         started = time.monotonic()

@@ -89,12 +89,6 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     """The broker `make test` started. In CI a missing broker fails the run, never skips."""

@@ -15,9 +15,9 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
+from app.config import PROJECT_ROOT as ROOT
 from streaming.kafka_io import Topics, ensure_topics
-
-ROOT = Path(__file__).resolve().parents[1]
+from streaming.synthetic import SyntheticPostGenerator, strip_private
 
 
 @dataclass
@@ -167,20 +167,26 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def wait_for_scored(scenario: KafkaScenario, count: int, timeout: float) -> None:
-    """Wait until the scored topic holds at least `count` messages."""
-    wait_for(
-        lambda: (
-            len(
-                read_topic(
-                    scenario.bootstrap,
-                    scenario.topics.scored,
-                    lambda ms: len(ms) >= count,
-                    timeout=5,
-                )
-            )
-            >= count
-        ),
-        timeout,
-        f"{count} scored posts",
-    )
+def wait_for_count(bootstrap: str, topic: str, count: int, timeout: float) -> None:
+    """Wait until `topic` holds at least `count` messages. Only end offsets are read, never
+    the messages, so waiting costs the broker and the CPU next to nothing."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    try:
+        wait_for(
+            lambda: sum(consumer.end_offsets(partitions).values()) >= count,
+            timeout,
+            f"{count} messages on {topic}",
+            interval=0.5,
+        )
+    finally:
+        consumer.close()
+
+
+def synthetic_values(n: int, seed: int) -> tuple[list[str], list[bytes], list[bytes]]:
+    """Ids, JSON values and author keys of `n` synthetic posts, as a producer sends them."""
+    raws = [strip_private(p) for p in SyntheticPostGenerator(seed=seed).take(n)]
+    ids = [r["id"] for r in raws]
+    values = [json.dumps(r).encode() for r in raws]
+    keys = [r["author"].encode() for r in raws]
+    return ids, values, keys

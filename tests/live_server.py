@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,13 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+from app.config import PROJECT_ROOT as ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -23,16 +30,18 @@ class LiveServer:
 
 
 @contextmanager
-def running_server(port: int, model_dir: Path, workdir: Path, *args: str, **env: str):
-    """Yield a live server (URL and pid); stop it afterwards, showing its log on failure."""
+def running_server(model_dir: Path, workdir: Path, *args: str, **env: str):
+    """Yield a live server on a free port (URL and pid); stop it afterwards, showing its log
+    on failure. It streams the embedded source unless `env` names a Kafka bootstrap."""
+    port = free_port()
     log_path = workdir / f"serve-{port}.log"
-    environ = dict(
-        os.environ,
+    environ = dict(os.environ)
+    environ.pop("SOCIALPULSE_KAFKA_BOOTSTRAP", None)
+    environ.update(
         SOCIALPULSE_MODEL_DIR=str(model_dir),
         SOCIALPULSE_INSTANCE_DIR=str(workdir / "instance"),
         **env,
     )
-    environ.pop("SOCIALPULSE_KAFKA_BOOTSTRAP", None)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],

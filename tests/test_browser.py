@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
 from tests.live_server import running_server
 
 pytestmark = pytest.mark.browser
@@ -20,7 +19,6 @@ XSS = "<img src=x onerror=alert(1)>"
 def server(bundle, model_dir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("browser")
     with running_server(
-        free_port(),
         model_dir,
         workdir,
         "--rate",

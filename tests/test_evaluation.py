@@ -28,6 +28,7 @@ from models.evaluation import (
 from models.pipeline import ScoringPipeline
 from streaming.records import parse_post
 from streaming.synthetic import TOPICS, SyntheticPostGenerator, strip_private
+from tests.test_training import write_csv
 
 
 def synthetic(n: int, seed: int = 3) -> tuple[list[str], list[str]]:
@@ -275,14 +276,6 @@ def run(*args: str):
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
-
-
-def write_csv(path: Path, rows: list[dict], delimiter: str = ",") -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter=delimiter)
-        writer.writeheader()
-        writer.writerows(rows)
     return path
 
 

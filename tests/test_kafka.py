@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -14,16 +13,16 @@ import pytest
 import socketio
 
 from streaming.kafka_io import KafkaSource
-from streaming.synthetic import SyntheticPostGenerator, strip_private
-from tests.conftest import free_port
 from tests.kafka_helpers import (
     ROOT,
     KafkaScenario,
     read_topic,
     scored_ids,
+    synthetic_values,
     wait_for,
-    wait_for_scored,
+    wait_for_count,
 )
+from tests.live_server import free_port, running_server
 
 pytestmark = pytest.mark.kafka
 
@@ -33,14 +32,6 @@ def scenario(kafka_bootstrap, bundle, model_dir, tmp_path):
     case = KafkaScenario(kafka_bootstrap, model_dir, tmp_path)
     yield case
     case.stop_all()
-
-
-def synthetic_values(n: int, seed: int) -> tuple[list[str], list[bytes], list[bytes]]:
-    raws = [strip_private(p) for p in SyntheticPostGenerator(seed=seed).take(n)]
-    ids = [r["id"] for r in raws]
-    values = [json.dumps(r).encode() for r in raws]
-    keys = [r["author"].encode() for r in raws]
-    return ids, values, keys
 
 
 def read_all_scored(case: KafkaScenario, expected: set[str], timeout: float) -> list[str]:
@@ -53,58 +44,43 @@ def read_all_scored(case: KafkaScenario, expected: set[str], timeout: float) -> 
     return scored_ids(messages)
 
 
-def test_worker_scores_into_scored_topic_and_dashboard_receives(scenario, tmp_path):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=scenario.env(SOCIALPULSE_EMIT_INTERVAL="0.2"),
-        stdout=(tmp_path / "serve.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+def test_worker_scores_into_scored_topic_and_dashboard_receives(scenario, model_dir, tmp_path):
+    import requests
+
     client = socketio.Client()
     received: list[dict] = []
     client.on("update", lambda data: received.extend(data.get("posts") or []), namespace="/live")
-    try:
-        import requests
+    environ = scenario.env(SOCIALPULSE_EMIT_INTERVAL="0.2")
+    with running_server(model_dir, tmp_path, **environ) as live:
+        try:
+            health = requests.get(live.url + "/healthz", timeout=5).json()
+            assert health["source"] == "kafka" and health["streaming"] is True
+            client.connect(live.url, namespaces=["/live"], wait_timeout=10)
+            scenario.start_worker("w1")
+            ids, values, keys = synthetic_values(300, seed=41)
+            scenario.produce(values, keys)
 
-        health = wait_for(lambda: _health(requests, port), 60, "the web server")
-        assert health["source"] == "kafka" and health["streaming"] is True
-        client.connect(f"http://127.0.0.1:{port}", namespaces=["/live"], wait_timeout=10)
-        scenario.start_worker("w1")
-        ids, values, keys = synthetic_values(300, seed=41)
-        scenario.produce(values, keys)
-
-        scored = read_all_scored(scenario, set(ids), timeout=60)
-        assert set(ids) <= set(scored)
-        wait_for(
-            lambda: len({p["id"] for p in received} & set(ids)) >= 50,
-            30,
-            "scored posts on the dashboard",
-        )
-        post = next(p for p in received if p["id"] in set(ids))
-        assert post["sentiment"]["label"] in {"positive", "neutral", "negative"}
-        assert post["model_version"] and post["cluster"]["label"]
-        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        assert 'socialpulse_scored_total{role="web"}' in metrics
-    finally:
-        client.disconnect()
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=20)
-
-
-def _health(requests, port):
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
-    except (requests.ConnectionError, ValueError):
-        return None
+            scored = read_all_scored(scenario, set(ids), timeout=60)
+            assert set(ids) <= set(scored)
+            wait_for(
+                lambda: len({p["id"] for p in received} & set(ids)) >= 50,
+                30,
+                "scored posts on the dashboard",
+            )
+            post = next(p for p in received if p["id"] in set(ids))
+            assert post["sentiment"]["label"] in {"positive", "neutral", "negative"}
+            assert post["model_version"] and post["cluster"]["label"]
+            metrics = requests.get(live.url + "/metrics", timeout=5).text
+            assert 'socialpulse_scored_total{role="web"}' in metrics
+        finally:
+            client.disconnect()
 
 
 def test_sigkill_midway_through_20000_posts_loses_nothing(scenario):
     ids, values, keys = synthetic_values(20_000, seed=42)
     scenario.produce(values, keys)
     worker = scenario.start_worker("victim")
-    wait_for_scored(scenario, 3000, timeout=90)
+    wait_for_count(scenario.bootstrap, scenario.topics.scored, 3000, timeout=90)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=10)
     scored_before = len(
@@ -133,7 +109,7 @@ def test_sigterm_finishes_the_batch_commits_and_leaves(scenario):
     scenario.start_worker("next")
     new_ids, new_values, new_keys = synthetic_values(100, seed=44)
     scenario.produce(new_values, new_keys)
-    scored = read_all_scored(scenario, set(ids) | set(new_ids), timeout=60)
+    read_all_scored(scenario, set(ids) | set(new_ids), timeout=60)
     time.sleep(2)
     scored = scored_ids(
         read_topic(scenario.bootstrap, scenario.topics.scored, lambda ms: False, timeout=3)
@@ -158,9 +134,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_exactly_once(scenario):
     scenario.produce(values, keys)
 
     scored = read_all_scored(scenario, set(good_ids), timeout=60)
-    dead = read_topic(
-        scenario.bootstrap, scenario.topics.dlq, lambda ms: len(ms) >= len(poison), timeout=30
-    )
+    wait_for_count(scenario.bootstrap, scenario.topics.dlq, len(poison), timeout=30)
     time.sleep(2)  # give duplicates, if any, the time to show up
     dead = read_topic(scenario.bootstrap, scenario.topics.dlq, lambda ms: False, timeout=3)
     assert sorted(scored) == sorted(good_ids)
@@ -248,7 +222,7 @@ def test_broker_restart_mid_stream_loses_nothing(bundle, model_dir, tmp_path):
         ids, values, keys = synthetic_values(8000, seed=47)
         scenario.produce(values[:4000], keys[:4000])
         scenario.start_worker("survivor")
-        wait_for_scored(scenario, 1000, timeout=60)
+        wait_for_count(scenario.bootstrap, scenario.topics.scored, 1000, timeout=60)
         subprocess.run([*broker, "down"], env=env, check=True, cwd=ROOT)
         time.sleep(3)
         subprocess.run([*broker, "up"], env=env, check=True, cwd=ROOT)

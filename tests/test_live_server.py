@@ -8,7 +8,6 @@ import pytest
 import requests
 import socketio
 
-from tests.conftest import free_port
 from tests.live_server import running_server
 
 
@@ -16,7 +15,7 @@ from tests.live_server import running_server
 def server(bundle, model_dir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("live")
     with running_server(
-        free_port(), model_dir, workdir, "--rate", "200", SOCIALPULSE_EMIT_INTERVAL="0.25"
+        model_dir, workdir, "--rate", "200", SOCIALPULSE_EMIT_INTERVAL="0.25"
     ) as live:
         yield live.url
 

@@ -74,9 +74,9 @@ def need_tensorflow() -> None:
         pytest.skip("TensorFlow is not installed (make setup-nn)")
 
 
-def write_csv(path: Path, rows: list[dict], encoding: str = "utf-8") -> Path:
+def write_csv(path: Path, rows: list[dict], encoding: str = "utf-8", delimiter: str = ",") -> Path:
     with path.open("w", newline="", encoding=encoding) as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter=delimiter)
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -216,11 +216,7 @@ def test_jsonl_and_tsv_files_train_alike(tmp_path):
     rows = tweet_rows(200, 4, datetime(2017, 1, 1, tzinfo=UTC))
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
-    tsv = tmp_path / "t.tsv"
-    with tsv.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter="\t")
-        writer.writeheader()
-        writer.writerows(rows)
+    tsv = write_csv(tmp_path / "t.tsv", rows, delimiter="\t")
     mapping = ColumnMapping(author="user", time_format="%m/%d/%y %H:%M")
     from_jsonl = load_dataset([jsonl], mapping, ["favorites", "retweets"])
     from_tsv = load_dataset([tsv], mapping, ["favorites", "retweets"])
