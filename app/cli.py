@@ -15,6 +15,11 @@ def _settings_help() -> str:
     return "\n".join(lines)
 
 
+kafka_option = click.option(
+    "--kafka", "kafka", metavar="HOST:PORT", help="Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP]."
+)
+
+
 def mapping_options(command):
     """Column-mapping flags shared by every command that reads a file."""
     options = [
@@ -104,10 +109,9 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
         svc = services()
         try:
             if config.kafka_bootstrap:
-                from app.worker import topics_of
-                from streaming.kafka_io import ensure_topics
+                from streaming.kafka_io import Topics, ensure_topics
 
-                ensure_topics(config.kafka_bootstrap, topics_of(config))
+                ensure_topics(config.kafka_bootstrap, Topics.from_config(config))
                 svc.start_kafka_feed(config.kafka_bootstrap)
             else:
                 svc.start_stream(build_source(config, column_mapping(columns), encoding))
@@ -129,18 +133,13 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
 
 
 @main.command()
-@click.option(
-    "--kafka", "kafka", metavar="HOST:PORT", help="Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP]."
-)
+@kafka_option
 def topics(kafka) -> None:
     """Create the raw, scored and dead-letter topics when missing."""
-    from app.worker import topics_of
-    from streaming.kafka_io import ensure_topics
+    from streaming.kafka_io import Topics, ensure_topics
 
-    config = _config(kafka_bootstrap=kafka)
-    if not config.kafka_bootstrap:
-        raise click.UsageError("set SOCIALPULSE_KAFKA_BOOTSTRAP or pass --kafka HOST:PORT")
-    names = topics_of(config)
+    config = _kafka_config(kafka_bootstrap=kafka)
+    names = Topics.from_config(config)
     ensure_topics(config.kafka_bootstrap, names)
     click.echo(
         f"topics ready: {names.posts} ({names.partitions} partitions), {names.scored}, {names.dlq}"
@@ -154,10 +153,16 @@ def _config(**overrides) -> Config:
         raise click.UsageError(str(exc)) from exc
 
 
+def _kafka_config(**overrides) -> Config:
+    """The configuration of a command that cannot run without Kafka."""
+    config = _config(**overrides)
+    if not config.kafka_bootstrap:
+        raise click.UsageError("set SOCIALPULSE_KAFKA_BOOTSTRAP or pass --kafka HOST:PORT")
+    return config
+
+
 @main.command()
-@click.option(
-    "--kafka", "kafka", metavar="HOST:PORT", help="Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP]."
-)
+@kafka_option
 @click.option("--group", help="Consumer group [SOCIALPULSE_CONSUMER_GROUP].")
 @click.option("--worker-id", help="Name in logs and metrics [host-pid].")
 @click.option(
@@ -201,9 +206,7 @@ def worker(
 
     from app.worker import JsonLogFormatter, ScoringWorker, install_signal_handlers
 
-    config = _config(kafka_bootstrap=kafka, consumer_group=group)
-    if not config.kafka_bootstrap:
-        raise click.UsageError("set SOCIALPULSE_KAFKA_BOOTSTRAP or pass --kafka HOST:PORT")
+    config = _kafka_config(kafka_bootstrap=kafka, consumer_group=group)
     scoring = ScoringWorker(
         config,
         worker_id,
@@ -222,9 +225,7 @@ def worker(
 
 
 @main.command()
-@click.option(
-    "--kafka", "kafka", metavar="HOST:PORT", help="Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP]."
-)
+@kafka_option
 @click.option("--topic", help="Topic to send to [SOCIALPULSE_TOPIC_POSTS].")
 @click.option(
     "--file",
@@ -255,15 +256,12 @@ def produce(kafka, topic, file_, rate, count, seed, speed, encoding, no_progress
     """Send posts to Kafka, keyed by author, with a progress bar and a throughput summary."""
     from tqdm import tqdm
 
-    from app.worker import topics_of
-    from streaming.kafka_io import ensure_topics
+    from streaming.kafka_io import Topics, ensure_topics
     from streaming.produce import produce as send
     from streaming.sources import FileSource, SyntheticSource
 
-    config = _config(kafka_bootstrap=kafka, topic_posts=topic)
-    if not config.kafka_bootstrap:
-        raise click.UsageError("set SOCIALPULSE_KAFKA_BOOTSTRAP or pass --kafka HOST:PORT")
-    ensure_topics(config.kafka_bootstrap, topics_of(config))
+    config = _kafka_config(kafka_bootstrap=kafka, topic_posts=topic)
+    ensure_topics(config.kafka_bootstrap, Topics.from_config(config))
     if file_:
         source = FileSource(
             file_, column_mapping(columns), speed=speed, encoding=encoding, limit=count

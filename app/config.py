@@ -92,10 +92,7 @@ class Config:
             raw = environ.get(PREFIX + f.name.upper())
             if raw is not None and raw != "":
                 values[f.name] = _convert(f.name, f.type, raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        config = cls(**values)
-        config.validate()
-        return config
+        return cls(**values).with_overrides(**overrides)
 
     def with_overrides(self, **overrides: Any) -> Config:
         """A copy with `overrides` that are not None applied, validated like `from_env`."""

@@ -19,12 +19,12 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader
 
 from app.config import PROJECT_ROOT
+from models.engagement import BANDS, band_of
 
 log = logging.getLogger(__name__)
 
 # matplotlib's pyplot keeps global state: one report is drawn at a time.
 _DRAW_LOCK = threading.Lock()
-BANDS = ("low", "medium", "high")
 _METRICS = (
     ("mae", "MAE (log)"),
     ("rmse", "RMSE (log)"),
@@ -220,11 +220,9 @@ def _confusions(plt, sns, actual, predictions, edges) -> str:
 
     fig, axes = plt.subplots(1, len(predictions), figsize=(4.6 * len(predictions), 3.9))
     axes = np.atleast_1d(axes)
-    true_bands = np.searchsorted(edges, actual, side="right")
+    true_bands = band_of(actual, edges)
     for ax, (model, predicted) in zip(axes, predictions.items(), strict=True):
-        matrix = confusion_matrix(
-            true_bands, np.searchsorted(edges, predicted, side="right"), labels=[0, 1, 2]
-        )
+        matrix = confusion_matrix(true_bands, band_of(predicted, edges), labels=[0, 1, 2])
         sns.heatmap(
             matrix,
             annot=True,

@@ -114,8 +114,7 @@ class Services:
 
 
 def build_pipeline(config: Config) -> ScoringPipeline:
-    bundle = ensure_bundle(Path(config.model_dir), config.model_version, seed=config.seed)
-    return ScoringPipeline(bundle.clusterer, bundle.engagement, bundle.version)
+    return ensure_bundle(Path(config.model_dir), config.model_version, seed=config.seed).pipeline()
 
 
 def build_source(

@@ -57,12 +57,6 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def topics_of(config: Config) -> Topics:
-    return Topics(
-        config.topic_posts, config.topic_scored, config.topic_dlq, config.topic_partitions
-    )
-
-
 class ScoringWorker:
     """One member of the scoring consumer group.
 
@@ -102,7 +96,7 @@ class ScoringWorker:
 
     def run(self) -> None:
         config = self.config
-        topics = topics_of(config)
+        topics = Topics.from_config(config)
         ensure_topics(config.kafka_bootstrap, topics)
         model_dir = Path(config.model_dir)
         bundle = ensure_bundle(model_dir, config.model_version, seed=config.seed)
@@ -118,11 +112,12 @@ class ScoringWorker:
             config.consumer_group,
             client_id=f"socialpulse-{self.worker_id}",
             max_poll_records=config.batch_max_posts,
+            metrics=self.metrics,
         )
         producer = make_producer(config.kafka_bootstrap, f"socialpulse-{self.worker_id}")
         runner = StreamRunner(
             source,
-            _pipeline(bundle),
+            bundle.pipeline(),
             [KafkaScoredSink(producer, topics.scored), KafkaDeadLetterSink(producer, topics.dlq)],
             max_batch=config.batch_max_posts,
             max_wait=config.batch_max_wait_ms / 1000.0,
@@ -141,25 +136,19 @@ class ScoringWorker:
         next_publish = time.monotonic() + self.publish_every
         next_lag = 0.0
         failures = 0
-        seen_commit_failures = 0
         try:
             while not self.stop_event.is_set():
                 try:
                     runner.run_once()
                     failures = 0
-                except KafkaError as exc:
+                except Exception as exc:  # stay up: the batch was rewound and will be retried
                     failures += 1
-                    log.warning("batch not delivered (%s); retrying from the last commit", exc)
+                    if isinstance(exc, KafkaError):
+                        log.warning("batch not delivered (%s); retrying from the last commit", exc)
+                    else:
+                        log.exception("batch failed; retrying from the last commit")
                     self.stop_event.wait(min(5.0, 0.5 * failures))
                     continue
-                except Exception:  # stay up: the batch was rewound and will be retried
-                    failures += 1
-                    log.exception("batch failed; retrying from the last commit")
-                    self.stop_event.wait(min(5.0, 0.5 * failures))
-                    continue
-                if source.commit_failures > seen_commit_failures:
-                    self.metrics.commit_failures.inc(source.commit_failures - seen_commit_failures)
-                    seen_commit_failures = source.commit_failures
                 now = time.monotonic()
                 if now >= next_lag:
                     lag = source.lag()
@@ -209,11 +198,7 @@ class ScoringWorker:
             log.error("cannot load model version %s: %s", versions[-1], exc)
             return pipeline
         log.info("switching to model version %s", bundle.version)
-        return _pipeline(bundle)
-
-
-def _pipeline(bundle: ModelBundle) -> ScoringPipeline:
-    return ScoringPipeline(bundle.clusterer, bundle.engagement, bundle.version)
+        return bundle.pipeline()
 
 
 def install_signal_handlers(worker: ScoringWorker) -> None:

@@ -16,6 +16,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,7 +103,7 @@ class ClusterState:
     kmeans: MiniBatchKMeans
     labels: tuple[str, ...]
     fast: FastTfidf
-    n_docs: int = 0  # documents the vocabulary and centres were fitted on
+    n_docs: int  # documents the vocabulary and centres were fitted on
 
     def transform(self, docs: Sequence[str]) -> sparse.csr_matrix:
         return self.fast.transform(docs)
@@ -168,8 +169,6 @@ class StreamingTopicClusterer:
     # A running refit thread is not part of the model: it is neither pickled nor copied.
     _refit_thread: threading.Thread | None = None
     _refit_result: list[ClusterState] | None = None
-    # Artifacts pickled before warm-up refits existed have no such parameter.
-    warmup_growth: float = 0.0
 
     def __getstate__(self) -> dict:
         if self._refit_thread is not None:
@@ -211,7 +210,7 @@ class StreamingTopicClusterer:
         fitted = self.state_.n_docs
         return (
             self.warmup_growth > 0
-            and 0 < fitted < self.window_size
+            and fitted < self.window_size
             and self.seen_since_refit_ >= self.warmup_growth * fitted
         )
 
@@ -283,6 +282,21 @@ class StreamingTopicClusterer:
         state = self.state_
         return state.predict(state.transform(docs))
 
+    def assign(
+        self, docs: Sequence[str], learn: bool = False, lock: threading.Lock | None = None
+    ) -> tuple[ClusterState, np.ndarray]:
+        """The live path: the state used and the cluster ids of `docs`; with `learn`, then
+        learn from them, under `lock` when several threads score with this clusterer. A refit
+        that took over meanwhile is not fed: these features belong to the old state."""
+        state = self.state_
+        features = state.transform(docs)
+        ids = state.predict(features)
+        if learn:
+            with lock or nullcontext():
+                if self.state_ is state:
+                    self.learn(docs, features)
+        return state, ids
+
     @property
     def labels_(self) -> tuple[str, ...]:
         return self.state_.labels
@@ -319,7 +333,7 @@ class StreamingTopicClusterer:
         else:
             old = _project_centers(previous, vectorizer)
             best = fresh
-            if not 0 < previous.n_docs < self.window_size:
+            if previous.n_docs >= self.window_size:
                 # Centres grown from the old ones keep ids and meanings; fresh restarts
                 # replace them only when clearly better. While the window still fills, the
                 # old centres saw a fraction of the posts at hand and steer k-means into

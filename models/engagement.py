@@ -144,7 +144,7 @@ class EngagementModel(BaseEstimator):
 
     def predict(self, features: np.ndarray) -> list[EngagementPrediction]:
         log_values = self.predict_log(features)
-        bands = np.searchsorted(self.band_edges_, log_values, side="right")
+        bands = band_of(log_values, self.band_edges_)
         predicted = np.round(np.expm1(log_values), 2).tolist()
         return [
             EngagementPrediction(value, BANDS[band])

@@ -198,13 +198,8 @@ def choose_k(
 # -- streaming clustering ------------------------------------------------------------------------
 def score_micro_batch(clusterer: StreamingTopicClusterer, docs: Sequence[str]) -> np.ndarray:
     """One live micro-batch: the cluster ids `ScoringPipeline.score_batch(..., learn=True)`
-    gives these topic documents, with the same calls in the same order (it learns from them)."""
-    state = clusterer.state_
-    features = state.transform(docs)
-    ids = state.predict(features)
-    if clusterer.state_ is state:
-        clusterer.learn(docs, features)
-    return ids
+    gives these topic documents, through the same call (it learns from them)."""
+    return clusterer.assign(docs, learn=True)[1]
 
 
 @dataclass(frozen=True)

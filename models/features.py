@@ -110,10 +110,8 @@ class AuthorPrior:
         if len(authors) != len(targets):
             raise ValueError(f"{len(authors)} authors but {len(targets)} targets")
         if self.window <= 0:
-            if out is None:
-                self.table_ = {}
             return
-        mean = getattr(self, "global_mean_", float(targets.mean()) if len(targets) else 0.0)
+        mean = self.global_mean_
         k = self.smoothing
         recent: dict[Hashable, deque] = {}
         totals: dict[Hashable, list[float]] = {}

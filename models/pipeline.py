@@ -77,13 +77,7 @@ class ScoringPipeline:
         started = time.perf_counter()
         sentiments = self.sentiment.score_batch([p.text for p in posts])
         docs = [topic_document(p) for p in posts]
-        state = self.clusterer.state_
-        topic_features = state.transform(docs)
-        cluster_ids = state.predict(topic_features)
-        if learn:
-            with self._learn_lock:
-                if self.clusterer.state_ is state:
-                    self.clusterer.learn(docs, topic_features)
+        state, cluster_ids = self.clusterer.assign(docs, learn, self._learn_lock)
         features = posting_time_features(
             posts, sentiments, cluster_ids, self.engagement.author_prior_
         )

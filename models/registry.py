@@ -23,6 +23,7 @@ import joblib
 
 from models.clustering import StreamingTopicClusterer
 from models.engagement import EngagementModel
+from models.pipeline import ScoringPipeline
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,10 @@ class ModelBundle:
     engagement: EngagementModel
     version: str = ""
     manifest: dict[str, Any] = field(default_factory=dict)
+
+    def pipeline(self) -> ScoringPipeline:
+        """A live scoring pipeline on this version's models."""
+        return ScoringPipeline(self.clusterer, self.engagement, self.version)
 
 
 def library_versions() -> dict[str, str]:

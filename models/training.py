@@ -76,6 +76,7 @@ PARAM_GRID: dict[str, list[Any]] = {
     "model__max_features": [0.4, 0.6],
 }
 _N_BASE = len(FEATURE_NAMES) - len(AUTHOR_FEATURES)
+_CLUSTER_COLUMN = FEATURE_NAMES.index("cluster")
 
 
 class DatasetError(ValueError):
@@ -551,9 +552,9 @@ def train(
     clusterer.fit(docs)
     cluster_ids = clusterer.predict(docs)
     prior = AuthorPrior(window).fit(authors, targets)
-    x_all = with_running_authors(
-        posting_time_features(posts, sentiments, cluster_ids), authors, targets, prior
-    )
+    # `base` differs only in its cluster ids, which came from the held-out clusterer.
+    x_all = with_running_authors(base, authors, targets, prior)
+    x_all[:, _CLUSTER_COLUMN] = cluster_ids
     engagement = EngagementModel(seed=options.seed, **forest_params).fit(x_all, targets, prior)
     final_neural = None
     if options.wants_neural:

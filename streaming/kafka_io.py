@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -20,9 +20,13 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from streaming.metrics import StreamMetrics
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter, Sink
 from streaming.sources import Source, SourceRecord
+
+if TYPE_CHECKING:
+    from app.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,12 @@ class Topics:
     scored: str = "posts.scored"
     dlq: str = "posts.dlq"
     partitions: int = 6
+
+    @classmethod
+    def from_config(cls, config: Config) -> Topics:
+        return cls(
+            config.topic_posts, config.topic_scored, config.topic_dlq, config.topic_partitions
+        )
 
 
 def ensure_topics(bootstrap: str, topics: Topics, timeout_s: float = 60.0) -> None:
@@ -131,8 +141,10 @@ class KafkaSource(Source):
         group: str,
         client_id: str = "socialpulse",
         max_poll_records: int = 500,
+        metrics: StreamMetrics | None = None,
     ) -> None:
         self.topic = topic
+        self.metrics = metrics
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group,
@@ -158,7 +170,6 @@ class KafkaSource(Source):
             time.sleep(0.2)
         self._uncommitted: dict[TopicPartition, int] = {}  # next offset to commit
         self._batch_start: dict[TopicPartition, int] = {}  # first offset since last commit
-        self.commit_failures = 0
 
     def read_batch(self, max_records: int, timeout: float) -> list[SourceRecord]:
         polled = self.consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
@@ -166,9 +177,12 @@ class KafkaSource(Source):
         now = time.time()
         batch = []
         for tp, messages in polled.items():
+            if not messages:
+                continue
+            # A partition's messages come in offset order.
+            self._batch_start.setdefault(tp, messages[0].offset)
+            self._uncommitted[tp] = messages[-1].offset + 1
             for message in messages:
-                self._batch_start.setdefault(tp, message.offset)
-                self._uncommitted[tp] = message.offset + 1
                 # The producer's timestamp, so end-to-end latency counts time spent in Kafka.
                 received = message.timestamp / 1000.0 if message.timestamp > 0 else now
                 batch.append(
@@ -197,7 +211,8 @@ class KafkaSource(Source):
         except KafkaError as exc:
             # Typically a rebalance (CommitFailedError) or a restarting broker: the posts will
             # be delivered again, to this worker or another one. Duplicates, never losses.
-            self.commit_failures += 1
+            if self.metrics is not None:
+                self.metrics.commit_failures.inc()
             log.warning("commit failed (%s); rewinding to the last committed offsets", exc)
             self.rewind()
             return
@@ -313,20 +328,20 @@ class KafkaDeadLetterSink(_ProducingSink):
         for letter in letters:
             headers = [("reason", letter.reason.encode()), ("source", letter.source.encode())]
             headers += [(f"source.{k}", str(v).encode()) for k, v in letter.position.items()]
-            value = _as_bytes(letter.value)
+            value = encode_value(letter.value)
             # Kafka needs a key or a value: a keyless tombstone gets its origin as key.
             key = letter.key if letter.key is not None or value is not None else b"tombstone"
             self._send(self.topic, value, key, headers)
 
 
-def _as_bytes(value: Mapping[str, Any] | bytes | str | None) -> bytes | None:
-    if value is None:
-        return None  # a tombstone stays a tombstone
-    if isinstance(value, bytes):
+def encode_value(value: Mapping[str, Any] | bytes | str | None) -> bytes | None:
+    """A message value as bytes: bytes and tombstones (None) as they are, text as UTF-8
+    (even if it is not a post: workers dead-letter it), anything else as compact JSON."""
+    if value is None or isinstance(value, bytes):
         return value
     if isinstance(value, str):
         return value.encode("utf-8", "surrogatepass")
-    return json.dumps(value, ensure_ascii=True, default=str).encode()
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
 class ScoredFeed:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from streaming.kafka_io import make_producer
+from streaming.kafka_io import encode_value, make_producer
 from streaming.sources import PacedSource
 
 
@@ -20,16 +18,6 @@ class ProduceSummary:
     @property
     def rate(self) -> float:
         return self.sent / self.seconds if self.seconds > 0 else 0.0
-
-
-def encode_raw(value: Any) -> bytes | None:
-    """A raw post as message bytes; text that is not a post is sent as is (it will be
-    dead-lettered by the workers, which is what replaying a messy file should show)."""
-    if value is None or isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass")
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def produce(source: PacedSource, bootstrap: str, topic: str, progress=None) -> ProduceSummary:
@@ -47,7 +35,7 @@ def produce(source: PacedSource, bootstrap: str, topic: str, progress=None) -> P
                 value = record.value
                 author = value.get("author") if isinstance(value, dict) else None
                 future = producer.send(
-                    topic, value=encode_raw(value), key=str(author).encode() if author else None
+                    topic, value=encode_value(value), key=str(author).encode() if author else None
                 )
                 future.add_errback(failures.append)
             sent += len(batch)

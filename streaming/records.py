@@ -29,6 +29,7 @@ EMOJI_RE = re.compile(
 ENGAGEMENT_KEYS = ("likes", "shares", "replies")
 # Larger counts are not real; they would also overflow the float features of the models.
 MAX_COUNT = 10**12
+_MAX_INT_ID = 10**200  # an int id must fit the 200-character limit of ids once written out
 
 
 class InvalidPost(ValueError):
@@ -248,7 +249,7 @@ def parse_post(
     if post_id is None:
         post_id = default_id or uuid.uuid4().hex
     elif isinstance(post_id, int) and not isinstance(post_id, bool):
-        if abs(post_id) >= 10**200:  # str() of a huge int raises ValueError
+        if abs(post_id) >= _MAX_INT_ID:  # str() of a huge int raises ValueError
             raise InvalidPost("'id' is longer than 200 characters", "id")
         post_id = str(post_id)
     post_id = _require_str(post_id, "id", max_length=200)

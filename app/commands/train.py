@@ -301,7 +301,6 @@ def report(version_, out, model_dir) -> None:
     from models.registry import (
         EVALUATION_FILE,
         ArtifactError,
-        has_file,
         list_versions,
         load_evaluation,
         read_manifest,
@@ -313,16 +312,16 @@ def report(version_, out, model_dir) -> None:
         raise click.UsageError(str(exc)) from exc
     root = Path(config.model_dir)
     version = version_ or config.model_version
+    versions = list_versions(root)
     if version is None:
-        versions = list_versions(root)
         if not versions:
             raise click.ClickException(f"no model versions under {root}; run `socialpulse train`")
         version = versions[-1]
     try:
-        manifest = read_manifest(root, version) if version in list_versions(root) else None
-        if manifest is None:
+        if version not in versions:
             raise ArtifactError(f"model version {version!r} not found under {root}")
-        if not has_file(root, version, EVALUATION_FILE):
+        manifest = read_manifest(root, version)
+        if EVALUATION_FILE not in manifest.get("files", {}):
             raise ArtifactError(
                 f"model version {version} has no evaluation data (it predates reports); "
                 "train a new version with `socialpulse train`"

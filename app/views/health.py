@@ -29,6 +29,6 @@ def healthz():
 @bp.get("/metrics")
 def metrics():
     """Prometheus text format: consumed, scored, dead-lettered, lag, batch latency."""
-    from streaming.metrics import CONTENT_TYPE
+    from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
-    return Response(services().metrics.render(), content_type=CONTENT_TYPE)
+    return Response(services().metrics.render(), content_type=CONTENT_TYPE_PLAIN_0_0_4)

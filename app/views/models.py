@@ -55,7 +55,7 @@ def models_page():
         manifest=manifest,
         rf=metrics.get("engagement_holdout"),
         nn=metrics.get("neural_holdout"),
-        has_report=has_file(root, version, REPORT_FILE) or has_file(root, version, EVALUATION_FILE),
+        has_report=bool({REPORT_FILE, EVALUATION_FILE} & set(manifest.get("files", {}))),
         runs=list(reversed(history_rows(runs[-50:]))),
         pinned=bool(services().config.model_version),
     )
