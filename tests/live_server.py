@@ -38,10 +38,9 @@ def running_server(model_dir: Path, workdir: Path, *args: str, **env: str):
     environ = dict(os.environ)
     environ.pop("SOCIALPULSE_KAFKA_BOOTSTRAP", None)
     environ.update(
-        SOCIALPULSE_MODEL_DIR=str(model_dir),
-        SOCIALPULSE_INSTANCE_DIR=str(workdir / "instance"),
-        **env,
+        SOCIALPULSE_MODEL_DIR=str(model_dir), SOCIALPULSE_INSTANCE_DIR=str(workdir / "instance")
     )
+    environ.update(env)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
