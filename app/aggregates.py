@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from streaming.records import MENTION_RE, URL_RE, ScoredPost
+from streaming.metrics import percentile
+from streaming.records import URL_OR_MENTION_RE, ScoredPost
 
 _WORD_RE = re.compile(r"(?u)\b[^\W\d_]{3,}\b")
-_NOISE_RE = re.compile(f"{URL_RE.pattern}|{MENTION_RE.pattern}|#\\w+", re.IGNORECASE)
+_NOISE_RE = re.compile(f"{URL_OR_MENTION_RE.pattern}|#\\w+", re.IGNORECASE)
 _MAX_WORDS_PER_WINDOW = 3000
 FEED_SIZE = 50
 
@@ -158,7 +159,7 @@ class LiveAggregates:
         windows = list(self._windows.items())
         count = sum(w.count for _, w in windows)
         compound = sum(w.compound_sum for _, w in windows)
-        latencies = sorted(self._latencies)
+        latencies = list(self._latencies)
         clusters: Counter = Counter()
         for _, window in windows:
             clusters.update(window.clusters)
@@ -174,8 +175,8 @@ class LiveAggregates:
                 "total": self.total,
                 "posts_per_second": round(recent / span, 1),
                 "mean_sentiment": round(compound / count, 3) if count else None,
-                "latency_p50_ms": _percentile(latencies, 0.50),
-                "latency_p99_ms": _percentile(latencies, 0.99),
+                "latency_p50_ms": percentile(latencies, 0.50),
+                "latency_p99_ms": percentile(latencies, 0.99),
                 "dead_lettered": self.dead_lettered,
                 "model_version": self.model_version,
             },
@@ -199,10 +200,3 @@ class LiveAggregates:
                 for tag, n in trending_now.most_common(10)
             ],
         }
-
-
-def _percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))
-    return round(sorted_values[index], 1)

@@ -9,8 +9,12 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from streaming.topics import Topics
+
 PREFIX = "SOCIALPULSE_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Settings that were renamed: setting the old name is an error that names the new one.
+RENAMED = {"BATCH_MAX_WAIT_MS": "BATCH_MAX_WAIT (now in seconds, e.g. 0.1)"}
 
 
 class ConfigError(ValueError):
@@ -21,7 +25,8 @@ class ConfigError(ValueError):
 class Config:
     """Every setting of SocialPulse. Each field reads `SOCIALPULSE_<FIELD NAME IN CAPITALS>`.
 
-    The `metadata["help"]` of each field is the documentation shown in the README table.
+    Every duration is in seconds. The `metadata["help"]` of each field is the documentation
+    shown in the README table.
     """
 
     host: str = field(default="127.0.0.1", metadata={"help": "address the web server binds"})
@@ -43,7 +48,9 @@ class Config:
         default=None, metadata={"help": "pin a model version (default: newest)"}
     )
     batch_max_posts: int = field(default=500, metadata={"help": "micro-batch size cap"})
-    batch_max_wait_ms: int = field(default=100, metadata={"help": "micro-batch time cap (ms)"})
+    batch_max_wait: float = field(
+        default=0.1, metadata={"help": "seconds a micro-batch may wait to fill"}
+    )
     max_text_length: int = field(default=5000, metadata={"help": "longest post text accepted"})
     api_max_batch: int = field(default=100, metadata={"help": "most posts in one API call"})
     max_body_bytes: int = field(default=1_000_000, metadata={"help": "largest request body"})
@@ -87,6 +94,9 @@ class Config:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Read the environment, then apply `overrides` (flags) that are not None."""
         environ = os.environ if environ is None else environ
+        for old, new in RENAMED.items():
+            if environ.get(PREFIX + old):
+                raise ConfigError(f"{PREFIX}{old} is now {PREFIX}{new}")
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = environ.get(PREFIX + f.name.upper())
@@ -120,6 +130,12 @@ class Config:
                 raise ConfigError(f"{name} must be positive")
         if self.rate < 0 or self.emit_interval <= 0 or self.wordcloud_interval <= 0:
             raise ConfigError("rate must be ≥ 0 and intervals positive")
+        if self.batch_max_wait < 0:
+            raise ConfigError("batch_max_wait must be ≥ 0 seconds")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_posts, self.topic_scored, self.topic_dlq, self.topic_partitions)
 
     @property
     def allowed_origins(self) -> list[str] | None:

@@ -29,7 +29,8 @@ class DashboardSink(Sink):
         self.aggregates.add(scored)
 
     def reject(self, letters: Sequence[DeadLetter]) -> None:
-        self.aggregates.add_dead_letters(len(letters))
+        if letters:
+            self.aggregates.add_dead_letters(len(letters))
 
 
 class LiveNamespace(Namespace):

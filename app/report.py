@@ -20,19 +20,12 @@ from jinja2 import Environment, FileSystemLoader
 
 from app.config import PROJECT_ROOT
 from models.engagement import BANDS, band_of
+from models.metrics import ENGAGEMENT_METRICS
 
 log = logging.getLogger(__name__)
 
 # matplotlib's pyplot keeps global state: one report is drawn at a time.
 _DRAW_LOCK = threading.Lock()
-_METRICS = (
-    ("mae", "MAE (log)"),
-    ("rmse", "RMSE (log)"),
-    ("r2", "R²"),
-    ("spearman", "Spearman ρ"),
-    ("band_accuracy", "band accuracy"),
-    ("band_macro_f1", "band macro-F1"),
-)
 _COLOURS = {"rf": "#4f46e5", "nn": "#d97706"}
 _NAMES = {"rf": "random forest", "nn": "neural network"}
 
@@ -42,7 +35,7 @@ def build_report(manifest: Mapping[str, Any], evaluation: Mapping[str, np.ndarra
 
     Args:
         manifest: the version's manifest (or the same entries before it is saved).
-        evaluation: the arrays `models.training` stores in `evaluation.npz`.
+        evaluation: the arrays `models.training.TrainingEvaluation` stores in `evaluation.npz`.
     """
     with _DRAW_LOCK, warnings.catch_warnings():
         figures = _figures(manifest, evaluation)
@@ -68,7 +61,7 @@ def _holdout(metrics: Mapping[str, Any], model: str) -> Mapping[str, Any] | None
 
 def _metric_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
-    for key, label in _METRICS:
+    for key, label in ENGAGEMENT_METRICS:
         row = {"label": label}
         for model in ("rf", "nn"):
             held = _holdout(metrics, model)

@@ -6,8 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
@@ -15,14 +14,14 @@ from app.aggregates import LiveAggregates
 from app.config import Config
 from app.live import DashboardSink, LiveHub
 from models.pipeline import ScoringPipeline
-from models.training import ensure_bundle
+from models.store import ModelStore
 from streaming.metrics import StreamMetrics
 from streaming.runner import StreamRunner
 from streaming.sinks import LogDeadLetterSink
 from streaming.sources import ColumnMapping, FileSource, Source, SyntheticSource
 
 if TYPE_CHECKING:
-    from streaming.kafka_io import ScoredFeed
+    from streaming.kafka_io import ScoredTopicReader
 
 log = logging.getLogger(__name__)
 EXTENSION = "socialpulse"
@@ -37,15 +36,30 @@ class Services:
     aggregates: LiveAggregates
     hub: LiveHub
     runner: StreamRunner | None = None
-    feed: ScoredFeed | None = None
+    feed: ScoredTopicReader | None = None
     metrics: StreamMetrics = field(default_factory=lambda: StreamMetrics("web"))
     started_at: float = field(default_factory=time.time)
     _stop: threading.Event = field(default_factory=threading.Event)
     _started: bool = False
 
+    def __post_init__(self) -> None:
+        # The one way results reach the dashboard, whether scored here or by Kafka workers.
+        self.dashboard_sink = DashboardSink(self.aggregates)
+
     @property
     def streaming(self) -> bool:
         return self._started and not self._stop.is_set()
+
+    def status(self) -> dict[str, Any]:
+        """What `/healthz` reports: the same counts in embedded and Kafka mode."""
+        return {
+            "model_version": self.pipeline.model_version,
+            "source": self.hub.source_name or None,
+            "streaming": self.streaming,
+            "scored": self.aggregates.total,
+            "dead_lettered": self.aggregates.dead_lettered,
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }
 
     def start_stream(self, source: Source) -> None:
         """Run `source` through the pipeline into the dashboard, in the background."""
@@ -53,9 +67,9 @@ class Services:
         self.runner = StreamRunner(
             source,
             self.pipeline,
-            [DashboardSink(self.aggregates), LogDeadLetterSink()],
-            max_batch=config.batch_max_posts,
-            max_wait=config.batch_max_wait_ms / 1000.0,
+            [self.dashboard_sink, LogDeadLetterSink()],
+            batch_max_posts=config.batch_max_posts,
+            batch_max_wait=config.batch_max_wait,
             max_text_length=config.max_text_length,
             metrics=self.metrics,
         )
@@ -82,9 +96,10 @@ class Services:
         Each web node reads every partition of the scored and dead-letter topics without a
         consumer group, so every node sees every result.
         """
-        from streaming.kafka_io import ScoredFeed
+        from streaming.kafka_io import ScoredTopicReader
 
-        self.feed = ScoredFeed(bootstrap, self.config.topic_scored, self.config.topic_dlq)
+        topics = self.config.topics
+        self.feed = ScoredTopicReader(bootstrap, topics.scored, topics.dlq)
         self._started = True
         self.hub.source_name = "kafka"
         self.hub.start()
@@ -93,16 +108,15 @@ class Services:
     def _run_feed(self) -> None:
         while not self._stop.is_set():
             try:
-                scored, dead = self.feed.poll(timeout=0.2)
+                scored, letters = self.feed.poll(timeout=0.2)
             except Exception:  # keep serving; the client reconnects by itself
                 log.exception("reading scored posts failed; retrying")
                 self._stop.wait(1.0)
                 continue
-            self.aggregates.add(scored)
-            if dead:
-                self.aggregates.add_dead_letters(dead)
+            self.dashboard_sink.write(scored)
+            self.dashboard_sink.reject(letters)
             self.metrics.scored.inc(len(scored))
-            self.metrics.dead_lettered.inc(dead)
+            self.metrics.dead_lettered.inc(len(letters))
 
     def stop(self) -> None:
         self._stop.set()
@@ -114,7 +128,7 @@ class Services:
 
 
 def build_pipeline(config: Config) -> ScoringPipeline:
-    return ensure_bundle(Path(config.model_dir), config.model_version, seed=config.seed).pipeline()
+    return ModelStore(config.model_dir, config.model_version, seed=config.seed).load()
 
 
 def build_source(

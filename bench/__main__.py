@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from models.training import ensure_bundle
+from models.bootstrap import ensure_bundle
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = (

@@ -12,9 +12,9 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
-from bench.server import _percentiles
+from app.testing import KafkaScenario, read_topic, synthetic_values, wait_for_count
+from bench.server import latency_summary
 from streaming.kafka_io import make_producer
-from tests.kafka_helpers import KafkaScenario, read_topic, synthetic_values, wait_for_count
 
 
 def _scored_timestamps(bootstrap: str, topic: str, expected: int) -> np.ndarray:
@@ -162,5 +162,5 @@ def latency_at_rate(
         "achieved_posts_per_s": round(achieved),
         "workers": workers,
         "received": len(latencies),
-        "latency_ms": _percentiles(steady),
+        "latency_ms": latency_summary(steady),
     }

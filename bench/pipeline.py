@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from models.clustering import topic_document
-from models.features import posting_time_features
+from models.datasets import synthetic_training_set
+from models.featurize import featurize
 from models.pipeline import ScoringPipeline
 from models.registry import load_bundle
-from models.training import synthetic_training_set
 from streaming.records import Sentiment
 
 
@@ -77,6 +77,6 @@ def _naive_per_post_rate(bundle, posts, analyzer) -> float:
         cluster = state.kmeans.predict(features)
         state.kmeans.partial_fit(features)
         sentiment = Sentiment(scores["compound"], scores["pos"], scores["neu"], scores["neg"], "")
-        row = posting_time_features([post], [sentiment], cluster)
-        np.expm1(forest.predict(row))
+        row = featurize([post], bundle.clusterer, sentiments=[sentiment], cluster_ids=cluster)
+        np.expm1(forest.predict(row.matrix))
     return _rate(len(posts), time.perf_counter() - started)

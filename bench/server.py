@@ -11,17 +11,16 @@ import numpy as np
 import requests
 import socketio
 
-from tests.live_server import running_server
+from app.testing import running_server
+from streaming.metrics import percentile
 
 
-def _percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p99": None, "max": None, "n": 0}
-    array = np.asarray(values)
+def latency_summary(values: list[float]) -> dict[str, float | None]:
+    """p50, p99 and max of latencies (ms), and how many there were."""
     return {
-        "p50": round(float(np.percentile(array, 50)), 2),
-        "p99": round(float(np.percentile(array, 99)), 2),
-        "max": round(float(array.max()), 2),
+        "p50": percentile(values, 0.50, digits=2),
+        "p99": percentile(values, 0.99, digits=2),
+        "max": percentile(values, 1.0, digits=2),
         "n": len(values),
     }
 
@@ -51,7 +50,7 @@ def api_latency(model_dir: Path, workdir: Path, requests_count: int = 1000) -> d
             response = session.post(live.url + "/api/v1/analyze", json=body, timeout=5)
             latencies.append((time.perf_counter() - started) * 1000.0)
             response.raise_for_status()
-    return {"single_post_ms": _percentiles(latencies)}
+    return {"single_post_ms": latency_summary(latencies)}
 
 
 def dashboard_latency_and_memory(
@@ -108,8 +107,8 @@ def dashboard_latency_and_memory(
         "achieved_posts_per_s": round(health["scored"] / duration, 1),
         "updates_received": counts["updates"],
         "posts_per_update": round(counts["posts"] / max(1, counts["updates"]), 1),
-        "update_latency_ms": _percentiles(kept),
-        "update_latency_oldest_post_ms": _percentiles(worst),
+        "update_latency_ms": latency_summary(kept),
+        "update_latency_oldest_post_ms": latency_summary(worst),
         "memory_mb": {
             "after_warmup": round(float(rss[0]), 1) if len(rss) else None,
             "end": round(float(rss[-1]), 1) if len(rss) else None,

@@ -25,19 +25,18 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from streaming.records import MENTION_RE, URL_RE, Post
+from streaming.records import URL_OR_MENTION_RE, Post
 
 TOKEN_PATTERN = r"(?u)#?\b\w\w+\b"
 # A refit keeps fresh k-means++ centres over those grown from the old ones only when their
 # inertia is at least this much lower: smaller gains are noise that would reshuffle topics.
 REFIT_RESTART_GAIN = 0.01
-_NOISE_RE = re.compile(f"{URL_RE.pattern}|{MENTION_RE.pattern}", re.IGNORECASE)
 
 
 def topic_document(post: Post) -> str:
     """The text the clusterer sees: words without URLs or mentions, plus hashtags as #tags."""
     # Parsing already found URLs and mentions; only texts that have them need the regex.
-    words = _NOISE_RE.sub(" ", post.text) if post.urls or post.mentions else post.text
+    words = URL_OR_MENTION_RE.sub(" ", post.text) if post.urls or post.mentions else post.text
     if post.hashtags:
         words = words + " " + " ".join("#" + tag for tag in post.hashtags)
     return words

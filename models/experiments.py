@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from models.metrics import METRIC_KEYS
+
 log = logging.getLogger(__name__)
 
 LOG_NAME = "experiments.jsonl"
-_METRIC_KEYS = ("mae", "rmse", "r2", "spearman", "band_accuracy", "band_macro_f1")
 
 
 class ExperimentLog:
@@ -67,7 +68,7 @@ def run_record(manifest: Mapping[str, Any]) -> dict[str, Any]:
     compared = {}
     for name, key in (("rf", "engagement_holdout"), ("nn", "neural_holdout")):
         if key in metrics:
-            compared[name] = {k: metrics[key][k] for k in _METRIC_KEYS if k in metrics[key]}
+            compared[name] = {k: metrics[key][k] for k in METRIC_KEYS if k in metrics[key]}
     return {
         "run": manifest.get("version"),
         "created_at": manifest.get("created_at"),

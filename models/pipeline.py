@@ -7,9 +7,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from models.clustering import StreamingTopicClusterer, topic_document
+from models.clustering import StreamingTopicClusterer
 from models.engagement import EngagementModel
-from models.features import FEATURE_NAMES, posting_time_features
+from models.features import FEATURE_NAMES
+from models.featurize import featurize
 from models.sentiment import SentimentDriver, VaderSentimentModel
 from streaming.records import ClusterAssignment, Post, ScoredPost
 
@@ -75,14 +76,17 @@ class ScoringPipeline:
         if not posts:
             return []
         started = time.perf_counter()
-        sentiments = self.sentiment.score_batch([p.text for p in posts])
-        docs = [topic_document(p) for p in posts]
-        state, cluster_ids = self.clusterer.assign(docs, learn, self._learn_lock)
-        features = posting_time_features(
-            posts, sentiments, cluster_ids, self.engagement.author_prior_
+        features = featurize(
+            posts,
+            self.clusterer,
+            self.engagement.author_prior_,
+            sentiment_model=self.sentiment,
+            learn=learn,
+            learn_lock=self._learn_lock,
         )
-        engagements = self.engagement.predict(features)
-        assignments = [ClusterAssignment(i, label) for i, label in enumerate(state.labels)]
+        engagements = self.engagement.predict(features.matrix)
+        labels = features.cluster_state.labels
+        assignments = [ClusterAssignment(i, label) for i, label in enumerate(labels)]
         done = time.time()
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
         if received_at is None:
@@ -99,14 +103,28 @@ class ScoringPipeline:
                 received_at=received,
             )
             for post, sentiment, cid, engagement, received in zip(
-                posts, sentiments, cluster_ids.tolist(), engagements, received_at, strict=True
+                posts,
+                features.sentiments,
+                features.cluster_ids.tolist(),
+                engagements,
+                received_at,
+                strict=True,
             )
         ]
 
+    def with_version(self, model_version: str) -> ScoringPipeline:
+        """The same models under another version name (after they were saved as it)."""
+        return ScoringPipeline(self.clusterer, self.engagement, model_version, self.sentiment)
+
     def explain(self, scored: ScoredPost, top: int = 6) -> Explanation:
-        features = posting_time_features(
-            [scored.post], [scored.sentiment], [scored.cluster.id], self.engagement.author_prior_
-        )
+        """The words, cluster terms and features behind a post this pipeline scored."""
+        features = featurize(
+            [scored.post],
+            self.clusterer,
+            self.engagement.author_prior_,
+            sentiments=[scored.sentiment],
+            cluster_ids=[scored.cluster.id],
+        ).matrix
         baseline, contributions = self.engagement.contributions(features)
         order = sorted(range(len(FEATURE_NAMES)), key=lambda i: -abs(contributions[0, i]))
         return Explanation(

@@ -1,4 +1,4 @@
-"""Fitting the clustering and engagement models: data sets, time-ordered evaluation, versions.
+"""Fitting the clustering and engagement models with time-ordered evaluation.
 
 Every evaluation here is time-ordered: rows are sorted by posting time, models learn from
 the earlier 80% and are measured on the later 20%, and the grid search validates each fold
@@ -8,15 +8,11 @@ across time, so a score says how the model does on posts it could not have seen.
 
 from __future__ import annotations
 
-import gc
-import hashlib
+import io
 import logging
-import math
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from itertools import pairwise
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,34 +20,17 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from models.clustering import StreamingTopicClusterer, topic_document
-from models.engagement import BANDS, EngagementModel, band_of
-from models.features import AUTHOR_FEATURES, FEATURE_NAMES, AuthorPrior, posting_time_features
-from models.registry import (
-    EVALUATION_FILE,
-    NEURAL_FILE,
-    LibraryMismatch,
-    ModelBundle,
-    list_versions,
-    load_bundle,
-    save_bundle,
-    sha256_file,
-)
-from models.sentiment import VaderSentimentModel
-from streaming.records import InvalidPost, Post, parse_post
-from streaming.sources import (
-    DELIMITED_SUFFIXES,
-    ColumnMapping,
-    parse_file_time,
-    read_rows,
-    row_to_raw_post,
-)
-from streaming.synthetic import TRAINING_START, SyntheticPostGenerator, strip_private
+from models.datasets import TEST_FRACTION, Dataset, DatasetError, check_time_order, split_index
+from models.engagement import EngagementModel
+from models.features import AUTHOR_FEATURES, FEATURE_NAMES, AuthorPrior
+from models.featurize import PostFeatures, featurize
+from models.metrics import engagement_metrics, permutation_importance
+from models.registry import EVALUATION_FILE, NEURAL_FILE, ModelBundle, save_bundle
+from streaming.records import Post
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRAINING_POSTS = 6000
 DEFAULT_CLUSTERS = 12
-TEST_FRACTION = 0.2
 MODEL_CHOICES = ("rf", "nn", "both")
 # The forest settings used without a grid search. Its size (30 trees of depth ≤ 10) keeps
 # the live path fast: README, "Forest size and speed".
@@ -76,189 +55,6 @@ PARAM_GRID: dict[str, list[Any]] = {
     "model__max_features": [0.4, 0.6],
 }
 _N_BASE = len(FEATURE_NAMES) - len(AUTHOR_FEATURES)
-_CLUSTER_COLUMN = FEATURE_NAMES.index("cluster")
-
-
-class DatasetError(ValueError):
-    """A training file that cannot be used; the message says what to change."""
-
-
-# -- data -----------------------------------------------------------------------------------------
-@dataclass
-class Dataset:
-    """Posts sorted by posting time, their log(1 + outcome) targets, and where they came from.
-
-    `description` goes into the manifest and the experiment log: source, sha256 of every file
-    (or the synthetic seed), a `fingerprint` of the whole, rows used and rows skipped.
-    """
-
-    posts: list[Post]
-    log_targets: np.ndarray
-    description: dict[str, Any] = field(default_factory=dict)
-
-
-def total_engagement(post: Post) -> int:
-    """Observed likes + shares + replies: the training target, never an input."""
-    return sum(post.engagement.values()) if post.engagement else 0
-
-
-def synthetic_training_set(n: int, seed: int) -> list[Post]:
-    generator = SyntheticPostGenerator(seed=seed, start=TRAINING_START, rate=0.05)
-    return [parse_post(strip_private(raw)) for raw in generator.take(n)]
-
-
-def synthetic_dataset(n: int = DEFAULT_TRAINING_POSTS, seed: int = 11) -> Dataset:
-    """`n` synthetic posts (already in time order) with their likes + shares + replies."""
-    posts = synthetic_training_set(n, seed)
-    return Dataset(
-        posts,
-        np.log1p([total_engagement(p) for p in posts]),
-        {
-            "source": "synthetic",
-            "seed": seed,
-            "rows": n,
-            "fingerprint": f"synthetic:seed={seed}:posts={n}",
-            "target": "log(1 + likes + shares + replies)",
-        },
-    )
-
-
-def load_dataset(
-    paths: Sequence[str | Path],
-    mapping: ColumnMapping,
-    target_columns: Sequence[str],
-    encoding: str = "utf-8",
-) -> Dataset:
-    """Posts and targets from CSV/TSV/JSONL files, sorted by posting time.
-
-    The target is log(1 + the sum of `target_columns`). Rows without readable text, time or
-    target are skipped and counted; a post id seen before is skipped as a duplicate.
-
-    Raises:
-        DatasetError: unreadable file, wrong encoding, missing columns, or no usable rows.
-    """
-    if not target_columns:
-        raise DatasetError(
-            "say which column(s) hold the outcome to predict, e.g. --target-col favorites "
-            "(repeat it to sum several: --target-col likes --target-col retweets)"
-        )
-    if not mapping.created_at:
-        raise DatasetError("training needs posting times: pass --time-col")
-    rows: list[tuple[Post, float]] = []
-    skipped: Counter[str] = Counter()
-    files = []
-    seen_ids: set[str] = set()
-    for order, raw_path in enumerate(paths):
-        path = Path(raw_path)
-        if not path.is_file():
-            raise DatasetError(f"no such file: {path}")
-        used, checked = 0, False
-        try:
-            for number, row in read_rows(path, encoding):
-                if isinstance(row, str):
-                    skipped["not a JSON object"] += 1
-                    continue
-                if not checked and path.suffix.lower() in DELIMITED_SUFFIXES:
-                    _check_columns(path, row, mapping, target_columns)  # the header row
-                    checked = True
-                post_or_reason = _training_row(row, mapping, target_columns, f"{order}:{number}")
-                if isinstance(post_or_reason, str):
-                    skipped[post_or_reason] += 1
-                    continue
-                post, target = post_or_reason
-                if mapping.id and row.get(mapping.id) not in (None, ""):
-                    if post.id in seen_ids:
-                        skipped["duplicate id"] += 1
-                        continue
-                    seen_ids.add(post.id)
-                rows.append((post, target))
-                used += 1
-        except UnicodeDecodeError as exc:
-            raise DatasetError(
-                f"{path} is not valid {encoding} (byte {exc.start}); try --encoding latin-1"
-            ) from exc
-        except ValueError as exc:  # unsupported suffix
-            raise DatasetError(str(exc)) from exc
-        files.append({"path": str(path.resolve()), "sha256": sha256_file(path), "rows": used})
-    if len(rows) < 50:
-        raise DatasetError(
-            f"only {len(rows)} usable rows (skipped: {dict(skipped) or 'none'}); "
-            "training needs at least 50"
-        )
-    rows.sort(key=lambda pair: pair[0].created_at)  # stable: ties keep the file order
-    posts = [post for post, _ in rows]
-    targets = np.log1p(np.array([target for _, target in rows], dtype=np.float64))
-    fingerprint = (
-        files[0]["sha256"]
-        if len(files) == 1
-        else hashlib.sha256("".join(f["sha256"] for f in files).encode()).hexdigest()
-    )
-    description = {
-        "source": "file",
-        "files": files,
-        "fingerprint": fingerprint,
-        "encoding": encoding,
-        "mapping": {k: v for k, v in asdict(mapping).items() if v is not None},
-        "target_columns": list(target_columns),
-        "target": f"log(1 + {' + '.join(target_columns)})",
-        "rows": len(posts),
-        "skipped": dict(skipped),
-        "first": posts[0].created_at.isoformat(),
-        "last": posts[-1].created_at.isoformat(),
-    }
-    return Dataset(posts, targets, description)
-
-
-def _check_columns(path: Path, row: Mapping, mapping: ColumnMapping, targets: Sequence[str]):
-    wanted = [mapping.text, mapping.created_at, *targets]
-    missing = [c for c in wanted if c and c not in row]
-    if missing:
-        raise DatasetError(
-            f"{path.name} has no column(s) {', '.join(map(repr, missing))}; "
-            f"it has: {', '.join(map(str, list(row)[:30]))}"
-        )
-
-
-def _training_row(
-    row: Mapping[str, Any], mapping: ColumnMapping, targets: Sequence[str], default_id: str
-) -> tuple[Post, float] | str:
-    """(post, outcome) of one file row, or the reason it cannot be used."""
-    total = 0.0
-    for column in targets:
-        try:
-            value = float(row.get(column))
-        except (TypeError, ValueError):
-            return "target missing or not a number"
-        if not math.isfinite(value) or value < 0:
-            return "target missing or not a number"
-        total += value
-    if parse_file_time(row.get(mapping.created_at), mapping.time_format) is None:
-        return "time missing or unreadable"
-    raw = row_to_raw_post(row, mapping)
-    raw.pop("engagement", None)  # outcomes never enter the post the features are built from
-    try:
-        post = parse_post(raw, default_id=default_id)
-    except InvalidPost:
-        return "invalid post"
-    return post, total
-
-
-def split_index(n_rows: int, test_fraction: float = TEST_FRACTION) -> int:
-    """Rows before the returned index train; the later rest is held out."""
-    split = round(n_rows * (1.0 - test_fraction))
-    return min(max(split, 1), n_rows - 1)
-
-
-# -- features -------------------------------------------------------------------------------------
-def features_for(
-    posts: Sequence[Post],
-    clusterer: StreamingTopicClusterer,
-    author_prior: AuthorPrior | None = None,
-) -> np.ndarray:
-    """Features of posts as the live path computes them (authors looked up in the prior)."""
-    sentiments = VaderSentimentModel().score_batch([p.text for p in posts])
-    cluster_ids = clusterer.predict([topic_document(p) for p in posts])
-    return posting_time_features(posts, sentiments, cluster_ids, author_prior)
 
 
 def with_running_authors(
@@ -298,12 +94,11 @@ def holdout_matrices(
     e.g. `models.experiments.forest_size_tradeoff`.
     """
     posts, targets = dataset.posts, np.asarray(dataset.log_targets, dtype=np.float64)
-    _check_time_order(posts)
+    check_time_order(posts)
     split = split_index(len(posts), test_fraction)
     docs = [topic_document(p) for p in posts]
     clusterer = StreamingTopicClusterer(n_clusters=n_clusters, seed=seed).fit(docs[:split])
-    sentiments = VaderSentimentModel().score_batch([p.text for p in posts])
-    base = posting_time_features(posts, sentiments, clusterer.predict(docs))
+    base = featurize(posts, clusterer).matrix
     authors = [p.author for p in posts]
     x_train, x_test, _ = split_features(base, authors, targets, split, author_window)
     return x_train, targets[:split], x_test, targets[split:]
@@ -336,65 +131,6 @@ def _neg_mse(estimator, x: np.ndarray, y: np.ndarray) -> float:
     """Grid-search score through `predict_log` (the model's `predict` returns bands)."""
     predicted = estimator[-1].predict_log(estimator[:-1].transform(x))
     return -float(np.mean((np.asarray(y) - predicted) ** 2))
-
-
-# -- metrics --------------------------------------------------------------------------------------
-def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    from scipy.stats import spearmanr
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-
-    return {
-        "mae": float(mean_absolute_error(actual, predicted)),
-        "rmse": float(math.sqrt(mean_squared_error(actual, predicted))),
-        "r2": float(r2_score(actual, predicted)),
-        "spearman": float(spearmanr(actual, predicted).statistic),
-    }
-
-
-def band_metrics(
-    actual: np.ndarray, predicted: np.ndarray, edges: tuple[float, float]
-) -> dict[str, Any]:
-    """Accuracy and macro-F1 of the low/medium/high band, both cut at the same `edges`.
-
-    A band absent from both the actual and the predicted bands does not count in the mean.
-    """
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-
-    true_bands, predicted_bands = band_of(actual, edges), band_of(predicted, edges)
-    present = sorted(set(true_bands.tolist()) | set(predicted_bands.tolist()))
-    return {
-        "band_accuracy": float(accuracy_score(true_bands, predicted_bands)),
-        "band_macro_f1": float(
-            f1_score(true_bands, predicted_bands, labels=present, average="macro", zero_division=0)
-        ),
-        # rows: actual band, columns: predicted band, in the order of BANDS
-        "band_confusion": confusion_matrix(
-            true_bands, predicted_bands, labels=list(range(len(BANDS)))
-        ).tolist(),
-    }
-
-
-def engagement_metrics(
-    actual: np.ndarray, predicted: np.ndarray, edges: tuple[float, float]
-) -> dict[str, Any]:
-    return {**regression_metrics(actual, predicted), **band_metrics(actual, predicted, edges)}
-
-
-def permutation_importance(
-    model: EngagementModel, x: np.ndarray, y: np.ndarray, repeats: int = 3, seed: int = 0
-) -> np.ndarray:
-    """Mean drop of held-out R² when one feature's column is shuffled (fast predict path)."""
-    from sklearn.metrics import r2_score
-
-    rng = np.random.default_rng(seed)
-    reference = r2_score(y, model.predict_log(x))
-    drops = np.zeros(x.shape[1])
-    for column in range(x.shape[1]):
-        shuffled = np.array(x, copy=True)
-        for _ in range(repeats):
-            shuffled[:, column] = rng.permutation(x[:, column])
-            drops[column] += reference - r2_score(y, model.predict_log(shuffled))
-    return drops / repeats
 
 
 # -- training -------------------------------------------------------------------------------------
@@ -488,7 +224,7 @@ def train(
     done = progress or (lambda stage: None)
     started = time.perf_counter()
     posts, targets = dataset.posts, np.asarray(dataset.log_targets, dtype=np.float64)
-    _check_time_order(posts)
+    check_time_order(posts)
     n = len(posts)
     split = split_index(n, options.test_fraction)
     if split < max(options.n_clusters, 2 * (options.cv_splits + 1)):
@@ -499,12 +235,12 @@ def train(
     texts = [p.text for p in posts]
     authors = [p.author for p in posts]
     docs = [topic_document(p) for p in posts]
-    sentiments = VaderSentimentModel().score_batch(texts)
 
     held_clusterer = StreamingTopicClusterer(n_clusters=options.n_clusters, seed=options.seed)
     held_clusterer.fit(docs[:split])
     done("topic clusters")
-    base = posting_time_features(posts, sentiments, held_clusterer.predict(docs))
+    held_features = featurize(posts, held_clusterer)
+    base = held_features.matrix
     done("features")
 
     forest_params = {**DEFAULT_FOREST, "n_estimators": options.n_estimators, **options.forest}
@@ -550,11 +286,9 @@ def train(
 
     clusterer = StreamingTopicClusterer(n_clusters=options.n_clusters, seed=options.seed)
     clusterer.fit(docs)
-    cluster_ids = clusterer.predict(docs)
+    final_features = featurize(posts, clusterer, sentiments=held_features.sentiments)
     prior = AuthorPrior(window).fit(authors, targets)
-    # `base` differs only in its cluster ids, which came from the held-out clusterer.
-    x_all = with_running_authors(base, authors, targets, prior)
-    x_all[:, _CLUSTER_COLUMN] = cluster_ids
+    x_all = with_running_authors(final_features.matrix, authors, targets, prior)
     engagement = EngagementModel(seed=options.seed, **forest_params).fit(x_all, targets, prior)
     final_neural = None
     if options.wants_neural:
@@ -565,20 +299,18 @@ def train(
         final_neural.fit(texts, x_all, targets, early_stopping=False)
     done("refit on all rows")
 
-    evaluation = _evaluation_arrays(
-        posts,
-        targets,
-        sentiments,
-        x_all,
-        cluster_ids,
-        clusterer,
-        split,
-        rf_predicted,
-        nn_predicted,
-        edges,
-        held_forest,
-        x_test,
-    )
+    evaluation = TrainingEvaluation(
+        posts=posts,
+        targets=targets,
+        features=final_features,
+        x_all=x_all,
+        clusterer=clusterer,
+        split=split,
+        held_forest=held_forest,
+        x_test=x_test,
+        rf_predicted=rf_predicted,
+        nn_predicted=nn_predicted,
+    ).arrays()
     params = {
         "model": options.model,
         "n_clusters": options.n_clusters,
@@ -606,12 +338,6 @@ def train(
         neural=final_neural,
         seconds=round(time.perf_counter() - started, 2),
     )
-
-
-def _check_time_order(posts: Sequence[Post]) -> None:
-    for earlier, later in pairwise(posts):
-        if later.created_at < earlier.created_at:
-            raise ValueError("posts must be sorted by created_at (see load_dataset)")
 
 
 def search_grid(options: TrainingOptions) -> dict[str, list[Any]]:
@@ -664,41 +390,57 @@ def _grid_search(
     )
 
 
-def _evaluation_arrays(
-    posts,
-    targets,
-    sentiments,
-    x_all,
-    cluster_ids,
-    clusterer,
-    split,
-    rf_predicted,
-    nn_predicted,
-    edges,
-    held_forest,
-    x_test,
-) -> dict[str, np.ndarray]:
-    """What the HTML report draws, stored with the version (numbers and strings only)."""
-    k = clusterer.n_clusters
-    arrays = {
-        "feature_names": np.array(FEATURE_NAMES),
-        "features": x_all.astype(np.float32),
-        "target": targets.astype(np.float32),
-        "sentiment": np.array([s.compound for s in sentiments], dtype=np.float32),
-        "cluster": np.asarray(cluster_ids, dtype=np.int16),
-        "cluster_labels": np.array(clusterer.labels_),
-        "cluster_terms": np.array([" · ".join(clusterer.top_terms(c, 6)) for c in range(k)]),
-        "created_at": np.array([p.created_at.timestamp() for p in posts]),
-        "split": np.array(split),
-        "band_edges": np.array(edges),
-        "test_actual": targets[split:].astype(np.float32),
-        "test_rf": rf_predicted.astype(np.float32),
-        "rf_importance": held_forest.forest_.feature_importances_,
-        "rf_permutation_importance": permutation_importance(held_forest, x_test, targets[split:]),
-    }
-    if nn_predicted is not None:
-        arrays["test_nn"] = nn_predicted.astype(np.float32)
-    return arrays
+@dataclass(frozen=True)
+class TrainingEvaluation:
+    """What one training run leaves for its HTML report.
+
+    Attributes:
+        posts, targets: every row, in time order.
+        features: the feature path's output with the final clusterer.
+        x_all: the final model's training matrix (running author features).
+        clusterer: the final topic clusterer.
+        split: index of the first held-out row.
+        held_forest: the forest fitted on the earlier rows only.
+        x_test: held-out rows' features, as that forest saw them.
+        rf_predicted, nn_predicted: held-out predictions (log scale); no network: None.
+    """
+
+    posts: Sequence[Post]
+    targets: np.ndarray
+    features: PostFeatures
+    x_all: np.ndarray
+    clusterer: StreamingTopicClusterer
+    split: int
+    held_forest: EngagementModel
+    x_test: np.ndarray
+    rf_predicted: np.ndarray
+    nn_predicted: np.ndarray | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays stored with the version (numbers and strings only, no pickles)."""
+        clusterer, split, targets = self.clusterer, self.split, self.targets
+        k = clusterer.n_clusters
+        arrays = {
+            "feature_names": np.array(FEATURE_NAMES),
+            "features": self.x_all.astype(np.float32),
+            "target": targets.astype(np.float32),
+            "sentiment": np.array([s.compound for s in self.features.sentiments], np.float32),
+            "cluster": self.features.cluster_ids.astype(np.int16),
+            "cluster_labels": np.array(clusterer.labels_),
+            "cluster_terms": np.array([" · ".join(clusterer.top_terms(c, 6)) for c in range(k)]),
+            "created_at": np.array([p.created_at.timestamp() for p in self.posts]),
+            "split": np.array(split),
+            "band_edges": np.array(self.held_forest.band_edges_),
+            "test_actual": targets[split:].astype(np.float32),
+            "test_rf": self.rf_predicted.astype(np.float32),
+            "rf_importance": self.held_forest.forest_.feature_importances_,
+            "rf_permutation_importance": permutation_importance(
+                self.held_forest, self.x_test, targets[split:]
+            ),
+        }
+        if self.nn_predicted is not None:
+            arrays["test_nn"] = self.nn_predicted.astype(np.float32)
+        return arrays
 
 
 def save_result(
@@ -732,45 +474,9 @@ def save_result(
 
 
 def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
-
-
-def train_default_bundle(root: Path, seed: int = 0) -> ModelBundle:
-    """Train on synthetic posts (a few seconds) and save a new version under `root`."""
-    dataset = synthetic_dataset(DEFAULT_TRAINING_POSTS, seed=seed + 11)
-    # The live synthetic stream has other authors than these posts: no author features.
-    options = TrainingOptions(
-        model="rf", search=False, seed=seed, author_window=0, forest={"baseline": "none"}
-    )
-    result = train(dataset, options)
-    save_result(result, root)
-    log.info("trained default models: held-out %s", result.metrics["engagement_holdout"])
-    # Training leaves many dead objects behind and advances the collector's generations;
-    # one full collection now keeps it out of the first live batches scored right after.
-    gc.collect()
-    return result.bundle
-
-
-def ensure_bundle(root: Path, version: str | None = None, seed: int = 0) -> ModelBundle:
-    """Load the pinned or newest version; train defaults when there is none usable.
-
-    A pinned version is never replaced: problems with it are raised. The newest version is
-    retrained when it was saved with other library versions; a tampered file is refused.
-    """
-    if version is not None:
-        return load_bundle(root, version)
-    if not list_versions(root):
-        log.info("no models under %s yet: training defaults on synthetic posts", root)
-        return train_default_bundle(root, seed=seed)
-    try:
-        return load_bundle(root)
-    except LibraryMismatch as exc:
-        log.warning("%s; retraining defaults", exc)
-        return train_default_bundle(root, seed=seed)
 
 
 def _params(estimator: object) -> dict[str, Any]:

@@ -11,8 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -24,9 +23,7 @@ from streaming.metrics import StreamMetrics
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter, Sink
 from streaming.sources import Source, SourceRecord
-
-if TYPE_CHECKING:
-    from app.config import Config
+from streaming.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +35,12 @@ CLIENT_SETTINGS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class Topics:
-    posts: str = "posts"
-    scored: str = "posts.scored"
-    dlq: str = "posts.dlq"
-    partitions: int = 6
+def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 60.0) -> None:
+    """Create the three topics when missing (raw and scored with `partitions` partitions).
 
-    @classmethod
-    def from_config(cls, config: Config) -> Topics:
-        return cls(
-            config.topic_posts, config.topic_scored, config.topic_dlq, config.topic_partitions
-        )
-
-
-def ensure_topics(bootstrap: str, topics: Topics, timeout_s: float = 60.0) -> None:
-    """Create the three topics when missing (raw and scored with `partitions` partitions)."""
-    deadline = time.monotonic() + timeout_s
+    Waits up to `timeout` seconds for the broker to answer.
+    """
+    deadline = time.monotonic() + timeout
     while True:
         try:
             admin = KafkaAdminClient(
@@ -88,16 +74,14 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout_s: float = 60.0) -> No
         admin.close()
 
 
-class _ForgetRevoked(ConsumerRebalanceListener):
-    """On a rebalance, forget uncommitted offsets of partitions this consumer lost."""
+class _RevokedPartitionsListener(ConsumerRebalanceListener):
+    """On a rebalance, the source forgets uncommitted offsets of partitions it lost."""
 
     def __init__(self, source: KafkaSource) -> None:
         self.source = source
 
     def on_partitions_revoked(self, revoked):
-        for tp in revoked:
-            self.source._uncommitted.pop(tp, None)
-            self.source._batch_start.pop(tp, None)
+        self.source.forget(revoked)
         if revoked:
             log.info("partitions revoked: %s", sorted(f"{t.topic}-{t.partition}" for t in revoked))
 
@@ -140,7 +124,7 @@ class KafkaSource(Source):
         topic: str,
         group: str,
         client_id: str = "socialpulse",
-        max_poll_records: int = 500,
+        batch_max_posts: int = 500,
         metrics: StreamMetrics | None = None,
     ) -> None:
         self.topic = topic
@@ -151,14 +135,14 @@ class KafkaSource(Source):
             client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=max_poll_records,
+            max_poll_records=batch_max_posts,
             max_poll_interval_ms=300_000,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             metadata_max_age_ms=15_000,
             **CLIENT_SETTINGS,
         )
-        self.consumer.subscribe([topic], listener=_ForgetRevoked(self))
+        self.consumer.subscribe([topic], listener=_RevokedPartitionsListener(self))
         # Fetch metadata after subscribing and before the first poll joins the group, so the
         # group leader assigns from the topic's real partitions. Otherwise the leader
         # rebalances the whole group again as soon as metadata arrives, and that kind of
@@ -171,8 +155,10 @@ class KafkaSource(Source):
         self._uncommitted: dict[TopicPartition, int] = {}  # next offset to commit
         self._batch_start: dict[TopicPartition, int] = {}  # first offset since last commit
 
-    def read_batch(self, max_records: int, timeout: float) -> list[SourceRecord]:
-        polled = self.consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+    def read_batch(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
+        polled = self.consumer.poll(
+            timeout_ms=int(batch_max_wait * 1000), max_records=batch_max_posts
+        )
         _rejoin_if_rebalance_lost(self.consumer)
         now = time.time()
         batch = []
@@ -218,6 +204,12 @@ class KafkaSource(Source):
             return
         self._uncommitted.clear()
         self._batch_start.clear()
+
+    def forget(self, partitions) -> None:
+        """Drop uncommitted offsets of `partitions` (this consumer no longer owns them)."""
+        for tp in partitions:
+            self._uncommitted.pop(tp, None)
+            self._batch_start.pop(tp, None)
 
     def rewind(self) -> None:
         """Read everything since the last commit again."""
@@ -334,6 +326,20 @@ class KafkaDeadLetterSink(_ProducingSink):
             self._send(self.topic, value, key, headers)
 
 
+def _dead_letter_of(message) -> DeadLetter:
+    """A dead-letter message back as the `DeadLetter` a worker wrote (see `reject`)."""
+    headers = {name: value.decode("utf-8", "replace") for name, value in message.headers or ()}
+    position = {k[len("source.") :]: v for k, v in headers.items() if k.startswith("source.")}
+    return DeadLetter(
+        message.value,
+        headers.get("reason", ""),
+        headers.get("source", "kafka"),
+        position,
+        message.timestamp / 1000.0,
+        message.key,
+    )
+
+
 def encode_value(value: Mapping[str, Any] | bytes | str | None) -> bytes | None:
     """A message value as bytes: bytes and tombstones (None) as they are, text as UTF-8
     (even if it is not a post: workers dead-letter it), anything else as compact JSON."""
@@ -344,7 +350,7 @@ def encode_value(value: Mapping[str, Any] | bytes | str | None) -> bytes | None:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-class ScoredFeed:
+class ScoredTopicReader:
     """Every scored post and dead-letter count, from all partitions, newest onwards."""
 
     def __init__(self, bootstrap: str, scored_topic: str, dlq_topic: str) -> None:
@@ -367,15 +373,16 @@ class ScoredFeed:
         self.consumer.assign(partitions)
         self.consumer.seek_to_end(*partitions)
 
-    def poll(self, timeout: float) -> tuple[list[ScoredPost], int]:
+    def poll(self, timeout: float) -> tuple[list[ScoredPost], list[DeadLetter]]:
+        """Scored posts and dead letters that arrived, waiting up to `timeout` seconds."""
         polled = self.consumer.poll(timeout_ms=int(timeout * 1000), max_records=2000)
         scored: list[ScoredPost] = []
-        dead = 0
+        letters: list[DeadLetter] = []
         for tp, messages in polled.items():
-            if tp.topic == self.dlq_topic:
-                dead += len(messages)
-                continue
             for message in messages:
+                if tp.topic == self.dlq_topic:
+                    letters.append(_dead_letter_of(message))
+                    continue
                 try:
                     scored.append(ScoredPost.from_dict(orjson.loads(message.value)))
                 except (ValueError, TypeError) as exc:
@@ -386,7 +393,7 @@ class ScoredFeed:
                         message.offset,
                         exc,
                     )
-        return scored, dead
+        return scored, letters
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)

@@ -1,6 +1,8 @@
-"""Prometheus metrics of a worker or web node."""
+"""Prometheus metrics of a worker or web node, and the percentile every latency figure uses."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -47,3 +49,11 @@ class StreamMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def percentile(values: Sequence[float], q: float, digits: int = 1) -> float | None:
+    """The `q` quantile (0 to 1) of `values` by nearest rank, rounded; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(float(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]), digits)

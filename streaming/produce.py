@@ -38,6 +38,7 @@ def produce(source: PacedSource, bootstrap: str, topic: str, progress=None) -> P
                     topic, value=encode_value(value), key=str(author).encode() if author else None
                 )
                 future.add_errback(failures.append)
+            source.commit()  # handed to the producer; a failed send is counted below
             sent += len(batch)
             if progress is not None and batch:
                 progress.update(len(batch))

@@ -20,6 +20,8 @@ DEFAULT_MAX_TEXT_LENGTH = 5000
 HASHTAG_RE = re.compile(r"(?<![\w&])#(\w{1,100})")
 MENTION_RE = re.compile(r"(?<![\w@])@(\w{1,50})")
 URL_RE = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+# What is not a word of the post: links and @mentions (topic documents, word clouds).
+URL_OR_MENTION_RE = re.compile(f"{URL_RE.pattern}|{MENTION_RE.pattern}", re.IGNORECASE)
 # Emoji presentation characters and pictographs (incl. flags, dingbats, symbols).
 EMOJI_RE = re.compile(
     "[\U0001f1e6-\U0001f1ff\U0001f300-\U0001f5ff\U0001f600-\U0001f64f\U0001f680-\U0001f6ff"

@@ -7,14 +7,27 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from models.pipeline import ScoringPipeline
 from streaming.metrics import StreamMetrics
-from streaming.records import DEFAULT_MAX_TEXT_LENGTH, InvalidPost, Post, parse_post
+from streaming.records import DEFAULT_MAX_TEXT_LENGTH, InvalidPost, Post, ScoredPost, parse_post
 from streaming.sinks import DeadLetter, Sink
 from streaming.sources import Source, SourceRecord
 
 log = logging.getLogger(__name__)
+
+
+class Scorer(Protocol):
+    """What the runner needs of a scoring pipeline (`models.pipeline.ScoringPipeline`)."""
+
+    model_version: str
+
+    def score_batch(
+        self,
+        posts: Sequence[Post],
+        learn: bool = False,
+        received_at: Sequence[float] | None = None,
+    ) -> list[ScoredPost]: ...
 
 
 @dataclass
@@ -30,10 +43,11 @@ class StreamRunner:
 
     Args:
         source: where raw posts come from.
-        pipeline: the scoring path.
+        scorer: the scoring path.
         sinks: every sink gets every scored post and dead letter.
-        max_batch: most posts in one micro-batch.
-        max_wait: seconds a micro-batch may wait to fill, so a quiet stream is not delayed.
+        batch_max_posts: most posts in one micro-batch.
+        batch_max_wait: seconds a micro-batch may wait to fill, so a quiet stream is not
+            delayed.
         max_text_length: longest text accepted.
         learn: let the clusterer learn from the stream.
         metrics: Prometheus counters to update, if any.
@@ -42,27 +56,31 @@ class StreamRunner:
     def __init__(
         self,
         source: Source,
-        pipeline: ScoringPipeline,
+        scorer: Scorer,
         sinks: Sequence[Sink],
-        max_batch: int = 500,
-        max_wait: float = 0.1,
+        batch_max_posts: int = 500,
+        batch_max_wait: float = 0.1,
         max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
         learn: bool = True,
         metrics: StreamMetrics | None = None,
     ) -> None:
         self.source = source
-        self.pipeline = pipeline
+        self.scorer = scorer
         self.sinks = list(sinks)
-        self.max_batch = max_batch
-        self.max_wait = max_wait
+        self.batch_max_posts = batch_max_posts
+        self.batch_max_wait = batch_max_wait
         self.max_text_length = max_text_length
         self.learn = learn
         self.metrics = metrics
         self.stats = RunnerStats()
 
+    def use_scorer(self, scorer: Scorer) -> None:
+        """Score the next micro-batches with `scorer` (e.g. a newer model version)."""
+        self.scorer = scorer
+
     def run_once(self) -> int:
         """Handle one micro-batch; returns how many records it held."""
-        records = self.source.read_batch(self.max_batch, self.max_wait)
+        records = self.source.read_batch(self.batch_max_posts, self.batch_max_wait)
         if not records:
             return 0
         try:
@@ -99,7 +117,7 @@ class StreamRunner:
                 continue
             posts.append(post)
             received.append(record.received_at)
-        scored = self.pipeline.score_batch(posts, learn=self.learn, received_at=received)
+        scored = self.scorer.score_batch(posts, learn=self.learn, received_at=received)
         for sink in self.sinks:
             if scored:
                 sink.write(scored)

@@ -9,15 +9,19 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from streaming.synthetic import SyntheticPostGenerator, strip_private
 
 log = logging.getLogger(__name__)
+
+
+RawValue = Mapping[str, Any] | bytes | str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +36,24 @@ class SourceRecord:
         key: the message key, kept on dead letters.
     """
 
-    value: Mapping[str, Any] | bytes | str | None
+    value: RawValue
     received_at: float
     position: Mapping[str, Any] = field(default_factory=dict)
     default_id: str | None = None
     key: bytes | None = None
+
+
+class Clock(Protocol):
+    """Wall time for records and schedules, a monotonic clock for deadlines, and sleep.
+
+    The `time` module is one; tests pass a clock they move by hand.
+    """
+
+    def time(self) -> float: ...
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
 
 
 class Source(ABC):
@@ -45,8 +62,8 @@ class Source(ABC):
     name = "source"
 
     @abstractmethod
-    def read_batch(self, max_records: int, timeout: float) -> list[SourceRecord]:
-        """Up to `max_records` records, returning early once `timeout` seconds have passed."""
+    def read_batch(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
+        """Up to `batch_max_posts` records, returning early after `batch_max_wait` seconds."""
 
     @property
     def exhausted(self) -> bool:
@@ -63,39 +80,118 @@ class Source(ABC):
         """Release connections and files."""
 
 
-class PacedSource(Source):
-    """A source that releases posts on a schedule: each post has a due time."""
+class ReplayingSource(Source):
+    """A source that keeps what it handed out since the last commit, to hand it out again
+    after a rewind. Subclasses give the records with `_read`."""
 
     def __init__(self) -> None:
-        self._pending: tuple[float, Mapping[str, Any] | bytes | str | None, dict] | None = None
-        self._done = False
+        self._uncommitted: list[SourceRecord] = []
+        self._replay: deque[SourceRecord] = deque()
 
     @abstractmethod
-    def _next(self) -> tuple[float, Mapping[str, Any] | bytes | str | None, dict] | None:
-        """(due wall time, raw value, position) of the next post, or None at the end."""
+    def _read(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
+        """New records, as `read_batch` promises them."""
 
     @property
     def exhausted(self) -> bool:
+        return not self._replay and self._drained
+
+    @property
+    def _drained(self) -> bool:
+        """True once `_read` has nothing more to give."""
+        return False
+
+    def read_batch(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
+        replay = self._replay
+        if replay:
+            batch = [replay.popleft() for _ in range(min(batch_max_posts, len(replay)))]
+        else:
+            batch = self._read(batch_max_posts, batch_max_wait)
+        self._uncommitted.extend(batch)
+        return batch
+
+    def commit(self) -> None:
+        self._uncommitted.clear()
+
+    def rewind(self) -> None:
+        self._replay.extendleft(reversed(self._uncommitted))
+        self._uncommitted.clear()
+
+
+class ListSource(ReplayingSource):
+    """Raw values from a list, all due at once: for tests and one-off scoring.
+
+    A value without an id gets `<name>-<index>`, the same on every delivery.
+
+    Args:
+        values: raw posts (dicts, or bytes/str of JSON), delivered in order.
+        name: the source name stamped on posts and dead letters.
+        clock: stamps `received_at`.
+    """
+
+    def __init__(self, values: Iterable[RawValue], name: str = "list", clock: Clock = time):
+        super().__init__()
+        self.name = name
+        self.clock = clock
+        self._values = list(values)
+        self._next = 0
+
+    @property
+    def _drained(self) -> bool:
+        return self._next >= len(self._values)
+
+    def _read(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
+        start = self._next
+        self._next = min(len(self._values), start + batch_max_posts)
+        return [
+            SourceRecord(
+                self._values[i], self.clock.time(), {"index": i}, default_id=f"{self.name}-{i}"
+            )
+            for i in range(start, self._next)
+        ]
+
+
+class PacedSource(ReplayingSource):
+    """A source that releases posts on a schedule: each post has a due time.
+
+    Args:
+        clock: wall time for due times and `received_at`, monotonic time for the wait cap,
+            and sleep (default: the `time` module).
+    """
+
+    def __init__(self, clock: Clock = time) -> None:
+        super().__init__()
+        self.clock = clock
+        self._pending: tuple[float, RawValue, dict] | None = None
+        self._done = False
+
+    @abstractmethod
+    def _next(self) -> tuple[float, RawValue, dict] | None:
+        """(due wall time, raw value, position) of the next post, or None at the end."""
+
+    @property
+    def _drained(self) -> bool:
         return self._done and self._pending is None
 
-    def read_batch(self, max_records: int, timeout: float) -> list[SourceRecord]:
-        deadline = time.monotonic() + timeout
+    def _read(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
+        clock = self.clock
+        deadline = clock.monotonic() + batch_max_wait
         batch: list[SourceRecord] = []
-        while len(batch) < max_records:
+        while len(batch) < batch_max_posts:
             if self._pending is None and not self._done:
                 self._pending = self._next()
                 self._done = self._pending is None
             if self._pending is None:
                 break
             due, value, position = self._pending
-            wait = due - time.time()
+            wait = due - clock.time()
             if wait > 0:
-                remaining = deadline - time.monotonic()
+                remaining = deadline - clock.monotonic()
                 if remaining <= 0:
                     break
-                time.sleep(min(wait, remaining))
+                clock.sleep(min(wait, remaining))
                 continue
-            batch.append(SourceRecord(value, time.time(), position))
+            batch.append(SourceRecord(value, clock.time(), position))
             self._pending = None
         return batch
 
@@ -105,20 +201,22 @@ class SyntheticSource(PacedSource):
 
     name = "synthetic"
 
-    def __init__(self, rate: float = 20.0, seed: int = 7, limit: int | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self, rate: float = 20.0, seed: int = 7, limit: int | None = None, clock: Clock = time
+    ) -> None:
+        super().__init__(clock)
         self.rate = rate
         self.limit = limit
         self.generator = SyntheticPostGenerator(seed=seed)
         self._count = 0
-        self._due = time.time()
+        self._due = clock.time()
 
     def _next(self):
         if self.limit is not None and self._count >= self.limit:
             return None
         self._count += 1
         if self.rate > 0:
-            self._due = max(self._due + 1.0 / self.rate, time.time() - 1.0)
+            self._due = max(self._due + 1.0 / self.rate, self.clock.time() - 1.0)
         raw = strip_private(self.generator.next_post())
         return (self._due if self.rate > 0 else 0.0), raw, {"seq": self._count}
 
@@ -251,6 +349,7 @@ class FileSource(PacedSource):
             replays as fast as possible.
         encoding: text encoding of the file (e.g. latin-1).
         limit: stop after this many rows.
+        clock: see `PacedSource`.
     """
 
     name = "file"
@@ -262,8 +361,9 @@ class FileSource(PacedSource):
         speed: float | None = None,
         encoding: str = "utf-8",
         limit: int | None = None,
+        clock: Clock = time,
     ) -> None:
-        super().__init__()
+        super().__init__(clock)
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no such file: {self.path}")
@@ -297,7 +397,7 @@ class FileSource(PacedSource):
             )
             if event is not None:
                 if self._origin is None:
-                    self._origin = (event.timestamp(), time.time())
+                    self._origin = (event.timestamp(), self.clock.time())
                 first_event, wall_start = self._origin
                 due = wall_start + (event.timestamp() - first_event) / self.speed
         return due, raw, position

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from app.config import Config
+from models.bootstrap import ensure_bundle
 from models.pipeline import ScoringPipeline
 from models.registry import ModelBundle
-from models.training import ensure_bundle
 from streaming.records import Post, parse_post
 from streaming.synthetic import SyntheticPostGenerator, strip_private
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_server import running_server
+from app.testing import running_server
 
 pytestmark = pytest.mark.browser
 

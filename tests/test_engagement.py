@@ -12,9 +12,10 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import r2_score
 
+from models.datasets import total_engagement
 from models.engagement import BANDS, EngagementModel
 from models.features import FEATURE_NAMES
-from models.training import features_for, total_engagement
+from models.featurize import featurize
 from streaming.records import Post, parse_post
 from streaming.synthetic import SyntheticPostGenerator, strip_private
 
@@ -35,7 +36,7 @@ def fresh_posts(fresh_raw) -> list[Post]:
 
 @pytest.fixture(scope="module")
 def fresh_features(bundle, fresh_posts) -> np.ndarray:
-    return features_for(fresh_posts, bundle.clusterer)
+    return featurize(fresh_posts, bundle.clusterer).matrix
 
 
 # -- the fast path -------------------------------------------------------------------------------

@@ -12,17 +12,18 @@ import time
 import pytest
 import socketio
 
-from streaming.kafka_io import KafkaSource
-from tests.kafka_helpers import (
+from app.testing import (
     ROOT,
     KafkaScenario,
+    free_port,
     read_topic,
+    running_server,
     scored_ids,
     synthetic_values,
     wait_for,
     wait_for_count,
 )
-from tests.live_server import free_port, running_server
+from streaming.kafka_io import KafkaSource
 
 pytestmark = pytest.mark.kafka
 

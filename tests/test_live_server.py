@@ -8,7 +8,7 @@ import pytest
 import requests
 import socketio
 
-from tests.live_server import running_server
+from app.testing import running_server
 
 
 @pytest.fixture(scope="module")

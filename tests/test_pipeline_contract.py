@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from models.clustering import topic_document
-from models.features import FEATURE_NAMES, posting_time_features
+from models.features import FEATURE_NAMES
+from models.featurize import featurize
 from models.pipeline import ScoringPipeline
 from streaming.records import Post, ScoredPost
 
@@ -24,8 +25,7 @@ def cluster_stage(pipeline: ScoringPipeline, posts: Sequence[Post]) -> list[Any]
 
 
 def feature_matrix(pipeline: ScoringPipeline, posts: Sequence[Post]) -> np.ndarray:
-    sentiments = sentiment_stage(pipeline, posts)
-    return posting_time_features(posts, sentiments, cluster_stage(pipeline, posts))
+    return featurize(posts, pipeline.clusterer, sentiment_model=pipeline.sentiment).matrix
 
 
 def feature_stage(pipeline: ScoringPipeline, posts: Sequence[Post]) -> list[Any]:

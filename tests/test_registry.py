@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import registry, training
+from models import datasets, registry
+from models.bootstrap import ensure_bundle
 from models.clustering import topic_document
+from models.featurize import featurize
 from models.registry import (
     ARTIFACT_FILES,
     MANIFEST,
@@ -27,7 +29,6 @@ from models.registry import (
     new_version,
     save_bundle,
 )
-from models.training import ensure_bundle, features_for
 
 OLD = new_version(datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))
 NEW = new_version(datetime(2025, 6, 7, 8, 9, 10, tzinfo=UTC))
@@ -76,7 +77,7 @@ def test_round_trip_keeps_the_models(bundle, root, sample_posts):
     docs = [topic_document(p) for p in sample_posts]
     assert np.array_equal(loaded.clusterer.predict(docs), bundle.clusterer.predict(docs))
     assert loaded.clusterer.labels_ == bundle.clusterer.labels_
-    features = features_for(sample_posts, bundle.clusterer)
+    features = featurize(sample_posts, bundle.clusterer).matrix
     assert np.array_equal(
         loaded.engagement.predict_log(features), bundle.engagement.predict_log(features)
     )
@@ -164,7 +165,7 @@ def test_another_artifact_format_is_refused(bundle, root):
 
 
 def test_ensure_bundle_retrains_when_libraries_changed(bundle, root, monkeypatch):
-    monkeypatch.setattr(training, "DEFAULT_TRAINING_POSTS", 600)  # keep the retrain quick
+    monkeypatch.setattr(datasets, "DEFAULT_TRAINING_POSTS", 600)  # keep the retrain quick
     folder = save_copy(bundle, root, OLD)
     edit_manifest(folder, libraries={"numpy": "1.0.0"})
 

@@ -11,46 +11,47 @@ import pytest
 from streaming.records import ScoredPost
 from streaming.runner import StreamRunner
 from streaming.sinks import DeadLetter, ListSink, Sink
-from streaming.sources import Source, SourceRecord
+from streaming.sources import ListSource, Source, SourceRecord
 
 
-class ListSource(Source):
-    """A finite in-memory source that counts commits and redelivers uncommitted records."""
+class TickingClock:
+    """Wall time that starts at 1000 s and moves one second each time it is read."""
 
-    name = "list"
+    def __init__(self) -> None:
+        self.now = 999.0
+
+    def time(self) -> float:
+        self.now += 1.0
+        return self.now
+
+    monotonic = time
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RecordingSource(ListSource):
+    """The package's list source, counting what the runner asks of it."""
 
     def __init__(self, values: Sequence[Any], events: list[str] | None = None) -> None:
-        self.records = [
-            SourceRecord(
-                value, received_at=1000.0 + i, position={"index": i}, default_id=f"list-{i}"
-            )
-            for i, value in enumerate(values)
-        ]
+        super().__init__(values, clock=TickingClock())
         self.events = events if events is not None else []
         self.asked: list[int] = []
         self.commits = 0
         self.rewinds = 0
-        self._next = 0
-        self._committed = 0
 
-    def read_batch(self, max_records: int, timeout: float) -> list[SourceRecord]:
-        self.asked.append(max_records)
-        batch = self.records[self._next : self._next + max_records]
-        self._next += len(batch)
-        return batch
-
-    @property
-    def exhausted(self) -> bool:
-        return self._next >= len(self.records)
+    def read_batch(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
+        self.asked.append(batch_max_posts)
+        return super().read_batch(batch_max_posts, batch_max_wait)
 
     def commit(self) -> None:
         self.commits += 1
-        self._committed = self._next
         self.events.append("commit")
+        super().commit()
 
     def rewind(self) -> None:
         self.rewinds += 1
-        self._next = self._committed
+        super().rewind()
 
 
 class RecordingSink(ListSink):
@@ -80,13 +81,13 @@ class RecordingSink(ListSink):
 
 
 def make_runner(source: Source, pipeline, sinks: Sequence[Sink], **kwargs) -> StreamRunner:
-    return StreamRunner(source, pipeline, sinks, max_wait=0.01, learn=False, **kwargs)
+    return StreamRunner(source, pipeline, sinks, batch_max_wait=0.01, learn=False, **kwargs)
 
 
 def test_every_good_post_is_scored_once_in_order(pipeline, raw_posts):
-    source = ListSource(raw_posts[:30])
+    source = RecordingSource(raw_posts[:30])
     sink = ListSink()
-    stats = make_runner(source, pipeline, [sink], max_batch=7).run()
+    stats = make_runner(source, pipeline, [sink], batch_max_posts=7).run()
     assert [s.post.id for s in sink.scored] == [raw["id"] for raw in raw_posts[:30]]
     assert [s.post.text for s in sink.scored] == [raw["text"] for raw in raw_posts[:30]]
     assert sink.dead_letters == []
@@ -96,7 +97,7 @@ def test_every_good_post_is_scored_once_in_order(pipeline, raw_posts):
 
 
 def test_scored_posts_keep_when_they_were_received(pipeline, raw_posts):
-    source = ListSource(raw_posts[:3])
+    source = RecordingSource(raw_posts[:3])
     sink = ListSink()
     make_runner(source, pipeline, [sink]).run()
     assert [s.received_at for s in sink.scored] == [1000.0, 1001.0, 1002.0]
@@ -104,7 +105,7 @@ def test_scored_posts_keep_when_they_were_received(pipeline, raw_posts):
 
 
 def test_post_without_id_or_source_gets_the_record_defaults(pipeline):
-    source = ListSource([{"text": "no id here"}])
+    source = RecordingSource([{"text": "no id here"}])
     sink = ListSink()
     make_runner(source, pipeline, [sink]).run()
     (scored,) = sink.scored
@@ -114,7 +115,7 @@ def test_post_without_id_or_source_gets_the_record_defaults(pipeline):
 
 def test_every_sink_gets_every_post(pipeline, raw_posts):
     sinks = [ListSink(), ListSink()]
-    make_runner(ListSource(raw_posts[:5]), pipeline, sinks).run()
+    make_runner(RecordingSource(raw_posts[:5]), pipeline, sinks).run()
     assert [s.post.id for s in sinks[0].scored] == [s.post.id for s in sinks[1].scored]
     assert len(sinks[1].scored) == 5
 
@@ -131,7 +132,7 @@ def test_bad_records_become_dead_letters_with_reason_and_position(pipeline, raw_
         {"text": "hi", "author_followers": "12"},
         raw_posts[2],
     ]
-    source = ListSource(values)
+    source = RecordingSource(values)
     sink = ListSink()
     stats = make_runner(source, pipeline, [sink]).run()
     assert [s.post.id for s in sink.scored] == [r["id"] for r in raw_posts[:3]]
@@ -159,7 +160,7 @@ def test_bad_records_become_dead_letters_with_reason_and_position(pipeline, raw_
 
 
 def test_a_batch_of_only_bad_records_is_still_committed(pipeline):
-    source = ListSource([b"", b"[]"])
+    source = RecordingSource([b"", b"[]"])
     sink = ListSink()
     make_runner(source, pipeline, [sink]).run()
     assert sink.scored == []
@@ -169,18 +170,18 @@ def test_a_batch_of_only_bad_records_is_still_committed(pipeline):
 
 def test_micro_batches_are_capped_by_max_batch(pipeline, raw_posts):
     events: list[str] = []
-    source = ListSource(raw_posts[:10], events)
+    source = RecordingSource(raw_posts[:10], events)
     sink = RecordingSink(events)
-    make_runner(source, pipeline, [sink], max_batch=4).run()
+    make_runner(source, pipeline, [sink], batch_max_posts=4).run()
     assert sink.batch_sizes == [4, 4, 2]
     assert set(source.asked) == {4}
 
 
 def test_commit_comes_after_every_sink_wrote_and_flushed(pipeline, raw_posts):
     events: list[str] = []
-    source = ListSource([*raw_posts[:3], b"bad"], events)
+    source = RecordingSource([*raw_posts[:3], b"bad"], events)
     sinks = [RecordingSink(events), RecordingSink(events)]
-    make_runner(source, pipeline, sinks, max_batch=2).run()
+    make_runner(source, pipeline, sinks, batch_max_posts=2).run()
     assert events == [
         "write", "write", "flush", "flush", "commit",
         "write", "reject", "write", "reject", "flush", "flush", "commit",
@@ -191,7 +192,7 @@ def test_commit_comes_after_every_sink_wrote_and_flushed(pipeline, raw_posts):
 @pytest.mark.parametrize("fail_on", ["write", "flush"])
 def test_failing_sink_means_no_commit_and_the_error_propagates(pipeline, raw_posts, fail_on):
     events: list[str] = []
-    source = ListSource(raw_posts[:3], events)
+    source = RecordingSource(raw_posts[:3], events)
     good = RecordingSink(events)
     runner = make_runner(source, pipeline, [good, RecordingSink(events, fail_on=fail_on)])
     with pytest.raises(OSError):
@@ -203,12 +204,12 @@ def test_failing_sink_means_no_commit_and_the_error_propagates(pipeline, raw_pos
 
 
 def test_run_stops_when_the_source_is_exhausted(pipeline, raw_posts):
-    source = ListSource(raw_posts[:12])
+    source = RecordingSource(raw_posts[:12])
     sink = ListSink()
     done = threading.Event()
 
     def run() -> None:
-        make_runner(source, pipeline, [sink], max_batch=5).run()
+        make_runner(source, pipeline, [sink], batch_max_posts=5).run()
         done.set()
 
     thread = threading.Thread(target=run, daemon=True)
@@ -221,7 +222,7 @@ def test_run_stops_when_the_source_is_exhausted(pipeline, raw_posts):
 def test_run_stops_when_asked(pipeline, raw_posts):
     stop = threading.Event()
     stop.set()
-    source = ListSource(raw_posts[:5])
+    source = RecordingSource(raw_posts[:5])
     sink = ListSink()
     stats = make_runner(source, pipeline, [sink]).run(stop)
     assert stats.batches == 0
@@ -229,7 +230,7 @@ def test_run_stops_when_asked(pipeline, raw_posts):
 
 
 def test_run_once_on_an_empty_read_does_nothing(pipeline):
-    source = ListSource([])
+    source = RecordingSource([])
     runner = make_runner(source, pipeline, [ListSink()])
     assert runner.run_once() == 0
     assert source.commits == 0

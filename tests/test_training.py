@@ -18,9 +18,12 @@ from click.testing import CliRunner
 from app.cli import main
 from app.config import Config
 from models import registry
+from models.datasets import DatasetError, load_dataset, split_index, synthetic_dataset
 from models.engagement import EngagementModel
 from models.experiments import ExperimentLog
 from models.features import AUTHOR_FEATURES, FEATURE_NAMES, AuthorPrior
+from models.featurize import featurize
+from models.metrics import band_metrics, regression_metrics
 from models.registry import (
     EVALUATION_FILE,
     MANIFEST,
@@ -32,19 +35,7 @@ from models.registry import (
     load_evaluation,
     read_manifest,
 )
-from models.training import (
-    AuthorColumns,
-    DatasetError,
-    TrainingOptions,
-    band_metrics,
-    features_for,
-    load_dataset,
-    regression_metrics,
-    save_result,
-    split_index,
-    synthetic_dataset,
-    train,
-)
+from models.training import AuthorColumns, TrainingOptions, save_result, train
 from streaming.records import parse_post
 from streaming.sources import ColumnMapping
 from tests.test_engagement import OUTCOME_WORDS, UntouchableCounts
@@ -357,7 +348,8 @@ def test_outcome_columns_of_a_file_never_reach_the_posts(tmp_path, bundle):
         dataclasses.replace(p, id="") for p in viral.posts
     ]
     assert np.array_equal(
-        features_for(quiet.posts, bundle.clusterer), features_for(viral.posts, bundle.clusterer)
+        featurize(quiet.posts, bundle.clusterer).matrix,
+        featurize(viral.posts, bundle.clusterer).matrix,
     )
     assert not np.allclose(quiet.log_targets, viral.log_targets)
 
@@ -426,7 +418,7 @@ def test_the_network_is_trained_compared_and_saved_hashed(neural_run):
 
     loaded = registry.load_neural(root, folder.name)
     posts = dataset.posts[:50]
-    x = features_for(posts, result.bundle.clusterer, result.bundle.engagement.author_prior_)
+    x = featurize(posts, result.bundle.clusterer, result.bundle.engagement.author_prior_).matrix
     texts = [p.text for p in posts]
     np.testing.assert_allclose(
         loaded.predict_log(texts, x), result.neural.predict_log(texts, x), atol=1e-5

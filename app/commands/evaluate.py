@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from app.commands.options import encoding_option, no_progress_option, text_col_option
+
 FILE_HELP = "Labelled CSV, TSV or JSONL file (the format comes from the suffix)."
 
 
@@ -39,10 +41,10 @@ def _file_option(command):
 
 def _common_options(command):
     options = [
-        click.option("--text-col", default="text", show_default=True, help="Text column."),
-        click.option("--encoding", default="utf-8", show_default=True, help="File encoding."),
+        text_col_option,
+        encoding_option,
         click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
-        click.option("--no-progress", is_flag=True, help="No progress bar."),
+        no_progress_option,
     ]
     for option in reversed(options):
         command = option(command)

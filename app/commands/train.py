@@ -1,40 +1,24 @@
-"""`socialpulse train` and `socialpulse report`."""
+"""`socialpulse train`: fit, evaluate on later posts, save a version; or show the history."""
 
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-
-class _WithColumnFlags(click.Command):
-    """A command that gets `app.cli`'s column-mapping flags (--text-col …) on first use.
-
-    `app.cli` imports this module to register its commands, so importing `app.cli` here at
-    import time would be circular (and break `python -m app.cli`).
-    """
-
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        if not any(p.name == "text_col" for p in self.params):
-            from app.cli import mapping_options
-
-            template = mapping_options(click.Command("columns"))  # appended last-first
-            at = next(i for i, p in enumerate(self.params) if p.name == "posts")
-            self.params[at:at] = list(reversed(template.params))
-        return super().get_params(ctx)
+from app.commands.options import (
+    column_mapping,
+    encoding_option,
+    load_config,
+    mapping_options,
+    no_progress_option,
+)
 
 
 def _model_dir(model_dir: str | None) -> Path:
-    from app.config import Config, ConfigError
-
-    try:
-        config = Config.from_env(model_dir=model_dir)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
-    return Path(config.model_dir)
+    return Path(load_config(model_dir=model_dir).model_dir)
 
 
 def _target_columns(values: tuple[str, ...]) -> list[str]:
@@ -43,7 +27,7 @@ def _target_columns(values: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(c for c in columns if c))
 
 
-@click.command(cls=_WithColumnFlags)
+@click.command()
 @click.option(
     "--file",
     "files",
@@ -60,7 +44,8 @@ def _target_columns(values: tuple[str, ...]) -> list[str]:
     help="Outcome to predict, as log(1 + value); repeat or join with '+' to sum "
     "(e.g. favorites, or likes+retweets+replies). Required with --file.",
 )
-@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the files.")
+@encoding_option
+@mapping_options
 @click.option(
     "--posts",
     type=click.IntRange(min=100),
@@ -107,7 +92,7 @@ def _target_columns(values: tuple[str, ...]) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the held-out metrics as JSON.")
 @click.option("--history", is_flag=True, help="Show the logged training runs instead of training.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html into the version.")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@no_progress_option
 def train(
     files,
     target_cols,
@@ -148,19 +133,11 @@ def train(
 
     from tqdm import tqdm
 
-    from app.cli import column_mapping
+    from models.datasets import DatasetError, load_dataset, synthetic_dataset
     from models.neural import NeuralUnavailable
     from models.registry import REPORT_FILE, library_versions, new_version
-    from models.training import (
-        DatasetError,
-        TrainingOptions,
-        load_dataset,
-        save_result,
-        synthetic_dataset,
-    )
-    from models.training import (
-        train as fit,
-    )
+    from models.training import TrainingOptions, save_result
+    from models.training import train as fit
 
     targets = _target_columns(target_cols)
     if targets and not files:
@@ -244,6 +221,8 @@ def train(
 
 
 def _print_summary(summary: dict, report_path: Path | None) -> None:
+    from models.metrics import ENGAGEMENT_METRICS
+
     metrics = summary["metrics"]
     models = [m for m in ("rf", "nn") if m in metrics]
     split = summary["split"]
@@ -255,14 +234,7 @@ def _print_summary(summary: dict, report_path: Path | None) -> None:
     )
     names = {"rf": "forest", "nn": "network"}
     click.echo("metric          " + "".join(f"{names[m]:>10}" for m in models))
-    for key, label in (
-        ("mae", "MAE (log)"),
-        ("rmse", "RMSE (log)"),
-        ("r2", "R²"),
-        ("spearman", "Spearman"),
-        ("band_accuracy", "band accuracy"),
-        ("band_macro_f1", "band macro-F1"),
-    ):
+    for key, label in ENGAGEMENT_METRICS:
         click.echo(f"{label:<16}" + "".join(f"{metrics[m][key]:>10.3f}" for m in models))
     if report_path:
         click.echo(f"\nreport: {report_path}")
@@ -276,62 +248,3 @@ def _show_history(root: Path, as_json: bool) -> None:
         click.echo(json.dumps(runs, indent=2))
     else:
         click.echo(format_history(runs))
-
-
-@click.command()
-@click.option(
-    "--version",
-    "version_",
-    help="Model version [SOCIALPULSE_MODEL_VERSION, else the newest].",
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, writable=True),
-    help="HTML file to write [report-<version>.html]; '-' for standard output.",
-)
-@click.option("--model-dir", help="Folder of model versions [SOCIALPULSE_MODEL_DIR].")
-def report(version_, out, model_dir) -> None:
-    """Write the HTML report of a model version (self-contained: figures are embedded).
-
-    Drawn from what the version stores (hash-checked): held-out predictions of the forest
-    and, when trained, the network; correlations; topic clusters; feature importance.
-    """
-    from app.config import Config, ConfigError
-    from app.report import build_report
-    from models.registry import (
-        EVALUATION_FILE,
-        ArtifactError,
-        list_versions,
-        load_evaluation,
-        read_manifest,
-    )
-
-    try:
-        config = Config.from_env(model_dir=model_dir)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
-    root = Path(config.model_dir)
-    version = version_ or config.model_version
-    versions = list_versions(root)
-    if version is None:
-        if not versions:
-            raise click.ClickException(f"no model versions under {root}; run `socialpulse train`")
-        version = versions[-1]
-    try:
-        if version not in versions:
-            raise ArtifactError(f"model version {version!r} not found under {root}")
-        manifest = read_manifest(root, version)
-        if EVALUATION_FILE not in manifest.get("files", {}):
-            raise ArtifactError(
-                f"model version {version} has no evaluation data (it predates reports); "
-                "train a new version with `socialpulse train`"
-            )
-        html = build_report(manifest, load_evaluation(root, version))
-    except ArtifactError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if out == "-":
-        sys.stdout.write(html)
-        return
-    path = Path(out or f"report-{version}.html")
-    path.write_text(html, encoding="utf-8")
-    click.echo(f"wrote {path}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, Response, jsonify
 
 from app.services import services
@@ -13,17 +11,7 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    svc = services()
-    runner = svc.runner
-    return jsonify(
-        status="ok",
-        model_version=svc.pipeline.model_version,
-        source=svc.hub.source_name or None,
-        streaming=svc.streaming,
-        scored=runner.stats.scored if runner else 0,
-        dead_lettered=runner.stats.dead_lettered if runner else 0,
-        uptime_s=round(time.time() - svc.started_at, 1),
-    )
+    return jsonify(status="ok", **services().status())
 
 
 @bp.get("/metrics")

@@ -1,0 +1,71 @@
+"""What the `socialpulse` commands share: their common flags and how they read the config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from app.config import Config, ConfigError
+
+KAFKA_HELP = "Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP]."
+
+text_col_option = click.option("--text-col", default="text", show_default=True, help="Text column.")
+encoding_option = click.option(
+    "--encoding", default="utf-8", show_default=True, help="Encoding of the file(s), e.g. latin-1."
+)
+no_progress_option = click.option("--no-progress", is_flag=True, help="No progress bar.")
+
+
+def kafka_option(help: str = KAFKA_HELP):
+    """--kafka HOST:PORT, which overrides SOCIALPULSE_KAFKA_BOOTSTRAP."""
+    return click.option("--kafka", "kafka", metavar="HOST:PORT", help=help)
+
+
+def mapping_options(command):
+    """Column-mapping flags of every command that reads posts from a file (--text-col …)."""
+    options = [
+        text_col_option,
+        click.option("--id-col", default="id", show_default=True, help="Post id column."),
+        click.option("--author-col", default="author", show_default=True, help="Author column."),
+        click.option(
+            "--time-col", default="created_at", show_default=True, help="Creation time column."
+        ),
+        click.option("--time-format", help="strptime format when times are not ISO 8601."),
+        click.option("--hashtags-col", help="Hashtags column (else taken from the text)."),
+        click.option("--followers-col", help="Author follower count column."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def column_mapping(columns: dict[str, Any]):
+    """The `ColumnMapping` of the values `mapping_options` collected."""
+    from streaming.sources import ColumnMapping
+
+    return ColumnMapping(
+        text=columns["text_col"],
+        id=columns["id_col"],
+        author=columns["author_col"],
+        created_at=columns["time_col"],
+        time_format=columns["time_format"],
+        hashtags=columns["hashtags_col"],
+        author_followers=columns["followers_col"],
+    )
+
+
+def load_config(**overrides: Any) -> Config:
+    """The config from the environment with the flags given; a bad value is a usage error."""
+    try:
+        return Config.from_env(**overrides)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def load_kafka_config(**overrides: Any) -> Config:
+    """The config of a command that cannot run without Kafka."""
+    config = load_config(**overrides)
+    if not config.kafka_bootstrap:
+        raise click.UsageError("set SOCIALPULSE_KAFKA_BOOTSTRAP or pass --kafka HOST:PORT")
+    return config

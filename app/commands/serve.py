@@ -1,0 +1,81 @@
+"""`socialpulse serve`: the dashboard, form and API on a live stream."""
+
+from __future__ import annotations
+
+import click
+
+from app.commands.options import (
+    column_mapping,
+    encoding_option,
+    kafka_option,
+    load_config,
+    mapping_options,
+)
+
+
+@click.command()
+@click.option("--host", help="Address to bind [SOCIALPULSE_HOST, default 127.0.0.1].")
+@click.option("--port", type=int, help="Port [SOCIALPULSE_PORT, default 5000].")
+@click.option(
+    "--source",
+    type=click.Choice(["synthetic", "file"]),
+    help="Live source [SOCIALPULSE_SOURCE, default synthetic].",
+)
+@click.option("--rate", type=float, help="Synthetic posts per second [SOCIALPULSE_RATE, 20].")
+@click.option("--seed", type=int, help="Seed of the synthetic stream [SOCIALPULSE_SEED, 7].")
+@click.option("--file", "file_", help="File to replay with --source file [SOCIALPULSE_FILE].")
+@click.option(
+    "--file-speed",
+    type=float,
+    help="Replay pace ×N of the original, 0 = as fast as possible [1.0].",
+)
+@kafka_option(
+    "Show what Kafka workers score instead of scoring in-process [SOCIALPULSE_KAFKA_BOOTSTRAP]."
+)
+@encoding_option
+@mapping_options
+def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **columns) -> None:
+    """Run the web dashboard, form and API on a live stream.
+
+    Without Kafka, posts from the embedded source are scored in this process. With Kafka,
+    the dashboard shows the results the workers publish on the scored topic.
+    """
+    from app import create_app
+    from app.services import build_source, services
+
+    config = load_config(
+        host=host,
+        port=port,
+        source=source,
+        rate=rate,
+        seed=seed,
+        file=file_,
+        file_speed=file_speed,
+        kafka_bootstrap=kafka,
+    )
+    app = create_app(config)
+    with app.app_context():
+        svc = services()
+        try:
+            if config.kafka_bootstrap:
+                from streaming.kafka_io import ensure_topics
+
+                ensure_topics(config.kafka_bootstrap, config.topics)
+                svc.start_kafka_feed(config.kafka_bootstrap)
+            else:
+                svc.start_stream(build_source(config, column_mapping(columns), encoding))
+        except (OSError, ValueError) as exc:
+            raise click.UsageError(f"cannot open the source: {exc}") from exc
+    click.echo(f"SocialPulse dashboard on http://{config.host}:{config.port}  (Ctrl+C stops)")
+    socketio = app.extensions["socketio"]
+    try:
+        socketio.run(
+            app,
+            host=config.host,
+            port=config.port,
+            allow_unsafe_werkzeug=True,
+            use_reloader=False,
+            log_output=False,
+        )
+    finally:
+        svc.stop()

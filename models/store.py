@@ -1,0 +1,57 @@
+"""The model versions a worker or web node scores with, kept in one shared folder.
+
+`ModelStore` is what the Kafka worker knows of models (through its scorer-store protocol):
+the current scorer, a newer published version, and publishing online-updated models.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from models.bootstrap import ensure_bundle
+from models.pipeline import ScoringPipeline
+from models.registry import ModelBundle, list_versions, load_bundle, save_bundle
+
+log = logging.getLogger(__name__)
+
+
+class ModelStore:
+    """Scoring pipelines from the versions under `root`.
+
+    Args:
+        root: the shared folder of model versions.
+        pinned_version: always score with this version (never switch or retrain).
+        seed: seed of default models trained when the folder has none usable.
+    """
+
+    def __init__(self, root: str | Path, pinned_version: str | None = None, seed: int = 0):
+        self.root = Path(root)
+        self.pinned_version = pinned_version
+        self.seed = seed
+
+    def load(self) -> ScoringPipeline:
+        """The pinned or newest version (default models are trained when there is none)."""
+        return ensure_bundle(self.root, self.pinned_version, seed=self.seed).pipeline()
+
+    def newer(self, current_version: str) -> ScoringPipeline | None:
+        """A pipeline of a version newer than `current_version`, if one was published."""
+        versions = list_versions(self.root)
+        if self.pinned_version or not versions or versions[-1] <= current_version:
+            return None
+        try:
+            bundle = load_bundle(self.root, versions[-1])
+        except Exception as exc:  # keep scoring with the current version
+            log.error("cannot load model version %s: %s", versions[-1], exc)
+            return None
+        log.info("switching to model version %s", bundle.version)
+        return bundle.pipeline()
+
+    def publish(self, pipeline: ScoringPipeline) -> ScoringPipeline:
+        """Save the (online-updated) models as a new version; the pipeline under its name."""
+        bundle = ModelBundle(pipeline.clusterer, pipeline.engagement)
+        save_bundle(
+            bundle, self.root, {"data": {"source": "online", "parent": pipeline.model_version}}
+        )
+        log.info("published model version %s", bundle.version)
+        return pipeline.with_version(bundle.version)
