@@ -8,7 +8,11 @@ TEST_KAFKA_PORT ?= 19092
 CHROMIUM ?= /usr/bin/chromium
 
 
-.PHONY: setup setup-nn run test test-unit bench lint format kafka-up kafka-down chromium clean
+.PHONY: help setup setup-nn run test test-unit bench lint format kafka-up kafka-down chromium clean
+
+## help: list these targets (the `##` comments of this file)
+help:
+	@sed -n 's/^## /  /p' $(MAKEFILE_LIST) | sed 's/[$$][$$]/$$/g'
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,11 +63,13 @@ bench: setup
 	KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh down --clean || true; \
 	exit $$status
 
-## lint: ruff check and format check
+## lint: ruff check, format check, and the import layers (app → models → streaming)
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
+## format: format the code and apply ruff's safe fixes
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -75,5 +81,6 @@ kafka-up:
 kafka-down:
 	bash kafka/kafka.sh down
 
+## clean: remove the virtualenv, caches and instance state
 clean:
 	rm -rf $(VENV) .cache instance .pytest_cache .ruff_cache

@@ -89,6 +89,28 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+class ManualClock:
+    """A clock for paced sources that moves only when they sleep: timing without waiting."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    monotonic = time
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    return ManualClock()
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     """The broker `make test` started. In CI a missing broker fails the run, never skips."""

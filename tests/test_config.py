@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import PREFIX, Config, ConfigError, documented_settings
+from app.config import PREFIX, PROJECT_ROOT, Config, ConfigError, documented_settings
+from streaming.topics import Topics
 
 
 def test_defaults_without_environment():
@@ -115,3 +116,28 @@ def test_every_setting_is_documented():
     settings = documented_settings()
     assert ("SOCIALPULSE_PORT", 5000, "port of the web server") in settings
     assert all(name.startswith(PREFIX) and help_text for name, _, help_text in settings)
+
+
+def test_a_renamed_variable_is_an_error_that_names_the_new_one():
+    with pytest.raises(
+        ConfigError, match="SOCIALPULSE_BATCH_MAX_WAIT_MS is now SOCIALPULSE_BATCH_MAX_WAIT"
+    ):
+        Config.from_env({"SOCIALPULSE_BATCH_MAX_WAIT_MS": "100"})
+    assert Config.from_env({"SOCIALPULSE_BATCH_MAX_WAIT": "0.25"}).batch_max_wait == 0.25
+    with pytest.raises(ConfigError, match="batch_max_wait must be ≥ 0"):
+        Config.from_env({}, batch_max_wait=-1.0)
+
+
+def test_topic_names_come_from_the_config():
+    config = Config.from_env(
+        {"SOCIALPULSE_TOPIC_POSTS": "raw", "SOCIALPULSE_TOPIC_PARTITIONS": "3"}
+    )
+    assert config.topics == Topics("raw", "posts.scored", "posts.dlq", 3)
+
+
+def test_the_readme_table_lists_every_setting_with_its_meaning():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines() if "| `" in line}
+    for name, _, help_text in documented_settings():
+        assert name in rows, f"{name} is missing from README's configuration table"
+        assert help_text in rows[name], f"README describes {name} differently"

@@ -73,6 +73,9 @@ def test_worker_scores_into_scored_topic_and_dashboard_receives(scenario, model_
             assert post["model_version"] and post["cluster"]["label"]
             metrics = requests.get(live.url + "/metrics", timeout=5).text
             assert 'socialpulse_scored_total{role="web"}' in metrics
+            # Health counts what this node received from the workers, as in embedded mode.
+            health = requests.get(live.url + "/healthz", timeout=5).json()
+            assert health["scored"] >= 50
         finally:
             client.disconnect()
 

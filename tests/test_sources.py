@@ -58,13 +58,16 @@ def test_synthetic_posts_carry_no_generator_answers():
     assert record.position == {"seq": 1}
 
 
-def test_synthetic_source_is_paced_by_rate():
-    source = SyntheticSource(rate=200, seed=1)
-    started = time.monotonic()
+def test_synthetic_source_is_paced_by_rate(manual_clock):
+    # 256 a second: every due time is exact in binary, so the count is exact too.
+    source = SyntheticSource(rate=256, seed=1, clock=manual_clock)
+    started = manual_clock.now
     records = source.read_batch(10_000, 0.5)
-    elapsed = time.monotonic() - started
-    assert 70 <= len(records) <= 130
-    assert 0.4 <= elapsed <= 0.8
+    assert len(records) == 128
+    assert manual_clock.now - started == 0.5
+    arrivals = [r.received_at for r in records]
+    assert all(b - a == 1 / 256 for a, b in itertools.pairwise(arrivals))
+    assert max(manual_clock.slept) <= 1 / 256, "it sleeps until the next post, no longer"
 
 
 def test_synthetic_source_with_rate_zero_is_unpaced():
@@ -214,17 +217,16 @@ def test_unreadable_csv_row_is_skipped_and_the_replay_goes_on(tmp_path, caplog):
     assert "field larger than field limit" in caplog.text
 
 
-def test_speed_paces_replay_by_original_timestamps(tmp_path):
+def test_speed_paces_replay_by_original_timestamps(tmp_path, manual_clock):
     path = tmp_path / "posts.csv"
     lines = [f"{i},post {i},2024-05-01T12:00:0{i}Z" for i in range(4)]
     path.write_text("id,text,created_at\n" + "\n".join(lines) + "\n")
-    source = FileSource(path, speed=10)
+    source = FileSource(path, speed=8, clock=manual_clock)  # one second apart, ×8
     arrivals = []
     while not source.exhausted:
         arrivals.extend(r.received_at for r in source.read_batch(1, 1.0))
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert len(gaps) == 3
-    assert all(0.07 <= gap <= 0.2 for gap in gaps), gaps
+    assert gaps == [0.125, 0.125, 0.125]
 
 
 def test_without_speed_replay_is_as_fast_as_possible(tmp_path):

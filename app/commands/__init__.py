@@ -1,1 +1,1 @@
-"""Subcommands of `socialpulse` that train, evaluate and report on models."""
+"""Every `socialpulse` command, one module each; `options.py` holds the flags they share."""
