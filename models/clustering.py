@@ -42,7 +42,7 @@ def topic_document(post: Post) -> str:
     return words
 
 
-class FastTfidf:
+class FastTfidfVectorizer:
     """The fitted vectorizer's `transform`, recomputed with fewer Python steps per document.
 
     The vocabulary holds no stop words, so looking every token up in it filters them too;
@@ -58,7 +58,7 @@ class FastTfidf:
             or vectorizer.strip_accents is not None
             or vectorizer.analyzer != "word"
         ):
-            raise ValueError("FastTfidf supports word unigrams, lowercase, l2 norm only")
+            raise ValueError("FastTfidfVectorizer supports word unigrams, lowercase, l2 norm only")
         self.findall = re.compile(vectorizer.token_pattern).findall
         self.vocabulary = vectorizer.vocabulary_
         self.idf = vectorizer.idf_.astype(np.float64) if vectorizer.use_idf else None
@@ -94,6 +94,10 @@ class FastTfidf:
         return counts
 
 
+# The class's earlier name, which artifacts saved before the rename still reference.
+FastTfidf = FastTfidfVectorizer
+
+
 @dataclass(frozen=True)
 class ClusterState:
     """Everything `predict` needs, swapped as one object so readers never see a half refit."""
@@ -101,7 +105,7 @@ class ClusterState:
     vectorizer: TfidfVectorizer
     kmeans: MiniBatchKMeans
     labels: tuple[str, ...]
-    fast: FastTfidf
+    fast: FastTfidfVectorizer
     n_docs: int  # documents the vocabulary and centres were fitted on
 
     def transform(self, docs: Sequence[str]) -> sparse.csr_matrix:
@@ -355,7 +359,7 @@ class StreamingTopicClusterer:
         online.partial_fit(features)
         terms = vectorizer.get_feature_names_out()
         labels = tuple(_label(online.cluster_centers_[j], terms) for j in range(self.n_clusters))
-        return ClusterState(vectorizer, online, labels, FastTfidf(vectorizer), len(docs))
+        return ClusterState(vectorizer, online, labels, FastTfidfVectorizer(vectorizer), len(docs))
 
 
 def _project_centers(previous: ClusterState, vectorizer: TfidfVectorizer) -> np.ndarray:

@@ -274,14 +274,15 @@ def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProd
 
 
 class _ProducingSink(Sink):
-    """Sends to Kafka; `flush` raises if any send since the last flush failed."""
+    """Sends to one Kafka topic; `flush` raises if any send since the last flush failed."""
 
-    def __init__(self, producer: KafkaProducer) -> None:
+    def __init__(self, producer: KafkaProducer, topic: str) -> None:
         self.producer = producer
+        self.topic = topic
         self._futures: list = []
 
-    def _send(self, topic: str, value: bytes | None, key: bytes | None, headers=None) -> None:
-        self._futures.append(self.producer.send(topic, value=value, key=key, headers=headers))
+    def _send(self, value: bytes | None, key: bytes | None, headers=None) -> None:
+        self._futures.append(self.producer.send(self.topic, value=value, key=key, headers=headers))
 
     def flush(self) -> None:
         futures, self._futures = self._futures, []
@@ -300,21 +301,13 @@ def encode_scored(scored: ScoredPost) -> bytes:
 class KafkaScoredSink(_ProducingSink):
     """Scored posts to `posts.scored`, keyed by author like the raw topic."""
 
-    def __init__(self, producer: KafkaProducer, topic: str) -> None:
-        super().__init__(producer)
-        self.topic = topic
-
     def write(self, scored: Sequence[ScoredPost]) -> None:
         for item in scored:
-            self._send(self.topic, encode_scored(item), item.post.author.encode())
+            self._send(encode_scored(item), item.post.author.encode())
 
 
 class KafkaDeadLetterSink(_ProducingSink):
     """Rejected input to `posts.dlq`, byte for byte, with the reason and origin in headers."""
-
-    def __init__(self, producer: KafkaProducer, topic: str) -> None:
-        super().__init__(producer)
-        self.topic = topic
 
     def reject(self, letters: Sequence[DeadLetter]) -> None:
         for letter in letters:
@@ -323,7 +316,7 @@ class KafkaDeadLetterSink(_ProducingSink):
             value = encode_value(letter.value)
             # Kafka needs a key or a value: a keyless tombstone gets its origin as key.
             key = letter.key if letter.key is not None or value is not None else b"tombstone"
-            self._send(self.topic, value, key, headers)
+            self._send(value, key, headers)
 
 
 def _dead_letter_of(message) -> DeadLetter:
