@@ -39,11 +39,12 @@ class Services:
     feed: ScoredTopicReader | None = None
     metrics: StreamMetrics = field(default_factory=lambda: StreamMetrics("web"))
     started_at: float = field(default_factory=time.time)
+    # The one way results reach the dashboard, whether scored here or by Kafka workers.
+    dashboard_sink: DashboardSink = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event)
     _started: bool = False
 
     def __post_init__(self) -> None:
-        # The one way results reach the dashboard, whether scored here or by Kafka workers.
         self.dashboard_sink = DashboardSink(self.aggregates)
 
     @property
