@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from streaming.kafka_clients import DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS
 from streaming.topics import Topics
 
 PREFIX = "SOCIALPULSE_"
@@ -82,6 +83,10 @@ class Config:
     kafka_bootstrap: str | None = field(
         default=None, metadata={"help": "Kafka brokers, e.g. 127.0.0.1:9092 (unset: embedded)"}
     )
+    kafka_client: str = field(
+        default=DEFAULT_KAFKA_CLIENT,
+        metadata={"help": "Kafka client library: `confluent` (librdkafka) or `kafka-python`"},
+    )
     topic_posts: str = field(default="posts", metadata={"help": "topic of raw posts"})
     topic_scored: str = field(default="posts.scored", metadata={"help": "topic of scored posts"})
     topic_dlq: str = field(default="posts.dlq", metadata={"help": "dead-letter topic"})
@@ -113,6 +118,10 @@ class Config:
     def validate(self) -> None:
         if self.source not in ("synthetic", "file"):
             raise ConfigError(f"source must be 'synthetic' or 'file', not {self.source!r}")
+        if self.kafka_client not in KAFKA_CLIENTS:
+            raise ConfigError(
+                f"kafka_client must be one of {', '.join(KAFKA_CLIENTS)}, not {self.kafka_client!r}"
+            )
         if self.source == "file" and not self.file:
             raise ConfigError("source 'file' needs SOCIALPULSE_FILE (or --file)")
         if not 0 < self.port < 65536:

@@ -21,6 +21,7 @@ from streaming.sinks import LogDeadLetterSink
 from streaming.sources import ColumnMapping, FileSource, Source, SyntheticSource
 
 if TYPE_CHECKING:
+    from streaming.confluent_io import ConfluentScoredTopicReader
     from streaming.kafka_io import ScoredTopicReader
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class Services:
     aggregates: LiveAggregates
     hub: LiveHub
     runner: StreamRunner | None = None
-    feed: ScoredTopicReader | None = None
+    feed: ScoredTopicReader | ConfluentScoredTopicReader | None = None
     metrics: StreamMetrics = field(default_factory=lambda: StreamMetrics("web"))
     started_at: float = field(default_factory=time.time)
     # The one way results reach the dashboard, whether scored here or by Kafka workers.
@@ -97,10 +98,11 @@ class Services:
         Each web node reads every partition of the scored and dead-letter topics without a
         consumer group, so every node sees every result.
         """
-        from streaming.kafka_io import ScoredTopicReader
+        from streaming.kafka_clients import kafka_client
 
         topics = self.config.topics
-        self.feed = ScoredTopicReader(bootstrap, topics.scored, topics.dlq)
+        reader = kafka_client(self.config.kafka_client).reader
+        self.feed = reader(bootstrap, topics.scored, topics.dlq)
         self._started = True
         self.hub.source_name = "kafka"
         self.hub.start()

@@ -89,6 +89,7 @@ class KafkaScenario:
     model_dir: Path
     log_dir: Path
     partitions: int = 4
+    client: str = "confluent"  # the workers' Kafka client library
     prefix: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:10])
     workers: list[subprocess.Popen] = field(default_factory=list)
 
@@ -107,6 +108,7 @@ class KafkaScenario:
         env = dict(os.environ)
         env.update(
             SOCIALPULSE_KAFKA_BOOTSTRAP=self.bootstrap,
+            SOCIALPULSE_KAFKA_CLIENT=self.client,
             SOCIALPULSE_TOPIC_POSTS=self.topics.posts,
             SOCIALPULSE_TOPIC_SCORED=self.topics.scored,
             SOCIALPULSE_TOPIC_DLQ=self.topics.dlq,

@@ -39,11 +39,13 @@ def _steady_rate(stamps_ms: np.ndarray) -> float:
 
 
 def worker_throughput(
-    bootstrap: str, model_dir: Path, workdir: Path, workers: int, n_posts: int
+    bootstrap: str, model_dir: Path, workdir: Path, workers: int, n_posts: int, client: str
 ) -> dict:
     """Pre-fill the raw topic, start the workers, and measure scored posts per second from
     the moment every worker holds partitions (so no load generator competes for the CPU)."""
-    scenario = KafkaScenario(bootstrap, model_dir, workdir / f"w{workers}", partitions=6)
+    scenario = KafkaScenario(
+        bootstrap, model_dir, workdir / f"w{workers}-{client}", partitions=6, client=client
+    )
     # The same posts for any number of workers.
     _, values, keys = synthetic_values(n_posts, seed=101)
     scenario.produce(values, keys)
@@ -114,9 +116,12 @@ def latency_at_rate(
     rate: int = 2000,
     duration: float = 30.0,
     workers: int = 1,
+    client: str = "confluent",
 ) -> dict:
     """Steady `rate` posts/s into Kafka; latency from produce to a reader of the scored topic."""
-    scenario = KafkaScenario(bootstrap, model_dir, workdir / f"lat{workers}", partitions=6)
+    scenario = KafkaScenario(
+        bootstrap, model_dir, workdir / f"lat{workers}-{client}", partitions=6, client=client
+    )
     names = [f"lat{i}" for i in range(workers)]
     for name in names:
         scenario.start_worker(name)

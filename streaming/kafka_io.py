@@ -1,4 +1,4 @@
-"""Kafka behind the source and sink interfaces: raw posts in, scored posts and dead letters out.
+"""Kafka through kafka-python behind the source and sink interfaces.
 
 Delivery is at-least-once: a worker commits offsets only after its sinks flushed, and on any
 failure it rewinds to the last commit, so a crash or a broker restart loses nothing and
@@ -7,21 +7,19 @@ redelivered posts keep their id (the producer's, or topic-partition-offset).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from streaming.kafka_messages import dead_letter_from, read_scored
 from streaming.metrics import StreamMetrics
 from streaming.records import ScoredPost
-from streaming.sinks import DeadLetter, Sink
+from streaming.sinks import DeadLetter
 from streaming.sources import Source, SourceRecord
 from streaming.topics import Topics
 
@@ -220,6 +218,10 @@ class KafkaSource(Source):
         self._uncommitted.clear()
         self._batch_start.clear()
 
+    def assignment(self) -> list[tuple[str, int]]:
+        """The partitions this consumer holds now."""
+        return [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
+
     def lag(self) -> int | None:
         """Messages behind the end of the assigned partitions (None when unknown)."""
         assigned = list(self.consumer.assignment())
@@ -255,7 +257,9 @@ class KeyHashPartitioner(DefaultPartitioner):
         return partitions[hashed % len(partitions)]
 
 
-def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProducer:
+def make_producer(
+    bootstrap: str, client_id: str, linger_ms: int = 5, **overrides: Any
+) -> KafkaProducer:
     """An idempotent producer that waits for all in-sync replicas."""
     settings = {
         "bootstrap_servers": bootstrap,
@@ -263,7 +267,7 @@ def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProd
         "partitioner": KeyHashPartitioner(),
         "acks": "all",
         "enable_idempotence": True,
-        "linger_ms": 5,
+        "linger_ms": linger_ms,
         "batch_size": 256 * 1024,
         "max_block_ms": 30_000,
         "delivery_timeout_ms": 60_000,
@@ -271,76 +275,6 @@ def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProd
     }
     settings.update(overrides)
     return KafkaProducer(**settings)
-
-
-class _ProducingSink(Sink):
-    """Sends to one Kafka topic; `flush` raises if any send since the last flush failed."""
-
-    def __init__(self, producer: KafkaProducer, topic: str) -> None:
-        self.producer = producer
-        self.topic = topic
-        self._futures: list = []
-
-    def _send(self, value: bytes | None, key: bytes | None, headers=None) -> None:
-        self._futures.append(self.producer.send(self.topic, value=value, key=key, headers=headers))
-
-    def flush(self) -> None:
-        futures, self._futures = self._futures, []
-        self.producer.flush()
-        for future in futures:
-            future.get(timeout=0)  # raises the send's KafkaError, so the batch is not committed
-
-    def close(self) -> None:
-        self.flush()
-
-
-def encode_scored(scored: ScoredPost) -> bytes:
-    return orjson.dumps(scored.to_dict())
-
-
-class KafkaScoredSink(_ProducingSink):
-    """Scored posts to `posts.scored`, keyed by author like the raw topic."""
-
-    def write(self, scored: Sequence[ScoredPost]) -> None:
-        for item in scored:
-            self._send(encode_scored(item), item.post.author.encode())
-
-
-class KafkaDeadLetterSink(_ProducingSink):
-    """Rejected input to `posts.dlq`, byte for byte, with the reason and origin in headers."""
-
-    def reject(self, letters: Sequence[DeadLetter]) -> None:
-        for letter in letters:
-            headers = [("reason", letter.reason.encode()), ("source", letter.source.encode())]
-            headers += [(f"source.{k}", str(v).encode()) for k, v in letter.position.items()]
-            value = encode_value(letter.value)
-            # Kafka needs a key or a value: a keyless tombstone gets its origin as key.
-            key = letter.key if letter.key is not None or value is not None else b"tombstone"
-            self._send(value, key, headers)
-
-
-def _dead_letter_of(message) -> DeadLetter:
-    """A dead-letter message back as the `DeadLetter` a worker wrote (see `reject`)."""
-    headers = {name: value.decode("utf-8", "replace") for name, value in message.headers or ()}
-    position = {k[len("source.") :]: v for k, v in headers.items() if k.startswith("source.")}
-    return DeadLetter(
-        message.value,
-        headers.get("reason", ""),
-        headers.get("source", "kafka"),
-        position,
-        message.timestamp / 1000.0,
-        message.key,
-    )
-
-
-def encode_value(value: Mapping[str, Any] | bytes | str | None) -> bytes | None:
-    """A message value as bytes: bytes and tombstones (None) as they are, text as UTF-8
-    (even if it is not a post: workers dead-letter it), anything else as compact JSON."""
-    if value is None or isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass")
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
 class ScoredTopicReader:
@@ -372,20 +306,11 @@ class ScoredTopicReader:
         scored: list[ScoredPost] = []
         letters: list[DeadLetter] = []
         for tp, messages in polled.items():
-            for message in messages:
+            for m in messages:
                 if tp.topic == self.dlq_topic:
-                    letters.append(_dead_letter_of(message))
-                    continue
-                try:
-                    scored.append(ScoredPost.from_dict(orjson.loads(message.value)))
-                except (ValueError, TypeError) as exc:
-                    log.warning(
-                        "skipping unreadable scored post at %s-%d@%d: %s",
-                        tp.topic,
-                        tp.partition,
-                        message.offset,
-                        exc,
-                    )
+                    letters.append(dead_letter_from(m.value, m.key, m.headers, m.timestamp))
+                else:
+                    read_scored(m.value, (tp.topic, tp.partition, m.offset), scored)
         return scored, letters
 
     def close(self) -> None:

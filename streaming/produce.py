@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from streaming.kafka_io import encode_value, make_producer
+from streaming.kafka_messages import encode_value
 from streaming.sources import PacedSource
 
 
@@ -20,9 +21,9 @@ class ProduceSummary:
         return self.sent / self.seconds if self.seconds > 0 else 0.0
 
 
-def produce(source: PacedSource, bootstrap: str, topic: str, progress=None) -> ProduceSummary:
-    """Send everything `source` gives, keyed by author, at the source's pace."""
-    producer = make_producer(bootstrap, "socialpulse-producer", linger_ms=20)
+def produce(source: PacedSource, producer: Any, topic: str, progress=None) -> ProduceSummary:
+    """Send everything `source` gives, keyed by author, at the source's pace, then close
+    `producer` (either client's, see `streaming.kafka_clients`)."""
     started = time.perf_counter()
     sent = 0
     failures: list[Exception] = []

@@ -19,15 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from kafka.errors import KafkaError
-
-from streaming.kafka_io import (
-    KafkaDeadLetterSink,
-    KafkaScoredSink,
-    KafkaSource,
-    ensure_topics,
-    make_producer,
-)
+from streaming.kafka_clients import DEFAULT_KAFKA_CLIENT, kafka_client
+from streaming.kafka_messages import KafkaDeadLetterSink, KafkaScoredSink
 from streaming.metrics import StreamMetrics
 from streaming.records import DEFAULT_MAX_TEXT_LENGTH
 from streaming.runner import Scorer, StreamRunner
@@ -89,6 +82,7 @@ class WorkerSettings:
         model_check_interval: between checks for a newer version, without `learn`.
         metrics_port: serve Prometheus metrics on this port (0: off).
         metrics_host: address the metrics server listens on.
+        client: the Kafka client library, `confluent` or `kafka-python`.
     """
 
     bootstrap: str
@@ -103,6 +97,7 @@ class WorkerSettings:
     model_check_interval: float = 30.0
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
+    client: str = DEFAULT_KAFKA_CLIENT
 
 
 class ScoringWorker:
@@ -129,7 +124,8 @@ class ScoringWorker:
     def run(self) -> None:
         settings = self.settings
         topics = settings.topics
-        ensure_topics(settings.bootstrap, topics)
+        client = kafka_client(settings.client)
+        client.ensure_topics(settings.bootstrap, topics)
         scorer = self.store.load()
         if settings.metrics_port:
             from prometheus_client import start_http_server
@@ -138,7 +134,7 @@ class ScoringWorker:
                 settings.metrics_port, addr=settings.metrics_host, registry=self.metrics.registry
             )
         client_id = f"socialpulse-{self.worker_id}"
-        source = KafkaSource(
+        source = client.source(
             settings.bootstrap,
             topics.posts,
             settings.group,
@@ -146,7 +142,7 @@ class ScoringWorker:
             batch_max_posts=settings.batch_max_posts,
             metrics=self.metrics,
         )
-        producer = make_producer(settings.bootstrap, client_id)
+        producer = client.producer(settings.bootstrap, client_id)
         runner = StreamRunner(
             source,
             scorer,
@@ -158,11 +154,12 @@ class ScoringWorker:
             metrics=self.metrics,
         )
         log.info(
-            "worker %s consuming %s in group %s with model %s",
+            "worker %s consuming %s in group %s with model %s (client %s)",
             self.worker_id,
             topics.posts,
             settings.group,
             scorer.model_version,
+            client.name,
         )
         next_check = time.monotonic() + settings.model_check_interval
         next_publish = time.monotonic() + settings.publish_every
@@ -175,7 +172,7 @@ class ScoringWorker:
                     failures = 0
                 except Exception as exc:  # stay up: the batch was rewound and will be retried
                     failures += 1
-                    if isinstance(exc, KafkaError):
+                    if isinstance(exc, client.error):
                         log.warning("batch not delivered (%s); retrying from the last commit", exc)
                     else:
                         log.exception("batch failed; retrying from the last commit")
@@ -199,7 +196,7 @@ class ScoringWorker:
             for sink in runner.sinks:
                 try:
                     sink.close()
-                except KafkaError as exc:
+                except client.error as exc:
                     log.error(
                         "could not flush on shutdown (%s); uncommitted posts will be redelivered",
                         exc,

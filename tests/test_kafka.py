@@ -23,14 +23,20 @@ from app.testing import (
     wait_for,
     wait_for_count,
 )
-from streaming.kafka_io import KafkaSource
+from streaming.kafka_clients import KAFKA_CLIENTS, kafka_client
 
+# Every test runs with each Kafka client library: both must keep the same promises.
 pytestmark = pytest.mark.kafka
 
 
+@pytest.fixture(params=KAFKA_CLIENTS)
+def client_name(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def scenario(kafka_bootstrap, bundle, model_dir, tmp_path):
-    case = KafkaScenario(kafka_bootstrap, model_dir, tmp_path)
+def scenario(kafka_bootstrap, bundle, model_dir, tmp_path, client_name):
+    case = KafkaScenario(kafka_bootstrap, model_dir, tmp_path, client=client_name)
     yield case
     case.stop_all()
 
@@ -176,7 +182,7 @@ def test_two_workers_share_partitions_and_lose_nothing(scenario):
 
 
 def test_consumer_takes_added_partitions_even_when_polls_time_out_mid_rebalance(
-    kafka_bootstrap, model_dir, tmp_path
+    kafka_bootstrap, model_dir, tmp_path, client_name
 ):
     """Adding partitions makes the group leader rebalance on its own. With 1 ms polls the
     poll times out during that rebalance nearly every time, which used to leave the
@@ -185,12 +191,14 @@ def test_consumer_takes_added_partitions_even_when_polls_time_out_mid_rebalance(
     from kafka.admin import NewPartitions
 
     scenario = KafkaScenario(kafka_bootstrap, model_dir, tmp_path, partitions=2)
-    source = KafkaSource(kafka_bootstrap, scenario.topics.posts, scenario.group)
+    source = kafka_client(client_name).source(
+        kafka_bootstrap, scenario.topics.posts, scenario.group
+    )
     try:
 
         def held_after_polling(count: int) -> bool:
             source.read_batch(500, 0.001)
-            return len(source.consumer.assignment()) == count
+            return len(source.assignment()) == count
 
         wait_for(lambda: held_after_polling(2), 30, "the first assignment", interval=0)
         admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
@@ -216,12 +224,12 @@ def test_consumer_takes_added_partitions_even_when_polls_time_out_mid_rebalance(
 
 
 @pytest.mark.slow
-def test_broker_restart_mid_stream_loses_nothing(bundle, model_dir, tmp_path):
+def test_broker_restart_mid_stream_loses_nothing(bundle, model_dir, tmp_path, client_name):
     port = free_port()
     env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(free_port()))
     broker = ["bash", str(ROOT / "kafka" / "kafka.sh")]
     subprocess.run([*broker, "up"], env=env, check=True, cwd=ROOT)
-    scenario = KafkaScenario(f"127.0.0.1:{port}", model_dir, tmp_path)
+    scenario = KafkaScenario(f"127.0.0.1:{port}", model_dir, tmp_path, client=client_name)
     try:
         ids, values, keys = synthetic_values(8000, seed=47)
         scenario.produce(values[:4000], keys[:4000])

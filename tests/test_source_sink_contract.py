@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ import pytest
 from app.aggregates import LiveAggregates
 from app.live import DashboardSink
 from app.testing import read_topic
+from streaming.kafka_clients import KAFKA_CLIENTS, kafka_client
+from streaming.kafka_messages import KafkaDeadLetterSink, KafkaScoredSink
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter, ListSink, LogDeadLetterSink, Sink
 from streaming.sources import FileSource, ListSource, Source, SourceRecord, SyntheticSource
@@ -61,20 +64,19 @@ def file_case(request, n: int) -> SourceCase:
     return SourceCase(FileSource(path, speed=0), [v["text"] for v in values])
 
 
-def kafka_case(request, n: int) -> SourceCase:
-    from streaming.kafka_io import KafkaSource, ensure_topics, make_producer
-
+def kafka_case(request, n: int, client_name: str) -> SourceCase:
+    client = kafka_client(client_name)
     bootstrap = request.getfixturevalue("kafka_bootstrap")
     prefix = "c" + uuid.uuid4().hex[:10]
     topics = Topics(f"{prefix}.posts", f"{prefix}.scored", f"{prefix}.dlq", 1)  # one order
-    ensure_topics(bootstrap, topics)
+    client.ensure_topics(bootstrap, topics)
     values = raw_values(n)
-    producer = make_producer(bootstrap, "contract-test")
+    producer = client.producer(bootstrap, "contract-test")
     for value in values:
         producer.send(topics.posts, value=json.dumps(value).encode(), key=b"k")
     producer.flush()
     producer.close()
-    source = KafkaSource(bootstrap, topics.posts, f"{prefix}-group", batch_max_posts=BATCH)
+    source = client.source(bootstrap, topics.posts, f"{prefix}-group", batch_max_posts=BATCH)
     request.addfinalizer(source.close)
     return SourceCase(source, [v["text"] for v in values], finite=False)
 
@@ -84,11 +86,16 @@ SOURCES: dict[str, Callable[[Any, int], SourceCase]] = {
     "synthetic": synthetic_case,
     "file": file_case,
 }
-SOURCE_PARAMS = [*SOURCES, pytest.param("kafka", marks=pytest.mark.kafka)]
+SOURCE_PARAMS = [
+    *SOURCES,
+    *(pytest.param(f"kafka:{c}", marks=pytest.mark.kafka) for c in KAFKA_CLIENTS),
+]
 
 
 def make_source(name: str, request, n: int = N_POSTS) -> SourceCase:
-    return (kafka_case if name == "kafka" else SOURCES[name])(request, n)
+    if name.startswith("kafka:"):
+        return kafka_case(request, n, name.split(":", 1)[1])
+    return SOURCES[name](request, n)
 
 
 def text_of(record: SourceRecord) -> str:
@@ -219,22 +226,19 @@ def dashboard_sink(request) -> SinkCase:
     return SinkCase(DashboardSink(aggregates), True, True, observe)
 
 
-def kafka_topics(request) -> tuple[str, Topics, Any]:
-    from streaming.kafka_io import ensure_topics, make_producer
-
+def kafka_topics(request, client_name: str) -> tuple[str, Topics, Any]:
+    client = kafka_client(client_name)
     bootstrap = request.getfixturevalue("kafka_bootstrap")
     prefix = "s" + uuid.uuid4().hex[:10]
     topics = Topics(f"{prefix}.posts", f"{prefix}.scored", f"{prefix}.dlq", 1)
-    ensure_topics(bootstrap, topics)
-    producer = make_producer(bootstrap, "contract-test")
+    client.ensure_topics(bootstrap, topics)
+    producer = client.producer(bootstrap, "contract-test")
     request.addfinalizer(producer.close)
     return bootstrap, topics, producer
 
 
-def kafka_scored_sink(request) -> SinkCase:
-    from streaming.kafka_io import KafkaScoredSink
-
-    bootstrap, topics, producer = kafka_topics(request)
+def kafka_scored_sink(request, client_name: str) -> SinkCase:
+    bootstrap, topics, producer = kafka_topics(request, client_name)
 
     def observe():
         messages = read_topic(bootstrap, topics.scored, lambda m: False, timeout=2.0)
@@ -243,10 +247,8 @@ def kafka_scored_sink(request) -> SinkCase:
     return SinkCase(KafkaScoredSink(producer, topics.scored), True, False, observe)
 
 
-def kafka_dead_letter_sink(request) -> SinkCase:
-    from streaming.kafka_io import KafkaDeadLetterSink
-
-    bootstrap, topics, producer = kafka_topics(request)
+def kafka_dead_letter_sink(request, client_name: str) -> SinkCase:
+    bootstrap, topics, producer = kafka_topics(request, client_name)
 
     def observe():
         messages = read_topic(bootstrap, topics.dlq, lambda m: False, timeout=2.0)
@@ -259,8 +261,11 @@ SINKS: dict[str, Callable[[Any], SinkCase]] = {
     "list": list_sink,
     "log-dead-letters": log_sink,
     "dashboard": dashboard_sink,
-    "kafka-scored": kafka_scored_sink,
-    "kafka-dead-letters": kafka_dead_letter_sink,
+    **{
+        f"kafka-{kind}:{client}": partial(make, client_name=client)
+        for kind, make in (("scored", kafka_scored_sink), ("dead-letters", kafka_dead_letter_sink))
+        for client in KAFKA_CLIENTS
+    },
 }
 SINK_PARAMS = [
     name if not name.startswith("kafka") else pytest.param(name, marks=pytest.mark.kafka)
@@ -312,3 +317,25 @@ def test_sink_close_flushes_what_was_written(name, request, scored):
     case.sink.reject(letters(2))
     case.sink.close()
     assert case.observe() == expected(case, scored, 2)
+
+
+@pytest.mark.kafka
+def test_both_clients_place_an_author_on_the_same_partition(kafka_bootstrap):
+    """Keyed by author, a post lands where the other client would put it (murmur2)."""
+    prefix = "k" + uuid.uuid4().hex[:10]
+    topics = Topics(f"{prefix}.posts", f"{prefix}.scored", f"{prefix}.dlq", 6)
+    kafka_client().ensure_topics(kafka_bootstrap, topics)
+    keys = [f"author{i}".encode() for i in range(60)]
+    placed: dict[str, dict[bytes, int]] = {}
+    for name in KAFKA_CLIENTS:
+        client = kafka_client(name)
+        producer = client.producer(kafka_bootstrap, "placement-test")
+        for key in keys:
+            producer.send(topics.posts, value=name.encode(), key=key)
+        producer.flush()
+        producer.close()
+    messages = read_topic(kafka_bootstrap, topics.posts, lambda ms: len(ms) >= 120, 30)
+    for m in messages:
+        placed.setdefault(m.value.decode(), {})[m.key] = m.partition
+    assert placed["confluent"] == placed["kafka-python"]
+    assert len(set(placed["confluent"].values())) == 6

@@ -46,12 +46,13 @@ def produce(kafka, topic, file_, rate, count, seed, speed, encoding, no_progress
     """Send posts to Kafka, keyed by author, with a progress bar and a throughput summary."""
     from tqdm import tqdm
 
-    from streaming.kafka_io import ensure_topics
+    from streaming.kafka_clients import kafka_client
     from streaming.produce import produce as send
     from streaming.sources import FileSource, SyntheticSource
 
     config = load_kafka_config(kafka_bootstrap=kafka, topic_posts=topic)
-    ensure_topics(config.kafka_bootstrap, config.topics)
+    client = kafka_client(config.kafka_client)
+    client.ensure_topics(config.kafka_bootstrap, config.topics)
     if file_:
         source = FileSource(
             file_, column_mapping(columns), speed=speed, encoding=encoding, limit=count
@@ -59,7 +60,8 @@ def produce(kafka, topic, file_, rate, count, seed, speed, encoding, no_progress
     else:
         source = SyntheticSource(rate=rate, seed=seed, limit=count or 1000)
     with tqdm(total=count, unit="post", disable=no_progress, desc="produce") as bar:
-        summary = send(source, config.kafka_bootstrap, config.topic_posts, progress=bar)
+        producer = client.producer(config.kafka_bootstrap, "socialpulse-producer", linger_ms=20)
+        summary = send(source, producer, config.topic_posts, progress=bar)
     click.echo(
         f"sent {summary.sent} posts to {config.topic_posts} in {summary.seconds:.1f} s "
         f"({summary.rate:,.0f} posts/s)" + (f"; {summary.failed} FAILED" if summary.failed else "")

@@ -71,6 +71,7 @@ def worker(
         publish_every=publish_every,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
+        client=config.kafka_client,
     )
     store = ModelStore(config.model_dir, config.model_version, seed=config.seed)
     scoring = ScoringWorker(settings, store)

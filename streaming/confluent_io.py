@@ -1,0 +1,349 @@
+"""Kafka through confluent-kafka (librdkafka) behind the same source and sink contracts.
+
+The same delivery rules as `streaming.kafka_io` (kafka-python): offsets are committed only
+after the sinks flushed, any failure rewinds to the last commit, values stay bytes until the
+runner decodes them, and keys go to the partition the Java client and kafka-python choose
+(murmur2), so both clients place an author's posts alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streaming.kafka_messages import dead_letter_from, read_scored
+from streaming.metrics import StreamMetrics
+from streaming.records import ScoredPost
+from streaming.sinks import DeadLetter
+from streaming.sources import Source, SourceRecord
+from streaming.topics import Topics
+
+log = logging.getLogger(__name__)
+
+# Reconnect quickly after a broker restart; the defaults back off for up to 10 s.
+CLIENT_SETTINGS: dict[str, Any] = {
+    "reconnect.backoff.ms": 100,
+    "reconnect.backoff.max.ms": 2000,
+    "socket.timeout.ms": 30000,
+}
+
+
+def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 60.0) -> None:
+    """Create the three topics when missing; waits up to `timeout` seconds for the broker."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, **CLIENT_SETTINGS})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            existing = set(admin.list_topics(timeout=5).topics)
+            break
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("waiting for Kafka at %s: %s", bootstrap, exc)
+            time.sleep(1.0)
+    wanted = {
+        topics.posts: topics.partitions,
+        topics.scored: topics.partitions,
+        topics.dlq: max(1, topics.partitions // 2),
+    }
+    missing = [NewTopic(n, num_partitions=p) for n, p in wanted.items() if n not in existing]
+    if not missing:
+        return
+    for name, future in admin.create_topics(missing, operation_timeout=30).items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise  # another process creating it first is fine; nothing else is
+        else:
+            log.info("created topic %s", name)
+    # Wait until the new topics have leaders, as kafka-python's wait_for_metadata does.
+    while time.monotonic() < deadline:
+        metadata = admin.list_topics(timeout=5).topics
+        if all(t.topic in metadata and metadata[t.topic].partitions for t in missing):
+            return
+        time.sleep(0.1)
+
+
+class ConfluentKafkaSource(Source):
+    """Raw posts from a topic, in a consumer group, with manual commits."""
+
+    name = "kafka"
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        client_id: str = "socialpulse",
+        batch_max_posts: int = 500,
+        metrics: StreamMetrics | None = None,
+    ) -> None:
+        self.topic = topic
+        self.metrics = metrics
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "client.id": client_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "max.poll.interval.ms": 300_000,
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
+                "topic.metadata.refresh.interval.ms": 15_000,
+                **CLIENT_SETTINGS,
+            }
+        )
+        self.consumer.subscribe([topic], on_revoke=self._on_revoke, on_assign=self._on_assign)
+        self._uncommitted: dict[tuple[str, int], int] = {}  # next offset to commit
+        self._batch_start: dict[tuple[str, int], int] = {}  # first offset since last commit
+
+    def _on_assign(self, consumer, partitions) -> None:
+        if partitions:
+            log.info(
+                "partitions assigned: %s", sorted(f"{p.topic}-{p.partition}" for p in partitions)
+            )
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        self.forget((p.topic, p.partition) for p in partitions)
+        if partitions:
+            log.info(
+                "partitions revoked: %s", sorted(f"{p.topic}-{p.partition}" for p in partitions)
+            )
+
+    def read_batch(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
+        if batch_max_posts <= 0:
+            return []
+        # Wait up to `batch_max_wait` for the first message only, then take what is already
+        # fetched: as kafka-python's poll does, so a quiet stream is not held back to fill
+        # a batch (`consume` alone would wait for a full batch or the whole wait).
+        first = self.consumer.poll(batch_max_wait)
+        if first is None:
+            return []
+        messages = [first]
+        if batch_max_posts > 1:
+            messages += self.consumer.consume(num_messages=batch_max_posts - 1, timeout=0)
+        now = time.time()
+        batch = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                log.warning("consumer error: %s", error)
+                continue
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            tp = (topic, partition)
+            self._batch_start.setdefault(tp, offset)
+            self._uncommitted[tp] = offset + 1
+            kind, stamp = message.timestamp()
+            received = stamp / 1000.0 if kind and stamp > 0 else now
+            batch.append(
+                SourceRecord(
+                    value=message.value(),
+                    received_at=min(received, now),
+                    position={"topic": topic, "partition": partition, "offset": offset},
+                    default_id=f"{topic}-{partition}-{offset}",
+                    key=message.key(),
+                )
+            )
+        return batch
+
+    def commit(self) -> None:
+        if not self._uncommitted:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._uncommitted.items()]
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # A rebalance or a restarting broker: the posts come again. Duplicates, never losses.
+            if self.metrics is not None:
+                self.metrics.commit_failures.inc()
+            log.warning("commit failed (%s); rewinding to the last committed offsets", exc)
+            self.rewind()
+            return
+        self._uncommitted.clear()
+        self._batch_start.clear()
+
+    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop uncommitted offsets of `partitions` (this consumer no longer owns them)."""
+        for tp in partitions:
+            self._uncommitted.pop(tp, None)
+            self._batch_start.pop(tp, None)
+
+    def rewind(self) -> None:
+        """Read everything since the last commit again."""
+        assigned = {(p.topic, p.partition) for p in self.consumer.assignment()}
+        for (topic, partition), offset in self._batch_start.items():
+            if (topic, partition) in assigned:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+        self._uncommitted.clear()
+        self._batch_start.clear()
+
+    def assignment(self) -> list[tuple[str, int]]:
+        """The partitions this consumer holds now."""
+        return [(p.topic, p.partition) for p in self.consumer.assignment()]
+
+    def lag(self) -> int | None:
+        """Messages behind the end of the assigned partitions (None when unknown)."""
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return None
+        try:
+            positions = self.consumer.position(assigned)
+            total = 0
+            for tp in positions:
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                total += max(0, high - tp.offset) if tp.offset >= 0 else 0
+            return total
+        except KafkaException:
+            return None
+
+    def close(self) -> None:
+        self.consumer.close()  # leaves the group, so partitions move at once
+
+
+def _names(partitions) -> list[str]:
+    return sorted(f"{p.topic}-{p.partition}" for p in partitions)
+
+
+class _DeliveryFuture:
+    """The outcome of one produced message, shaped like kafka-python's future."""
+
+    __slots__ = ("_callbacks", "error", "is_done")
+
+    def __init__(self) -> None:
+        self.is_done = False
+        self.error: KafkaError | None = None
+        self._callbacks: list = []
+
+    def add_errback(self, callback) -> None:
+        self._callbacks.append(callback)
+        if self.is_done and self.error is not None:
+            callback(KafkaException(self.error))
+
+    def __call__(self, error, message) -> None:  # librdkafka's delivery report
+        self.is_done = True
+        self.error = error
+        if error is not None:
+            for callback in self._callbacks:
+                callback(KafkaException(error))
+
+    def get(self, timeout: float = 0) -> None:
+        """Raise the send's error, or that it is still undelivered."""
+        if not self.is_done:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "message not delivered"))
+        if self.error is not None:
+            raise KafkaException(self.error)
+
+
+class ConfluentProducer:
+    """librdkafka's producer behind the small interface the Kafka sinks use:
+    `send` (returns a future), `flush` and `close`, as kafka-python's producer has them."""
+
+    def __init__(
+        self, bootstrap: str, client_id: str, linger_ms: int = 5, **overrides: Any
+    ) -> None:
+        settings = {
+            "bootstrap.servers": bootstrap,
+            "client.id": client_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": linger_ms,
+            "batch.size": 256 * 1024,
+            "delivery.timeout.ms": 60_000,
+            "queue.buffering.max.messages": 1_000_000,
+            "partitioner": "murmur2_random",  # the Java client's and kafka-python's placement
+            **CLIENT_SETTINGS,
+        }
+        settings.update(overrides)
+        self.producer = Producer(settings)
+
+    def send(self, topic: str, value=None, key=None, headers=None) -> _DeliveryFuture:
+        future = _DeliveryFuture()
+        while True:
+            try:
+                self.producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=future
+                )
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                self.producer.poll(0.05)
+        self.producer.poll(0)  # serve delivery reports that are ready
+        return future
+
+    def flush(self, timeout: float = 60.0) -> None:
+        remaining = self.producer.flush(timeout)
+        if remaining:
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, f"{remaining} messages not delivered")
+            )
+
+    def close(self, timeout: float = 30.0) -> None:
+        self.producer.flush(timeout)
+
+
+class ConfluentScoredTopicReader:
+    """Every scored post and dead letter, from all partitions, newest onwards (web nodes)."""
+
+    def __init__(self, bootstrap: str, scored_topic: str, dlq_topic: str) -> None:
+        self.scored_topic = scored_topic
+        self.dlq_topic = dlq_topic
+        # librdkafka needs a group id even when partitions are assigned by hand; nothing is
+        # ever committed under it.
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"socialpulse-web-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "client.id": "socialpulse-web",
+                **CLIENT_SETTINGS,
+            }
+        )
+        metadata = self.consumer.list_topics(timeout=30).topics
+        partitions = [
+            TopicPartition(topic, p, OFFSET_END)
+            for topic in (scored_topic, dlq_topic)
+            if topic in metadata
+            for p in sorted(metadata[topic].partitions)
+        ]
+        if not partitions:
+            raise RuntimeError(f"topics {scored_topic} and {dlq_topic} do not exist yet")
+        self.consumer.assign(partitions)
+
+    def poll(self, timeout: float) -> tuple[list[ScoredPost], list[DeadLetter]]:
+        """Scored posts and dead letters that arrived, waiting up to `timeout` seconds."""
+        scored: list[ScoredPost] = []
+        letters: list[DeadLetter] = []
+        for message in self.consumer.consume(num_messages=2000, timeout=timeout):
+            if message.error() is not None:
+                log.warning("reading scored posts: %s", message.error())
+                continue
+            where = (message.topic(), message.partition(), message.offset())
+            if message.topic() == self.dlq_topic:
+                letters.append(
+                    dead_letter_from(
+                        message.value(), message.key(), message.headers(), message.timestamp()[1]
+                    )
+                )
+            else:
+                read_scored(message.value(), where, scored)
+        return scored, letters
+
+    def close(self) -> None:
+        self.consumer.close()
