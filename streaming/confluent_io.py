@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import (
@@ -24,11 +23,11 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streaming.kafka_messages import dead_letter_from, read_scored
+from streaming.kafka_common import KafkaSourceBase, dead_letter_from, read_scored
 from streaming.metrics import StreamMetrics
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter
-from streaming.sources import Source, SourceRecord
+from streaming.sources import SourceRecord
 from streaming.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -78,10 +77,10 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 60.0) -> None
         time.sleep(0.1)
 
 
-class ConfluentKafkaSource(Source):
-    """Raw posts from a topic, in a consumer group, with manual commits."""
+class ConfluentKafkaSource(KafkaSourceBase):
+    """Raw posts from a topic, in a consumer group, with manual commits (librdkafka)."""
 
-    name = "kafka"
+    commit_errors = (KafkaException,)
 
     def __init__(
         self,
@@ -92,8 +91,8 @@ class ConfluentKafkaSource(Source):
         batch_max_posts: int = 500,
         metrics: StreamMetrics | None = None,
     ) -> None:
+        super().__init__(metrics)
         self.topic = topic
-        self.metrics = metrics
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -110,21 +109,15 @@ class ConfluentKafkaSource(Source):
             }
         )
         self.consumer.subscribe([topic], on_revoke=self._on_revoke, on_assign=self._on_assign)
-        self._uncommitted: dict[tuple[str, int], int] = {}  # next offset to commit
-        self._batch_start: dict[tuple[str, int], int] = {}  # first offset since last commit
 
     def _on_assign(self, consumer, partitions) -> None:
         if partitions:
-            log.info(
-                "partitions assigned: %s", sorted(f"{p.topic}-{p.partition}" for p in partitions)
-            )
+            log.info("partitions assigned: %s", _names(partitions))
 
     def _on_revoke(self, consumer, partitions) -> None:
         self.forget((p.topic, p.partition) for p in partitions)
         if partitions:
-            log.info(
-                "partitions revoked: %s", sorted(f"{p.topic}-{p.partition}" for p in partitions)
-            )
+            log.info("partitions revoked: %s", _names(partitions))
 
     def read_batch(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
         if batch_max_posts <= 0:
@@ -148,55 +141,21 @@ class ConfluentKafkaSource(Source):
                 log.warning("consumer error: %s", error)
                 continue
             topic, partition, offset = message.topic(), message.partition(), message.offset()
-            tp = (topic, partition)
-            self._batch_start.setdefault(tp, offset)
-            self._uncommitted[tp] = offset + 1
-            kind, stamp = message.timestamp()
-            received = stamp / 1000.0 if kind and stamp > 0 else now
+            self._track((topic, partition), offset, offset)
+            stamp = message.timestamp()[1]
             batch.append(
-                SourceRecord(
-                    value=message.value(),
-                    received_at=min(received, now),
-                    position={"topic": topic, "partition": partition, "offset": offset},
-                    default_id=f"{topic}-{partition}-{offset}",
-                    key=message.key(),
-                )
+                self._record(topic, partition, offset, message.value(), message.key(), stamp, now)
             )
         return batch
 
-    def commit(self) -> None:
-        if not self._uncommitted:
-            return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._uncommitted.items()]
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            # A rebalance or a restarting broker: the posts come again. Duplicates, never losses.
-            if self.metrics is not None:
-                self.metrics.commit_failures.inc()
-            log.warning("commit failed (%s); rewinding to the last committed offsets", exc)
-            self.rewind()
-            return
-        self._uncommitted.clear()
-        self._batch_start.clear()
+    def _commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
+        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        self.consumer.commit(offsets=partitions, asynchronous=False)
 
-    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
-        """Drop uncommitted offsets of `partitions` (this consumer no longer owns them)."""
-        for tp in partitions:
-            self._uncommitted.pop(tp, None)
-            self._batch_start.pop(tp, None)
-
-    def rewind(self) -> None:
-        """Read everything since the last commit again."""
-        assigned = {(p.topic, p.partition) for p in self.consumer.assignment()}
-        for (topic, partition), offset in self._batch_start.items():
-            if (topic, partition) in assigned:
-                self.consumer.seek(TopicPartition(topic, partition, offset))
-        self._uncommitted.clear()
-        self._batch_start.clear()
+    def _seek(self, partition: tuple[str, int], offset: int) -> None:
+        self.consumer.seek(TopicPartition(*partition, offset))
 
     def assignment(self) -> list[tuple[str, int]]:
-        """The partitions this consumer holds now."""
         return [(p.topic, p.partition) for p in self.consumer.assignment()]
 
     def lag(self) -> int | None:

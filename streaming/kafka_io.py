@@ -16,11 +16,11 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from streaming.kafka_messages import dead_letter_from, read_scored
+from streaming.kafka_common import KafkaSourceBase, dead_letter_from, read_scored
 from streaming.metrics import StreamMetrics
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter
-from streaming.sources import Source, SourceRecord
+from streaming.sources import SourceRecord
 from streaming.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class _RevokedPartitionsListener(ConsumerRebalanceListener):
         self.source = source
 
     def on_partitions_revoked(self, revoked):
-        self.source.forget(revoked)
+        self.source.forget((tp.topic, tp.partition) for tp in revoked)
         if revoked:
             log.info("partitions revoked: %s", sorted(f"{t.topic}-{t.partition}" for t in revoked))
 
@@ -107,14 +107,10 @@ def _rejoin_if_rebalance_lost(consumer: KafkaConsumer) -> None:
         coordinator.request_rejoin()
 
 
-class KafkaSource(Source):
-    """Raw posts from a topic, in a consumer group, with manual commits.
+class KafkaSource(KafkaSourceBase):
+    """Raw posts from a topic, in a consumer group, with manual commits (kafka-python)."""
 
-    Values stay bytes here: decoding happens in the runner, so one bad record is a dead
-    letter instead of an exception inside the client that would wedge its partition.
-    """
-
-    name = "kafka"
+    commit_errors = (KafkaError,)
 
     def __init__(
         self,
@@ -125,8 +121,8 @@ class KafkaSource(Source):
         batch_max_posts: int = 500,
         metrics: StreamMetrics | None = None,
     ) -> None:
+        super().__init__(metrics)
         self.topic = topic
-        self.metrics = metrics
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group,
@@ -150,8 +146,6 @@ class KafkaSource(Source):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"topic {topic} has no partitions: is it created?")
             time.sleep(0.2)
-        self._uncommitted: dict[TopicPartition, int] = {}  # next offset to commit
-        self._batch_start: dict[TopicPartition, int] = {}  # first offset since last commit
 
     def read_batch(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
         polled = self.consumer.poll(
@@ -159,67 +153,28 @@ class KafkaSource(Source):
         )
         _rejoin_if_rebalance_lost(self.consumer)
         now = time.time()
+        record = self._record
         batch = []
-        for tp, messages in polled.items():
+        for (topic, partition), messages in polled.items():
             if not messages:
                 continue
             # A partition's messages come in offset order.
-            self._batch_start.setdefault(tp, messages[0].offset)
-            self._uncommitted[tp] = messages[-1].offset + 1
-            for message in messages:
-                # The producer's timestamp, so end-to-end latency counts time spent in Kafka.
-                received = message.timestamp / 1000.0 if message.timestamp > 0 else now
-                batch.append(
-                    SourceRecord(
-                        value=message.value,
-                        received_at=min(received, now),
-                        position={
-                            "topic": tp.topic,
-                            "partition": tp.partition,
-                            "offset": message.offset,
-                        },
-                        default_id=f"{tp.topic}-{tp.partition}-{message.offset}",
-                        key=message.key,
-                    )
-                )
+            self._track((topic, partition), messages[0].offset, messages[-1].offset)
+            batch += [
+                record(topic, partition, m.offset, m.value, m.key, m.timestamp, now)
+                for m in messages
+            ]
         return batch
 
-    def commit(self) -> None:
-        if not self._uncommitted:
-            return
-        offsets = {
-            tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._uncommitted.items()
-        }
-        try:
-            self.consumer.commit(offsets)
-        except KafkaError as exc:
-            # Typically a rebalance (CommitFailedError) or a restarting broker: the posts will
-            # be delivered again, to this worker or another one. Duplicates, never losses.
-            if self.metrics is not None:
-                self.metrics.commit_failures.inc()
-            log.warning("commit failed (%s); rewinding to the last committed offsets", exc)
-            self.rewind()
-            return
-        self._uncommitted.clear()
-        self._batch_start.clear()
+    def _commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
+        self.consumer.commit(
+            {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
+        )
 
-    def forget(self, partitions) -> None:
-        """Drop uncommitted offsets of `partitions` (this consumer no longer owns them)."""
-        for tp in partitions:
-            self._uncommitted.pop(tp, None)
-            self._batch_start.pop(tp, None)
-
-    def rewind(self) -> None:
-        """Read everything since the last commit again."""
-        assigned = self.consumer.assignment()
-        for tp, offset in self._batch_start.items():
-            if tp in assigned:
-                self.consumer.seek(tp, offset)
-        self._uncommitted.clear()
-        self._batch_start.clear()
+    def _seek(self, partition: tuple[str, int], offset: int) -> None:
+        self.consumer.seek(TopicPartition(*partition), offset)
 
     def assignment(self) -> list[tuple[str, int]]:
-        """The partitions this consumer holds now."""
         return [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
 
     def lag(self) -> int | None:

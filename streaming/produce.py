@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from streaming.kafka_messages import encode_value
+from streaming.kafka_common import encode_value
 from streaming.sources import PacedSource
 
 

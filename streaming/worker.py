@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from streaming.kafka_clients import DEFAULT_KAFKA_CLIENT, kafka_client
-from streaming.kafka_messages import KafkaDeadLetterSink, KafkaScoredSink
+from streaming.kafka_common import KafkaDeadLetterSink, KafkaScoredSink
 from streaming.metrics import StreamMetrics
 from streaming.records import DEFAULT_MAX_TEXT_LENGTH
 from streaming.runner import Scorer, StreamRunner

@@ -23,7 +23,7 @@ from app.aggregates import LiveAggregates
 from app.live import DashboardSink
 from app.testing import read_topic
 from streaming.kafka_clients import KAFKA_CLIENTS, kafka_client
-from streaming.kafka_messages import KafkaDeadLetterSink, KafkaScoredSink
+from streaming.kafka_common import KafkaDeadLetterSink, KafkaScoredSink
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter, ListSink, LogDeadLetterSink, Sink
 from streaming.sources import FileSource, ListSource, Source, SourceRecord, SyntheticSource
