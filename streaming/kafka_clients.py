@@ -24,7 +24,7 @@ class KafkaClient:
         ensure_topics: `(bootstrap, topics, timeout=60.0)`: create missing topics.
         source: `(bootstrap, topic, group, client_id=, batch_max_posts=, metrics=)` → a
             `Source` in a consumer group, with `lag()`, `assignment()` and `forget()`.
-        producer: `(bootstrap, client_id, **settings)` → an idempotent producer with
+        producer: `(bootstrap, client_id, linger_ms=5)` → an idempotent producer with
             `send(topic, value=, key=, headers=)` returning a future, `flush()`, `close()`.
         reader: `(bootstrap, scored_topic, dlq_topic)` → `poll(timeout)` of scored posts
             and dead letters from every partition, for web nodes.
