@@ -215,9 +215,7 @@ class ConfluentProducer:
     """librdkafka's producer behind the small interface the Kafka sinks use:
     `send` (returns a future), `flush` and `close`, as kafka-python's producer has them."""
 
-    def __init__(
-        self, bootstrap: str, client_id: str, linger_ms: int = 5, **overrides: Any
-    ) -> None:
+    def __init__(self, bootstrap: str, client_id: str, linger_ms: int = 5) -> None:
         settings = {
             "bootstrap.servers": bootstrap,
             "client.id": client_id,
@@ -230,7 +228,6 @@ class ConfluentProducer:
             "partitioner": "murmur2_random",  # the Java client's and kafka-python's placement
             **CLIENT_SETTINGS,
         }
-        settings.update(overrides)
         self.producer = Producer(settings)
 
     def send(self, topic: str, value=None, key=None, headers=None) -> _DeliveryFuture:
@@ -293,7 +290,6 @@ class ConfluentScoredTopicReader:
             if message.error() is not None:
                 log.warning("reading scored posts: %s", message.error())
                 continue
-            where = (message.topic(), message.partition(), message.offset())
             if message.topic() == self.dlq_topic:
                 letters.append(
                     dead_letter_from(
@@ -301,6 +297,7 @@ class ConfluentScoredTopicReader:
                     )
                 )
             else:
+                where = (message.topic(), message.partition(), message.offset())
                 read_scored(message.value(), where, scored)
         return scored, letters
 

@@ -212,9 +212,7 @@ class KeyHashPartitioner(DefaultPartitioner):
         return partitions[hashed % len(partitions)]
 
 
-def make_producer(
-    bootstrap: str, client_id: str, linger_ms: int = 5, **overrides: Any
-) -> KafkaProducer:
+def make_producer(bootstrap: str, client_id: str, linger_ms: int = 5) -> KafkaProducer:
     """An idempotent producer that waits for all in-sync replicas."""
     settings = {
         "bootstrap_servers": bootstrap,
@@ -228,7 +226,6 @@ def make_producer(
         "delivery_timeout_ms": 60_000,
         **CLIENT_SETTINGS,
     }
-    settings.update(overrides)
     return KafkaProducer(**settings)
 
 
