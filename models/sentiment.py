@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from models.vader import Vader
 from streaming.records import Sentiment
 
 POSITIVE_THRESHOLD = 0.05
@@ -29,39 +31,31 @@ class SentimentDriver:
     valence: float
 
 
+@functools.cache
+def _shared_vader() -> Vader:
+    """One analyzer per process: building one reads VADER's lexicon files."""
+    return Vader()
+
+
 class VaderSentimentModel:
     """Scores texts exactly as VADER does: no lowercasing or stripping beforehand.
 
     Capitals, punctuation such as "!!!" and emoji carry VADER's signal, so the text reaches
-    the analyzer untouched.
+    the analyzer untouched. Scoring runs through `models.vader`, which gives the
+    vaderSentiment library's numbers in linear time.
     """
 
-    def __init__(self) -> None:
-        self.analyzer_ = None
-
-    def _analyzer(self):
-        if self.analyzer_ is None:
-            # Imported lazily: the analyzer reads its lexicon files on construction.
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-            self.analyzer_ = SentimentIntensityAnalyzer()
-        return self.analyzer_
-
     def score_batch(self, texts: Sequence[str]) -> list[Sentiment]:
-        polarity = self._analyzer().polarity_scores
+        scores = _shared_vader().scores
         results = []
         for text in texts:
-            s = polarity(text)
-            results.append(
-                Sentiment(
-                    s["compound"], s["pos"], s["neu"], s["neg"], sentiment_label(s["compound"])
-                )
-            )
+            neg, neu, pos, compound = scores(text)
+            results.append(Sentiment(compound, pos, neu, neg, sentiment_label(compound)))
         return results
 
     def drivers(self, text: str, limit: int = 8) -> list[SentimentDriver]:
         """Words and emoji of `text` that carry valence in VADER's lexicon, strongest first."""
-        analyzer = self._analyzer()
+        analyzer = _shared_vader()
         lexicon, emojis = analyzer.lexicon, analyzer.emojis
         found: dict[str, float] = {}
         for raw in text.split():
