@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Sequence
 
+from flask import request
 from flask_socketio import Namespace, SocketIO
 
 from app.aggregates import LiveAggregates
@@ -43,7 +44,8 @@ class LiveNamespace(Namespace):
     def on_connect(self, auth=None):
         with self.hub.lock:
             self.hub.clients += 1
-        self.emit(UPDATE_EVENT, self.hub.current_state())
+        # To the new client only: a namespace's emit broadcasts unless told where to.
+        self.emit(UPDATE_EVENT, self.hub.current_state(), room=request.sid)
 
     def on_disconnect(self, reason=None):
         with self.hub.lock:

@@ -370,6 +370,23 @@ def test_live_client_gets_an_update_on_connect(socketio_client):
     assert payload["stats"]["total"] == 0
 
 
+def test_a_connect_sends_the_snapshot_to_the_new_client_only(app, client, socketio_client):
+    socketio = app.extensions["socketio"]
+    socketio_client.get_received("/live")
+    newcomers = [
+        socketio.test_client(app, namespace="/live", flask_test_client=client) for _ in range(5)
+    ]
+    try:
+        for newcomer in newcomers:
+            updates = [e for e in newcomer.get_received("/live") if e["name"] == "update"]
+            assert len(updates) == 1
+        # Nothing changed meanwhile, so the first viewer got nothing from their connects.
+        assert [e for e in socketio_client.get_received("/live") if e["name"] == "update"] == []
+    finally:
+        for newcomer in newcomers:
+            newcomer.disconnect(namespace="/live")
+
+
 def test_live_update_reflects_scored_posts(app, socketio_client, pipeline, sample_posts):
     socketio_client.get_received("/live")
     app.extensions["socialpulse"].aggregates.add(pipeline.score_batch(sample_posts[:5]))
