@@ -76,6 +76,21 @@ class Config:
             "included (default: the app's own origin only)"
         },
     )
+    allowed_hosts: str | None = field(
+        default=None,
+        metadata={
+            "help": "host names clients reach the server by, comma-separated; `.example.com` "
+            "also allows its subdomains, `*` any (default: localhost names and the bound "
+            "address, or the machine's name when bound to all addresses)"
+        },
+    )
+    proxy_hops: int = field(
+        default=0,
+        metadata={
+            "help": "reverse proxies in front whose X-Forwarded-* headers are trusted "
+            "(client address, HTTPS, host)"
+        },
+    )
     instance_dir: str = field(
         default=str(PROJECT_ROOT / "instance"), metadata={"help": "per-instance state folder"}
     )
@@ -141,10 +156,23 @@ class Config:
             raise ConfigError("rate must be ≥ 0 and intervals positive")
         if self.batch_max_wait < 0:
             raise ConfigError("batch_max_wait must be ≥ 0 seconds")
+        if self.proxy_hops < 0:
+            raise ConfigError("proxy_hops must be ≥ 0")
 
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_posts, self.topic_scored, self.topic_dlq, self.topic_partitions)
+
+    @property
+    def host_names(self) -> list[str]:
+        """Host names requests may carry (see `allowed_hosts`)."""
+        if self.allowed_hosts:
+            names = [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
+            if names:
+                return names
+        from app.security import default_allowed_hosts
+
+        return default_allowed_hosts(self.host)
 
     @property
     def allowed_origins(self) -> list[str] | None:

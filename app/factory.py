@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from app.aggregates import LiveAggregates
 from app.config import PROJECT_ROOT, Config
 from app.live import LiveHub
+from app.security import HostCheck, TlsAwareSessions, behind_proxies
 from app.services import Services, build_pipeline, install
 from app.wordcloud_image import stop_words
 
@@ -47,7 +48,10 @@ def create_app(config: Config | None = None) -> Flask:
         MAX_CONTENT_LENGTH=config.max_body_bytes,
         WTF_CSRF_TIME_LIMIT=None,
         JSON_SORT_KEYS=False,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
     )
+    app.session_interface = TlsAwareSessions()
     csrf.init_app(app)
     # One Socket.IO server per app (not a module global), so instances never share handlers.
     socketio = SocketIO(
@@ -56,6 +60,8 @@ def create_app(config: Config | None = None) -> Flask:
         cors_allowed_origins=config.allowed_origins,
         max_http_buffer_size=config.max_body_bytes,
     )
+    # Around Socket.IO's middleware too, so its handshakes are checked like the pages.
+    app.wsgi_app = behind_proxies(HostCheck(app.wsgi_app, config.host_names), config.proxy_hops)
 
     aggregates = LiveAggregates(
         window_seconds=config.window_seconds,

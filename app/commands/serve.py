@@ -68,6 +68,7 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
         except (OSError, ValueError) as exc:
             raise click.UsageError(f"cannot open the source: {exc}") from exc
     click.echo(f"SocialPulse dashboard on http://{config.host}:{config.port}  (Ctrl+C stops)")
+    click.echo(f"Host names served: {', '.join(config.host_names)} (SOCIALPULSE_ALLOWED_HOSTS)")
     socketio = app.extensions["socketio"]
     try:
         socketio.run(

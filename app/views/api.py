@@ -34,6 +34,9 @@ def http_error(exc: HTTPException):
 def analyze_endpoint():
     """Body: a post object, or {"posts": [post, ...]} for a batch."""
     config = services().config
+    if not request.is_json:
+        # A page on any site can make a browser POST text/plain here; JSON needs CORS.
+        return _error("send the body as JSON, with Content-Type: application/json", 415)
     try:
         body = decode_json_object(request.get_data(cache=False), what="request body")
     except InvalidPost as exc:
