@@ -26,6 +26,16 @@ $(NN_STAMP): $(STAMP) requirements-nn.txt
 	$(BIN)/pip install --quiet -r requirements-nn.txt
 	touch $(NN_STAMP)
 
+# The Quix Streams peer of `make bench` gets its own environment: quixstreams pins an older
+# confluent-kafka than requirements.txt (see requirements-bench.txt).
+BENCH_VENV := $(VENV)/bench
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
 ## setup: create .venv and install every Python dependency (TensorFlow is optional)
 setup: $(STAMP)
 
@@ -56,7 +66,7 @@ test-unit: setup
 	$(BIN)/python -m pytest -m "not kafka and not browser and not slow" $(PYTEST_ARGS)
 
 ## bench: measure throughput, latency and memory; prints a table, writes bench/results/
-bench: setup
+bench: setup $(BENCH_STAMP)
 	@KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh up
 	@status=0; SOCIALPULSE_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) \
 		$(BIN)/python -m bench $(BENCH_ARGS) || status=$$?; \

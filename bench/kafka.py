@@ -1,9 +1,11 @@
-"""Kafka end to end: worker throughput with one and two workers, latency at a steady rate."""
+"""Kafka end to end: throughput of one and two workers and of the Quix Streams peer, latency
+at a steady rate."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -12,9 +14,13 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
-from app.testing import KafkaScenario, read_topic, synthetic_values, wait_for_count
+from app.config import PROJECT_ROOT as ROOT
+from app.testing import KafkaScenario, read_topic, wait_for_count
 from bench.server import latency_summary
 from streaming.kafka_io import make_producer
+
+# The Quix peer's own environment (see the Makefile): quixstreams pins an older confluent-kafka.
+QUIX_PYTHON = ROOT / ".venv" / "bench" / "bin" / "python"
 
 
 def _scored_timestamps(bootstrap: str, topic: str, expected: int) -> np.ndarray:
@@ -38,33 +44,22 @@ def _steady_rate(stamps_ms: np.ndarray) -> float:
     return (hi - lo) / span if span > 0 else float("inf")
 
 
-def worker_throughput(
-    bootstrap: str, model_dir: Path, workdir: Path, workers: int, n_posts: int, client: str
-) -> dict:
-    """Pre-fill the raw topic, start the workers, and measure scored posts per second from
-    the moment every worker holds partitions (so no load generator competes for the CPU)."""
-    scenario = KafkaScenario(
-        bootstrap, model_dir, workdir / f"w{workers}-{client}", partitions=6, client=client
-    )
-    # The same posts for any number of workers.
-    _, values, keys = synthetic_values(n_posts, seed=101)
-    scenario.produce(values, keys)
-    names = [f"bench{i}" for i in range(workers)]
+def _throughput(scenario: KafkaScenario, names: list[str], n_posts: int) -> dict:
+    """Output posts per second of the started processes from the moment every one holds
+    partitions (the raw topic is pre-filled, so no load generator competes for the CPU)."""
     try:
-        processes = [scenario.start_worker(name) for name in names]
         scenario.wait_until_sharing(names)
         joined_ms = 1000.0 * time.time()
-        cpu_before = [_cpu_seconds(p.pid) for p in processes]
+        cpu_before = [_cpu_seconds(p.pid) for p in scenario.workers]
         started = time.monotonic()
-        wait_for_count(bootstrap, scenario.topics.scored, n_posts, timeout=600)
+        wait_for_count(scenario.bootstrap, scenario.topics.scored, n_posts, timeout=600)
         elapsed = time.monotonic() - started
-        cpu = [_cpu_seconds(p.pid) - c for p, c in zip(processes, cpu_before, strict=True)]
+        cpu = [_cpu_seconds(p.pid) - c for p, c in zip(scenario.workers, cpu_before, strict=True)]
     finally:
         scenario.stop_all()
-    stamps = _scored_timestamps(bootstrap, scenario.topics.scored, n_posts)
+    stamps = _scored_timestamps(scenario.bootstrap, scenario.topics.scored, n_posts)
     shared = stamps[stamps >= joined_ms + 1000.0]  # a second to settle after the rebalance
     return {
-        "workers": workers,
         "posts": n_posts,
         "posts_measured": len(shared),
         "posts_per_s": round(_steady_rate(shared)),
@@ -73,11 +68,53 @@ def worker_throughput(
     }
 
 
-def passthrough_rate(bootstrap: str, model_dir: Path, workdir: Path, n_posts: int) -> dict:
+def worker_throughput(
+    bootstrap: str,
+    model_dir: Path,
+    workdir: Path,
+    workers: int,
+    values: list[bytes],
+    keys: list[bytes],
+    client: str,
+) -> dict:
+    """Scored posts per second of `workers` scoring workers on the pre-filled raw topic."""
+    scenario = KafkaScenario(
+        bootstrap, model_dir, workdir / f"w{workers}-{client}", partitions=6, client=client
+    )
+    scenario.produce(values, keys)
+    names = [f"bench{i}" for i in range(workers)]
+    for name in names:
+        scenario.start_worker(name)
+    return {"workers": workers, **_throughput(scenario, names, len(values))}
+
+
+def quix_peer_throughput(
+    bootstrap: str, workdir: Path, values: list[bytes], keys: list[bytes]
+) -> dict:
+    """The Quix Streams peer (JSON decode + VADER only, bench/quix_peer.py), measured like
+    one worker."""
+    if not QUIX_PYTHON.exists():
+        raise SystemExit(f"{QUIX_PYTHON} is missing: run `make bench` (requirements-bench.txt)")
+    # The peer loads no models; the scenario only lends it topics, a group and a log folder.
+    scenario = KafkaScenario(bootstrap, Path(), workdir / "quix", partitions=6)
+    scenario.produce(values, keys)
+    topics = scenario.topics
+    command = [str(QUIX_PYTHON), "-m", "bench.quix_peer", "--bootstrap", bootstrap]
+    command += ["--input", topics.posts, "--output", topics.scored, "--group", scenario.group]
+    # The client id wait_until_sharing expects of a member named "quix".
+    command += ["--client-id", "socialpulse-quix", "--state-dir", str(scenario.log_dir / "state")]
+    with (scenario.log_dir / "quix.log").open("ab") as log:
+        scenario.workers.append(subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log))
+    return _throughput(scenario, ["quix"], len(values))
+
+
+def passthrough_rate(
+    bootstrap: str, model_dir: Path, workdir: Path, values: list[bytes], keys: list[bytes]
+) -> dict:
     """kafka-python alone: consume raw posts and produce them again, no scoring at all."""
     scenario = KafkaScenario(bootstrap, model_dir, workdir / "passthrough", partitions=6)
-    _, values, keys = synthetic_values(n_posts, seed=99)
     scenario.produce(values, keys)
+    n_posts = len(values)
     consumer = KafkaConsumer(
         scenario.topics.posts,
         bootstrap_servers=bootstrap,
@@ -113,12 +150,14 @@ def latency_at_rate(
     bootstrap: str,
     model_dir: Path,
     workdir: Path,
+    values: list[bytes],
+    keys: list[bytes],
     rate: int = 2000,
-    duration: float = 30.0,
     workers: int = 1,
     client: str = "confluent",
 ) -> dict:
-    """Steady `rate` posts/s into Kafka; latency from produce to a reader of the scored topic."""
+    """`values` at a steady `rate` posts/s into Kafka; latency from produce to a reader of the
+    scored topic."""
     scenario = KafkaScenario(
         bootstrap, model_dir, workdir / f"lat{workers}-{client}", partitions=6, client=client
     )
@@ -133,7 +172,7 @@ def latency_at_rate(
     ]
     consumer.assign(partitions)
     consumer.seek_to_end(*partitions)
-    total = int(rate * duration)
+    total = len(values)
     latencies: list[float] = []
     done = threading.Event()
 
@@ -146,7 +185,6 @@ def latency_at_rate(
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    _, values, keys = synthetic_values(total, seed=77)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     started = time.monotonic()
     for i, (key, value) in enumerate(zip(keys, values, strict=True)):

@@ -9,20 +9,20 @@ from pathlib import Path
 import numpy as np
 
 from models.clustering import topic_document
-from models.datasets import synthetic_training_set
 from models.featurize import featurize
 from models.pipeline import ScoringPipeline
 from models.registry import load_bundle
-from streaming.records import Sentiment
+from streaming.records import Post, Sentiment
 
 
 def _rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
-def run(model_dir: Path, n_posts: int = 20000, batch: int = 500, single: int = 1000) -> dict:
+def run(model_dir: Path, posts: list[Post], batch: int = 500, single: int = 1000) -> dict:
+    """VADER alone, the batched pipeline, one post per call and library calls per post."""
     bundle = load_bundle(model_dir)
-    posts = synthetic_training_set(n_posts, seed=2026)
+    n_posts = len(posts)
     texts = [p.text for p in posts]
     # Long-lived objects out of the collector's way, so a full collection does not land in
     # one timed loop and not the other.
