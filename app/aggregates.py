@@ -18,6 +18,31 @@ _WORD_RE = re.compile(r"(?u)\b[^\W\d_]{3,}\b")
 _NOISE_RE = re.compile(f"{URL_OR_MENTION_RE.pattern}|#\\w+", re.IGNORECASE)
 _MAX_WORDS_PER_WINDOW = 3000
 FEED_SIZE = 50
+RECENT_IDS_KEPT = 100_000
+
+
+class RecentIds:
+    """The last `capacity` post ids seen, in bounded memory (about 10 MB at 100,000).
+
+    Kafka delivers at least once: after a worker restart a batch can arrive twice, and a
+    redelivered post must not count twice. Redeliveries come close behind the original, so
+    remembering the most recent ids is enough.
+    """
+
+    def __init__(self, capacity: int = RECENT_IDS_KEPT) -> None:
+        self.capacity = capacity
+        self._ids: set[str] = set()
+        self._order: deque[str] = deque()
+
+    def add(self, post_id: str) -> bool:
+        """Remember `post_id`; False if it was already among the recent ids."""
+        if post_id in self._ids:
+            return False
+        self._ids.add(post_id)
+        self._order.append(post_id)
+        if len(self._order) > self.capacity:
+            self._ids.discard(self._order.popleft())
+        return True
 
 
 @dataclass
@@ -59,6 +84,7 @@ class LiveAggregates:
         windows_kept: int = 60,
         stop_words: frozenset[str] = frozenset(),
         trending_windows: int = 6,
+        recent_ids: int = RECENT_IDS_KEPT,
     ) -> None:
         self.window_seconds = window_seconds
         self.windows_kept = windows_kept
@@ -73,7 +99,9 @@ class LiveAggregates:
         self._rate_marks: deque[tuple[float, int]] = deque()
         self._latencies: deque[float] = deque(maxlen=2000)
         self._cluster_labels: dict[int, str] = {}
+        self._recent_ids = RecentIds(recent_ids)
         self.total = 0
+        self.duplicates = 0
         self.dead_lettered = 0
         self.late = 0
         self.version = 0  # bumps on every change
@@ -81,9 +109,15 @@ class LiveAggregates:
 
     # -- writers (stream thread) ----------------------------------------------------------
     def add(self, batch: Sequence[ScoredPost]) -> None:
+        """Count each post once: a post id seen recently is a redelivery, not a new post."""
         if not batch:
             return
         with self._lock:
+            fresh = [s for s in batch if self._recent_ids.add(s.post.id)]
+            self.duplicates += len(batch) - len(fresh)
+            batch = fresh
+            if not batch:
+                return
             for scored in batch:
                 key = int(scored.post.created_at.timestamp()) // self.window_seconds
                 window = self._windows.get(key)

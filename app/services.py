@@ -60,6 +60,7 @@ class Services:
             "streaming": self.streaming,
             "scored": self.aggregates.total,
             "dead_lettered": self.aggregates.dead_lettered,
+            "duplicates_dropped": self.aggregates.duplicates,
             "uptime_s": round(time.time() - self.started_at, 1),
         }
 

@@ -261,3 +261,36 @@ def test_empty_batch_changes_nothing():
     aggregates.add([])
     assert aggregates.version == 0
     assert aggregates.total == 0
+
+
+def test_a_redelivered_post_counts_once():
+    aggregates = LiveAggregates()
+    batch = [scored("love it #launch", compound=0.6), scored("meh #launch")]
+    aggregates.add(batch)
+    version = aggregates.version
+    aggregates.add(batch)  # Kafka delivers at least once: the same posts again
+    aggregates.add([batch[0]])
+    state = aggregates.state()
+    assert state["stats"]["total"] == 2
+    assert aggregates.duplicates == 3
+    assert sum(point["count"] for point in state["sentiment_series"]) == 2
+    assert state["trending"][0] == {"tag": "launch", "count": 2, "delta": 2}
+    assert aggregates.version == version  # nothing new to draw
+    assert len(aggregates.take_update()["posts"]) == 2
+
+
+def test_a_duplicate_inside_one_batch_counts_once():
+    aggregates = LiveAggregates()
+    post = scored("twice in one batch")
+    aggregates.add([post, post, scored("other")])
+    assert aggregates.total == 2
+
+
+def test_remembered_ids_are_bounded():
+    aggregates = LiveAggregates(recent_ids=100)
+    first = scored("the oldest")
+    aggregates.add([first])
+    aggregates.add([scored(f"post {i}") for i in range(100)])
+    assert len(aggregates._recent_ids._ids) == 100
+    aggregates.add([first])  # forgotten by now: bounded memory wins over exactness
+    assert aggregates.total == 102
