@@ -38,16 +38,42 @@ def topic_document(post: Post) -> str:
     # Parsing already found URLs and mentions; only texts that have them need the regex.
     words = URL_OR_MENTION_RE.sub(" ", post.text) if post.urls or post.mentions else post.text
     if post.hashtags:
-        words = words + " " + " ".join("#" + tag for tag in post.hashtags)
+        words = words + " #" + " #".join(post.hashtags)
     return words
+
+
+# For `_simple_tokens`: lowercases ASCII letters, keeps [a-z0-9_#] and turns every other
+# byte (each byte of a non-ASCII character too) into a space.
+_TOKEN_BYTES = bytes(
+    ord(c.lower()) if c.isascii() and (c.isalnum() or c in "_#") else ord(" ")
+    for c in map(chr, range(256))
+)
+_ASCII_BYTES = bytes(range(128))
+
+
+def _simple_tokens(doc: str) -> list[str] | None:
+    """The tokens TOKEN_PATTERN finds in `doc` lowercased, without the regex; None when the
+    text has non-ASCII letters or digits, which only the regex knows.
+
+    Every other character separates words, so the bytes of all of them become spaces; a
+    split before each "#" and on whitespace then gives the pattern's tokens, plus pieces
+    it would not match ("#", "a", "#a") that no vocabulary learned with it holds.
+    """
+    raw = doc.encode("utf-8", "surrogatepass")
+    if not doc.isascii():
+        rest = raw.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
+        if any(map(str.isalnum, rest)):  # exactly the non-ASCII characters \w matches
+            return None
+    return raw.translate(_TOKEN_BYTES).decode("ascii").replace("#", " #").split()
 
 
 class FastTfidfVectorizer:
     """The fitted vectorizer's `transform`, recomputed with fewer Python steps per document.
 
-    The vocabulary holds no stop words, so looking every token up in it filters them too;
-    the TF-IDF arithmetic then runs on the whole batch at once. Results equal
-    `TfidfVectorizer.transform` (tested), at about half the cost per post.
+    Most documents are split into tokens without the regex (`_simple_tokens`); the
+    vocabulary holds no stop words, so looking every token up in it filters them too; the
+    TF-IDF arithmetic then runs on the whole batch at once. Results equal
+    `TfidfVectorizer.transform` (tested), at about 40% of its cost per post.
     """
 
     def __init__(self, vectorizer: TfidfVectorizer) -> None:
@@ -67,10 +93,15 @@ class FastTfidfVectorizer:
 
     def transform(self, docs: Sequence[str]) -> sparse.csr_matrix:
         lookup, findall = self.vocabulary.get, self.findall
+        # `_simple_tokens` reproduces TOKEN_PATTERN only; another pattern keeps the regex.
+        simple = findall.__self__.pattern == TOKEN_PATTERN
         indptr = [0]
         indices: list[int] = []
         for doc in docs:
-            indices.extend([i for i in map(lookup, findall(doc.lower())) if i is not None])
+            tokens = _simple_tokens(doc) if simple else None
+            if tokens is None:
+                tokens = findall(doc.lower())
+            indices.extend([i for i in map(lookup, tokens) if i is not None])
             indptr.append(len(indices))
         ones = np.ones(len(indices))
         counts = sparse.csr_matrix(

@@ -128,16 +128,12 @@ class _ProducingSink(Sink):
         self.flush()
 
 
-def encode_scored(scored: ScoredPost) -> bytes:
-    return orjson.dumps(scored.to_dict())
-
-
 class KafkaScoredSink(_ProducingSink):
     """Scored posts to `posts.scored`, keyed by author like the raw topic."""
 
     def write(self, scored: Sequence[ScoredPost]) -> None:
         for item in scored:
-            self._send(encode_scored(item), item.post.author.encode())
+            self._send(item.to_json(), item.post.author.encode())
 
 
 class KafkaDeadLetterSink(_ProducingSink):

@@ -17,8 +17,12 @@ import orjson
 
 DEFAULT_MAX_TEXT_LENGTH = 5000
 
-HASHTAG_RE = re.compile(r"(?<![\w&])#(\w{1,100})")
-MENTION_RE = re.compile(r"(?<![\w@])@(\w{1,50})")
+# A tag is "#" not preceded by a word character or "&" (not "&#39;"), a mention "@" not
+# preceded by a word character or "@" (not an e-mail address). The "#" and "@" come before
+# the look-behind so that the regex engine skips straight to them instead of trying the
+# look-behind at every character.
+HASHTAG_RE = re.compile(r"#(?<![\w&]#)(\w{1,100})")
+MENTION_RE = re.compile(r"@(?<![\w@]@)(\w{1,50})")
 URL_RE = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 # What is not a word of the post: links and @mentions (topic documents, word clouds).
 URL_OR_MENTION_RE = re.compile(f"{URL_RE.pattern}|{MENTION_RE.pattern}", re.IGNORECASE)
@@ -28,6 +32,7 @@ EMOJI_RE = re.compile(
     "\U0001f700-\U0001f77f\U0001f780-\U0001f7ff\U0001f800-\U0001f8ff\U0001f900-\U0001f9ff"
     "\U0001fa00-\U0001faff\u2600-\u27bf\u2b00-\u2bff]"
 )
+_ASCII_BYTES = bytes(range(128))
 ENGAGEMENT_KEYS = ("likes", "shares", "replies")
 # Larger counts are not real; they would also overflow the float features of the models.
 MAX_COUNT = 10**12
@@ -134,6 +139,46 @@ class ScoredPost:
         )
         return record
 
+    def to_json(self) -> bytes:
+        """`to_dict()` as compact JSON, byte for byte (tested), at half the cost: orjson
+        writes the tuples and the UTC time itself, without lists and an ISO string first."""
+        post, sentiment, created = self.post, self.sentiment, self.post.created_at
+        engagement = post.engagement
+        return orjson.dumps(
+            {
+                "id": post.id,
+                "text": post.text,
+                "author": post.author,
+                # orjson writes UTC times as `isoformat` does; other offsets (only in posts
+                # built by hand) keep isoformat's form, which orjson would cut to minutes.
+                "created_at": created if created.tzinfo is UTC else created.isoformat(),
+                "hashtags": post.hashtags,
+                "mentions": post.mentions,
+                "urls": post.urls,
+                "emoji": post.emoji,
+                "author_followers": post.author_followers,
+                "lang": post.lang,
+                "source": post.source,
+                "observed_engagement": dict(engagement) if engagement is not None else None,
+                "sentiment": {
+                    "compound": sentiment.compound,
+                    "pos": sentiment.pos,
+                    "neu": sentiment.neu,
+                    "neg": sentiment.neg,
+                    "label": sentiment.label,
+                },
+                "cluster": {"id": self.cluster.id, "label": self.cluster.label},
+                "engagement": {
+                    "predicted": self.engagement.predicted,
+                    "band": self.engagement.band,
+                },
+                "model_version": self.model_version,
+                "latency_ms": self.latency_ms,
+                "scored_at": self.scored_at,
+                "received_at": self.received_at,
+            }
+        )
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScoredPost:
         """Rebuild a scored post from `to_dict` output (e.g. read back from Kafka)."""
@@ -196,6 +241,15 @@ def decode_json_object(value: bytes | str | None, what: str = "message") -> dict
     """
     if value is None:
         raise InvalidPost(f"{what} has no value (a tombstone): expected a JSON object")
+    # The usual case costs one call: orjson reads bytes directly, checking their UTF-8 as it
+    # goes. Anything it refuses takes the steps below, which name what is wrong.
+    try:
+        data = orjson.loads(value)
+    except (ValueError, RecursionError):
+        pass
+    else:
+        if isinstance(data, dict):
+            return data
     if isinstance(value, bytes | bytearray | memoryview):
         if len(value) == 0:
             raise InvalidPost(f"{what} is empty: expected a JSON object")
@@ -229,8 +283,8 @@ def parse_post(
             `max_text_length`, or fields this service does not know.
     """
     data = raw if isinstance(raw, Mapping) else decode_json_object(raw)
-    unknown = sorted(str(k)[:40] for k in data if k not in POST_FIELDS)
-    if unknown:
+    if not data.keys() <= POST_FIELDS:
+        unknown = sorted(str(k)[:40] for k in data if k not in POST_FIELDS)
         raise InvalidPost(
             f"unknown field(s) {', '.join(map(repr, unknown[:5]))}; "
             f"allowed: {', '.join(sorted(POST_FIELDS))}"
@@ -264,7 +318,7 @@ def parse_post(
 
     hashtags_raw = data.get("hashtags")
     if hashtags_raw is None:
-        hashtags = _unique(m.lower() for m in HASHTAG_RE.findall(text)) if "#" in text else ()
+        hashtags = _unique(map(str.lower, HASHTAG_RE.findall(text))) if "#" in text else ()
     else:
         if not isinstance(hashtags_raw, list | tuple):
             raise InvalidPost("'hashtags' must be a list of strings", "hashtags")
@@ -295,20 +349,25 @@ def parse_post(
     if source is not None:
         source = _require_str(source, "source", max_length=100)
 
+    engagement = _parse_engagement(data.get("engagement"))
+    # The cheap membership tests skip regex scans that cannot match (the hot path).
+    mentions = _unique(map(str.lower, MENTION_RE.findall(text))) if "@" in text else ()
+    urls = tuple(URL_RE.findall(text)) if "://" in text else ()
+    emoji = () if text.isascii() else tuple(EMOJI_RE.findall(_non_ascii(text)))
+    # Positional, in field order: keywords make building a frozen record a third slower.
     return Post(
-        id=post_id,
-        text=text,
-        author=author,
-        created_at=created_at,
-        hashtags=hashtags,
-        # The cheap membership tests skip regex scans that cannot match (the hot path).
-        mentions=_unique(m.lower() for m in MENTION_RE.findall(text)) if "@" in text else (),
-        urls=tuple(URL_RE.findall(text)) if "://" in text else (),
-        emoji=() if text.isascii() else tuple(EMOJI_RE.findall(text)),
-        author_followers=followers,
-        lang=lang,
-        source=source,
-        engagement=_parse_engagement(data.get("engagement")),
+        post_id,
+        text,
+        author,
+        created_at,
+        hashtags,
+        mentions,
+        urls,
+        emoji,
+        followers,
+        lang,
+        source,
+        engagement,
     )
 
 
@@ -316,7 +375,8 @@ def _require_str(value: Any, name: str, max_length: int | None = None) -> str:
     if not isinstance(value, str):
         raise InvalidPost(f"'{name}' must be a string, got {type(value).__name__}", name)
     try:
-        value.encode("utf-8")
+        if not value.isascii():  # ASCII holds no surrogates: no need to copy it to find out
+            value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidPost(f"'{name}' is not valid Unicode (unpaired surrogate)", name) from exc
     if "\x00" in value:
@@ -371,6 +431,13 @@ def _parse_engagement(value: Any) -> Mapping[str, int] | None:
             raise InvalidPost(f"'engagement.{key}' is larger than {MAX_COUNT:,}", "engagement")
         counts[key] = count
     return counts
+
+
+def _non_ascii(text: str) -> str:
+    """The non-ASCII characters of `text`, in order: emoji are among them, and scanning
+    these few is cheaper than the whole text. (UTF-8 never has ASCII bytes inside a
+    character, so deleting the ASCII bytes leaves whole characters.)"""
+    return text.encode("utf-8").translate(None, _ASCII_BYTES).decode("utf-8")
 
 
 def _unique(items: Any) -> tuple[str, ...]:

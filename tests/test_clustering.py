@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from models.clustering import StreamingTopicClusterer, topic_document
+from models.clustering import FastTfidfVectorizer, StreamingTopicClusterer, topic_document
 from streaming.records import Post, parse_post
 from streaming.synthetic import TOPICS, TRAINING_START, SyntheticPostGenerator, strip_private
 
@@ -200,6 +200,32 @@ def test_predict_matches_sklearn_exactly(clusterer, labelled_docs):
     assert np.array_equal(
         clusterer.predict(docs), clusterer.state_.kmeans.predict(clusterer.transform(docs))
     )
+
+
+# Words next to emoji, accents, other scripts, digits, underscores and stray "#": the ASCII
+# texts and those whose only non-ASCII characters separate words skip the regex.
+ODD_DOCS = [
+    "",
+    "the and of",
+    "Game NIGHT!!! #NBA #nba",
+    "a#bc ##tag #a x_y __ 12 #12 tag#",
+    "love😍it 🏀🏀 #Hoops🔥",
+    "Café crème à Zürich, naïve résumé",
+    "ΣΟΦΙΑ σοφός İstanbul straße ٣٤ ①② Ⓐ",
+    "smart ‘quotes’ … and—dashes",
+    "😍😍😍",
+    "a" * 3000,
+]
+
+
+def test_fast_vectorizer_equals_sklearn_transform(labelled_docs):
+    docs, _ = labelled_docs
+    for fitted_on in (docs, ODD_DOCS * 3):  # a vocabulary holding the odd tokens too
+        vectorizer = StreamingTopicClusterer().make_vectorizer(len(fitted_on)).fit(fitted_on)
+        fast = FastTfidfVectorizer(vectorizer)
+        for batch in (docs[:300], ODD_DOCS, [d.upper() for d in ODD_DOCS]):
+            expected = vectorizer.transform(batch).toarray()
+            assert np.allclose(fast.transform(batch).toarray(), expected, rtol=0, atol=1e-12)
 
 
 def test_empty_batch_gives_empty_predictions(clusterer):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
+from types import MappingProxyType
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -303,6 +306,24 @@ def test_scored_post_round_trips_through_json(pipeline, sample_posts):
     for original in scored:
         wire = json.loads(json.dumps(original.to_dict()))
         assert ScoredPost.from_dict(wire) == original
+
+
+def test_scored_post_json_is_its_dict_byte_for_byte(pipeline, sample_posts):
+    scored = pipeline.score_batch(sample_posts[:20], received_at=[1.5] * 20)
+    odd = scored[0].post
+    # Posts built by hand: a naive time, a sub-minute offset, counts in a read-only mapping.
+    by_hand = [
+        dataclasses.replace(odd, created_at=datetime(2024, 5, 1, 12, 30)),
+        dataclasses.replace(
+            odd,
+            created_at=datetime(2024, 5, 1, 12, 30, 5, tzinfo=timezone(timedelta(seconds=45))),
+            engagement=MappingProxyType({"likes": 2}),
+        ),
+        dataclasses.replace(odd, engagement=None, author_followers=None, lang=None),
+    ]
+    scored += [dataclasses.replace(scored[0], post=post) for post in by_hand]
+    for item in scored:
+        assert item.to_json() == orjson.dumps(item.to_dict())
 
 
 def test_scored_post_dict_carries_scores_and_observed_engagement(pipeline, sample_posts):
