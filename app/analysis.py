@@ -11,18 +11,27 @@ from streaming.records import InvalidPost, parse_post
 
 
 class AnalysisError(ValueError):
-    """Input of an analysis request that cannot be scored; `index` names the bad post."""
+    """Input of an analysis request that cannot be scored; `index` names the bad post, and
+    `status` is the HTTP status that fits (413: over the request's work budget)."""
 
-    def __init__(self, message: str, index: int | None = None) -> None:
+    def __init__(self, message: str, index: int | None = None, status: int = 400) -> None:
         super().__init__(message)
         self.message = message
         self.index = index
+        self.status = status
 
 
 def analyze(
-    raw_posts: Sequence[Any], pipeline: ScoringPipeline, max_text_length: int
+    raw_posts: Sequence[Any],
+    pipeline: ScoringPipeline,
+    max_text_length: int,
+    max_total_chars: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Score raw posts as one batch (without teaching the live models) and explain each."""
+    """Score raw posts as one batch (without teaching the live models) and explain each.
+
+    `max_total_chars` is the request's work budget: scoring costs time in proportion to the
+    text, so a request holding more than that, all posts together, is refused unscored.
+    """
     posts = []
     for index, raw in enumerate(raw_posts):
         if not isinstance(raw, Mapping):
@@ -32,6 +41,13 @@ def analyze(
         except InvalidPost as exc:
             prefix = f"post {index}: " if len(raw_posts) > 1 else ""
             raise AnalysisError(prefix + exc.message, index) from exc
+    total = sum(len(p.text) for p in posts)
+    if max_total_chars is not None and total > max_total_chars:
+        raise AnalysisError(
+            f"the posts hold {total} characters of text; one request may hold at most "
+            f"{max_total_chars} (send fewer or shorter posts per request)",
+            status=413,
+        )
     results = []
     for scored in pipeline.score_batch(posts, learn=False):
         record = scored.to_dict()

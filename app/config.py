@@ -54,6 +54,10 @@ class Config:
     )
     max_text_length: int = field(default=5000, metadata={"help": "longest post text accepted"})
     api_max_batch: int = field(default=100, metadata={"help": "most posts in one API call"})
+    api_max_chars: int = field(
+        default=100_000,
+        metadata={"help": "most characters of text in one API call, all posts together"},
+    )
     max_body_bytes: int = field(default=1_000_000, metadata={"help": "largest request body"})
     emit_interval: float = field(
         default=0.5, metadata={"help": "seconds between dashboard updates"}
@@ -145,6 +149,7 @@ class Config:
             "batch_max_posts",
             "max_text_length",
             "api_max_batch",
+            "api_max_chars",
             "max_body_bytes",
             "window_seconds",
             "windows_kept",

@@ -92,6 +92,24 @@ def test_dashboard_has_a_strict_content_security_policy(client):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
+def test_a_batch_over_the_text_budget_is_refused_unscored(client, config, app):
+    text = "😀" * config.max_text_length  # the emoji-heavy text that was once quadratic
+    fits = config.api_max_chars // config.max_text_length
+    posts = [{"text": text}] * (fits + 1)
+
+    def post(batch):  # UTF-8 as is: four bytes an emoji keep the body under its own limit
+        body = json.dumps({"posts": batch}, ensure_ascii=False).encode()
+        return client.post("/api/v1/analyze", data=body, content_type="application/json")
+
+    response = post(posts)
+    assert response.status_code == 413
+    error = response.get_json()["error"]
+    assert f"at most {config.api_max_chars}" in error and "index" not in response.get_json()
+    response = post(posts[:fits])
+    assert response.status_code == 200
+    assert len(response.get_json()["results"]) == fits
+
+
 @pytest.mark.parametrize("path", ["/", "/analyze"])
 def test_pages_load_only_local_scripts_and_styles(client, path):
     page = parse_page(client.get(path).get_data(as_text=True))

@@ -51,8 +51,10 @@ def analyze_endpoint():
         if len(raw_posts) > config.api_max_batch:
             return _error(f"at most {config.api_max_batch} posts per request", 400)
     try:
-        results = analyze(raw_posts, services().pipeline, config.max_text_length)
+        results = analyze(
+            raw_posts, services().pipeline, config.max_text_length, config.api_max_chars
+        )
     except AnalysisError as exc:
-        extra = {"index": exc.index} if batch else {}
-        return _error(exc.message, 400, **extra)
+        extra = {"index": exc.index} if batch and exc.index is not None else {}
+        return _error(exc.message, exc.status, **extra)
     return jsonify(results=results) if batch else jsonify(results[0])
