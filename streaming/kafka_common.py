@@ -12,7 +12,7 @@ import json
 import logging
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -75,11 +75,17 @@ class KafkaSourceBase(Source):
             key=key,
         )
 
-    def commit(self) -> None:
-        if not self._uncommitted:
-            return
+    def checkpoint(self) -> dict[Partition, int]:
+        return dict(self._uncommitted)
+
+    def commit(self, checkpoint: object = None) -> bool:
+        marks = self._uncommitted if checkpoint is None else cast(dict[Partition, int], checkpoint)
+        # Not the partitions lost in a rebalance since: their new owner reads them again.
+        offsets = {p: offset for p, offset in marks.items() if p in self._uncommitted}
+        if not offsets:
+            return True
         try:
-            self._commit_offsets(self._uncommitted)
+            self._commit_offsets(offsets)
         except self.commit_errors as exc:
             # Typically a rebalance or a restarting broker: the posts will be delivered
             # again, to this worker or another one. Duplicates, never losses.
@@ -87,9 +93,14 @@ class KafkaSourceBase(Source):
                 self.metrics.commit_failures.inc()
             log.warning("commit failed (%s); rewinding to the last committed offsets", exc)
             self.rewind()
-            return
-        self._uncommitted.clear()
-        self._batch_start.clear()
+            return False
+        for partition, offset in offsets.items():
+            if self._uncommitted[partition] == offset:  # nothing newer read from it
+                del self._uncommitted[partition]
+                self._batch_start.pop(partition, None)
+            else:
+                self._batch_start[partition] = offset
+        return True
 
     def forget(self, partitions: Iterable[Partition]) -> None:
         """Drop uncommitted offsets of `partitions` (this consumer no longer owns them)."""

@@ -41,6 +41,11 @@ class RunnerStats:
 class StreamRunner:
     """Reads micro-batches (capped by size and by time), scores them, writes, then commits.
 
+    A batch is committed only after every sink flushed it. That wait overlaps the next
+    batch: the runner reads and scores batch N+1 while the sinks deliver batch N, then
+    flushes and commits N, then writes N+1. Delivery stays at-least-once; the sinks'
+    round trips no longer stall scoring.
+
     Args:
         source: where raw posts come from.
         scorer: the scoring path.
@@ -73,6 +78,8 @@ class StreamRunner:
         self.learn = learn
         self.metrics = metrics
         self.stats = RunnerStats()
+        self._written = False  # a batch was written and is not committed yet
+        self._written_upto: object = None  # the source's checkpoint after that batch
 
     def use_scorer(self, scorer: Scorer) -> None:
         """Score the next micro-batches with `scorer` (e.g. a newer model version)."""
@@ -82,16 +89,55 @@ class StreamRunner:
         """Handle one micro-batch; returns how many records it held."""
         records = self.source.read_batch(self.batch_max_posts, self.batch_max_wait)
         if not records:
+            self.settle()  # a quiet stream: make the last batch safe now
             return 0
+        started = time.perf_counter()
         try:
-            return self._handle(records)
+            scored, letters = self._score(records)
         except Exception:
-            # Nothing of this batch is acknowledged: read it again rather than lose it.
+            # Keep what was written before; read this batch again rather than lose it.
+            self.settle()
             self.source.rewind()
             raise
+        if not self.settle():
+            return len(records)  # the source rewound: this batch comes again
+        try:
+            for sink in self.sinks:
+                if scored:
+                    sink.write(scored)
+                if letters:
+                    sink.reject(letters)
+        except Exception:
+            self.source.rewind()
+            raise
+        self._written, self._written_upto = True, self.source.checkpoint()
+        self.stats.batches += 1
+        self.stats.scored += len(scored)
+        self.stats.dead_lettered += len(letters)
+        self.stats.last_batch_ms = (time.perf_counter() - started) * 1000.0
+        if self.metrics is not None:
+            self.metrics.consumed.inc(len(records))
+            self.metrics.scored.inc(len(scored))
+            self.metrics.dead_lettered.inc(len(letters))
+            self.metrics.batch_latency.observe(self.stats.last_batch_ms / 1000.0)
+        return len(records)
 
-    def _handle(self, records: list[SourceRecord]) -> int:
-        started = time.perf_counter()
+    def settle(self) -> bool:
+        """Flush the sinks and commit the batch written last. On a failed flush, rewind
+        and raise; False if the commit failed (the source rewound)."""
+        if not self._written:
+            return True
+        self._written = False
+        try:
+            for sink in self.sinks:
+                sink.flush()
+        except Exception:
+            # Only now is a batch safe: acknowledging it unflushed could lose it on a crash.
+            self.source.rewind()
+            raise
+        return self.source.commit(self._written_upto)
+
+    def _score(self, records: list[SourceRecord]) -> tuple[list[ScoredPost], list[DeadLetter]]:
         posts: list[Post] = []
         received: list[float] = []
         letters: list[DeadLetter] = []
@@ -118,25 +164,7 @@ class StreamRunner:
             posts.append(post)
             received.append(record.received_at)
         scored = self.scorer.score_batch(posts, learn=self.learn, received_at=received)
-        for sink in self.sinks:
-            if scored:
-                sink.write(scored)
-            if letters:
-                sink.reject(letters)
-        for sink in self.sinks:
-            sink.flush()
-        # Only now is the batch safe: acknowledging it earlier could lose posts on a crash.
-        self.source.commit()
-        self.stats.batches += 1
-        self.stats.scored += len(scored)
-        self.stats.dead_lettered += len(letters)
-        self.stats.last_batch_ms = (time.perf_counter() - started) * 1000.0
-        if self.metrics is not None:
-            self.metrics.consumed.inc(len(records))
-            self.metrics.scored.inc(len(scored))
-            self.metrics.dead_lettered.inc(len(letters))
-            self.metrics.batch_latency.observe(self.stats.last_batch_ms / 1000.0)
-        return len(records)
+        return scored, letters
 
     def run(self, stop: threading.Event | None = None) -> RunnerStats:
         """Run until `stop` is set or a finite source is exhausted."""
@@ -145,6 +173,5 @@ class StreamRunner:
             handled = self.run_once()
             if not handled and self.source.exhausted:
                 break
-        for sink in self.sinks:
-            sink.flush()
+        self.settle()
         return self.stats

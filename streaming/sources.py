@@ -70,8 +70,15 @@ class Source(ABC):
         """True once a finite source has nothing more to give."""
         return False
 
-    def commit(self) -> None:
-        """Acknowledge every record returned so far (they are scored and written)."""
+    def checkpoint(self) -> object:
+        """A mark of every record returned so far, for a later `commit(mark)`: the runner
+        commits a batch while the next one is already read."""
+        return None
+
+    def commit(self, checkpoint: object = None) -> bool:
+        """Acknowledge the records returned up to `checkpoint` (all so far if None): they
+        are scored and written. False if the commit failed and the source rewound."""
+        return True
 
     def rewind(self) -> None:
         """Deliver again every record since the last commit (after a failed batch)."""
@@ -85,8 +92,11 @@ class ReplayingSource(Source):
     after a rewind. Subclasses give the records with `_read`."""
 
     def __init__(self) -> None:
-        self._uncommitted: list[SourceRecord] = []
+        self._uncommitted: deque[SourceRecord] = deque()
         self._replay: deque[SourceRecord] = deque()
+        # Sequence numbers of records handed out: of `_uncommitted[0]`, and of the next one.
+        self._first_uncommitted = 0
+        self._next_sequence = 0
 
     @abstractmethod
     def _read(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
@@ -108,14 +118,23 @@ class ReplayingSource(Source):
         else:
             batch = self._read(batch_max_posts, batch_max_wait)
         self._uncommitted.extend(batch)
+        self._next_sequence += len(batch)
         return batch
 
-    def commit(self) -> None:
-        self._uncommitted.clear()
+    def checkpoint(self) -> int:
+        return self._next_sequence
+
+    def commit(self, checkpoint: object = None) -> bool:
+        upto = self._next_sequence if checkpoint is None else int(checkpoint)  # type: ignore[call-overload]
+        for _ in range(min(upto - self._first_uncommitted, len(self._uncommitted))):
+            self._uncommitted.popleft()
+        self._first_uncommitted = max(self._first_uncommitted, upto)
+        return True
 
     def rewind(self) -> None:
         self._replay.extendleft(reversed(self._uncommitted))
         self._uncommitted.clear()
+        self._next_sequence = self._first_uncommitted
 
 
 class ListSource(ReplayingSource):

@@ -193,6 +193,12 @@ class ScoringWorker:
                         runner.use_scorer(newer)
                     next_check = now + settings.model_check_interval
         finally:
+            try:
+                runner.settle()  # commit the batch written last, so a restart does not redo it
+            except Exception as exc:
+                log.error(
+                    "could not commit on shutdown (%s); the last batch will be redelivered", exc
+                )
             for sink in runner.sinks:
                 try:
                     sink.close()

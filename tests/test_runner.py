@@ -44,10 +44,10 @@ class RecordingSource(ListSource):
         self.asked.append(batch_max_posts)
         return super().read_batch(batch_max_posts, batch_max_wait)
 
-    def commit(self) -> None:
+    def commit(self, checkpoint: object = None) -> bool:
         self.commits += 1
         self.events.append("commit")
-        super().commit()
+        return super().commit(checkpoint)
 
     def rewind(self) -> None:
         self.rewinds += 1
@@ -183,24 +183,80 @@ def test_commit_comes_after_every_sink_wrote_and_flushed(pipeline, raw_posts):
     sinks = [RecordingSink(events), RecordingSink(events)]
     make_runner(source, pipeline, sinks, batch_max_posts=2).run()
     assert events == [
-        "write", "write", "flush", "flush", "commit",
-        "write", "reject", "write", "reject", "flush", "flush", "commit",
-        "flush", "flush",  # run() flushes once more at the end
+        "write", "write",
+        # The next batch is read and scored before the first one is flushed and committed.
+        "flush", "flush", "commit", "write", "reject", "write", "reject",
+        "flush", "flush", "commit",  # the source ran dry: the last batch is settled
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("fail_on", ["write", "flush"])
-def test_failing_sink_means_no_commit_and_the_error_propagates(pipeline, raw_posts, fail_on):
+def test_the_next_batch_is_read_before_the_last_one_is_committed(pipeline, raw_posts):
+    events: list[str] = []
+    source = RecordingSource(raw_posts[:4], events)
+    original_read = source.read_batch
+
+    def read_batch(batch_max_posts: int, batch_max_wait: float):
+        events.append("read")
+        return original_read(batch_max_posts, batch_max_wait)
+
+    source.read_batch = read_batch
+    runner = make_runner(source, pipeline, [RecordingSink(events)], batch_max_posts=2)
+    runner.run_once()
+    runner.run_once()
+    assert events == ["read", "write", "read", "flush", "commit", "write"]
+    assert len(source._uncommitted) == 2  # the second batch waits for the next settle
+    runner.settle()
+    assert events[-2:] == ["flush", "commit"]
+    assert len(source._uncommitted) == 0
+
+
+def test_a_failing_write_means_no_commit_and_the_batch_comes_again(pipeline, raw_posts):
     events: list[str] = []
     source = RecordingSource(raw_posts[:3], events)
-    good = RecordingSink(events)
-    runner = make_runner(source, pipeline, [good, RecordingSink(events, fail_on=fail_on)])
+    runner = make_runner(source, pipeline, [RecordingSink(events), RecordingSink(events, "write")])
     with pytest.raises(OSError):
         runner.run_once()
-    assert source.commits == 0
+    assert (source.commits, source.rewinds, runner.stats.scored) == (0, 1, 0)
+    assert [r.value for r in source.read_batch(10, 0.0)] == raw_posts[:3]
+
+
+def test_a_failing_flush_means_no_commit_and_the_batch_comes_again(pipeline, raw_posts):
+    events: list[str] = []
+    source = RecordingSource(raw_posts[:3], events)
+    runner = make_runner(source, pipeline, [RecordingSink(events), RecordingSink(events, "flush")])
+    runner.run_once()  # written; the flush comes with the next batch or when settling
+    with pytest.raises(OSError):
+        runner.settle()
+    assert (source.commits, source.rewinds) == (0, 1)
     assert "commit" not in events
-    assert runner.stats.scored == 0
-    assert source.rewinds == 1  # the batch will be delivered again, not lost
+    assert [r.value for r in source.read_batch(10, 0.0)] == raw_posts[:3]
+
+
+class FailingOnce:
+    """A scorer whose `fail_on`-th call raises, like a model that breaks on one batch."""
+
+    def __init__(self, pipeline, fail_on: int) -> None:
+        self.pipeline, self.fail_on, self.calls = pipeline, fail_on, 0
+        self.model_version = pipeline.model_version
+
+    def score_batch(self, posts, learn=False, received_at=None):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("model broke")
+        return self.pipeline.score_batch(posts, learn=learn, received_at=received_at)
+
+
+def test_a_failing_batch_keeps_the_one_written_before_it(pipeline, raw_posts):
+    source = RecordingSource(raw_posts[:4])
+    sink = ListSink()
+    runner = make_runner(source, FailingOnce(pipeline, 2), [sink], batch_max_posts=2)
+    runner.run_once()
+    with pytest.raises(RuntimeError):
+        runner.run_once()
+    assert (source.commits, source.rewinds) == (1, 1)  # batch 1 committed, batch 2 rewound
+    runner.run()
+    # Every post written exactly once: nothing before the failure is written again.
+    assert [s.post.id for s in sink.scored] == [r["id"] for r in raw_posts[:4]]
 
 
 def test_run_stops_when_the_source_is_exhausted(pipeline, raw_posts):
@@ -233,4 +289,4 @@ def test_run_once_on_an_empty_read_does_nothing(pipeline):
     source = RecordingSource([])
     runner = make_runner(source, pipeline, [ListSink()])
     assert runner.run_once() == 0
-    assert source.commits == 0
+    assert source.commits == 0  # nothing was written, so nothing to settle

@@ -148,6 +148,27 @@ def test_source_rewind_delivers_what_was_not_committed_and_nothing_else(name, re
 
 
 @pytest.mark.parametrize("name", SOURCE_PARAMS)
+def test_source_commits_up_to_a_checkpoint_taken_before_the_next_read(name, request):
+    # How the runner overlaps: batch 1 is committed while batch 2 is already read.
+    case = make_source(name, request)
+    first = read_texts(case.source, BATCH)
+    after_first = case.source.checkpoint()
+    second = read_texts(case.source, BATCH)
+    assert case.source.commit(after_first) is True
+    case.source.rewind()
+    assert read_texts(case.source, BATCH) == second, "only the batch after the mark comes again"
+    after_second = case.source.checkpoint()
+    third = read_texts(case.source, BATCH)
+    case.source.commit(after_second)
+    case.source.commit(after_second)  # committing the same mark twice changes nothing
+    case.source.rewind()
+    assert read_texts(case.source, BATCH) == third
+    case.source.commit()
+    rest = read_texts(case.source, len(case.expected) - 3 * BATCH)
+    assert first + second + third + rest == case.expected
+
+
+@pytest.mark.parametrize("name", SOURCE_PARAMS)
 def test_source_commit_and_rewind_before_reading_are_harmless(name, request):
     case = make_source(name, request)
     case.source.commit()
