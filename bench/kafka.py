@@ -47,14 +47,17 @@ def _steady_rate(stamps_ms: np.ndarray) -> float:
 def _throughput(scenario: KafkaScenario, names: list[str], n_posts: int) -> dict:
     """Output posts per second of the started processes from the moment every one holds
     partitions (the raw topic is pre-filled, so no load generator competes for the CPU)."""
+    broker = _broker_pid(scenario.bootstrap)
     try:
         scenario.wait_until_sharing(names)
         joined_ms = 1000.0 * time.time()
         cpu_before = [_cpu_seconds(p.pid) for p in scenario.workers]
+        broker_before = _cpu_seconds(broker) if broker else 0.0
         started = time.monotonic()
         wait_for_count(scenario.bootstrap, scenario.topics.scored, n_posts, timeout=600)
         elapsed = time.monotonic() - started
         cpu = [_cpu_seconds(p.pid) - c for p, c in zip(scenario.workers, cpu_before, strict=True)]
+        broker_cpu = _cpu_seconds(broker) - broker_before if broker else None
     finally:
         scenario.stop_all()
     stamps = _scored_timestamps(scenario.bootstrap, scenario.topics.scored, n_posts)
@@ -63,9 +66,24 @@ def _throughput(scenario: KafkaScenario, names: list[str], n_posts: int) -> dict
         "posts": n_posts,
         "posts_measured": len(shared),
         "posts_per_s": round(_steady_rate(shared)),
-        # About 1 per worker: each worker is busy on its core, not waiting for the broker.
+        # Over the whole wait, start-up and the last poll included: a lower bound.
         "cpu_cores_per_worker": [round(c / elapsed, 2) for c in cpu],
+        # What a post costs, in CPU, the processes' and the broker's (same cores here).
+        "cpu_us_per_post": round(1e6 * sum(cpu) / n_posts, 1),
+        "broker_cpu_us_per_post": round(1e6 * broker_cpu / n_posts, 1) if broker_cpu else None,
     }
+
+
+def _broker_pid(bootstrap: str) -> int | None:
+    """The pid of the broker `kafka/kafka.sh` runs on this port, if it is one of ours."""
+    port = bootstrap.rsplit(":", 1)[-1]
+    path = ROOT / ".cache" / "kafka" / f"run-{port}" / "kafka.pid"
+    try:
+        pid = int(path.read_text().strip())
+        _cpu_seconds(pid)
+    except (OSError, ValueError):
+        return None
+    return pid
 
 
 def worker_throughput(
