@@ -75,6 +75,17 @@ def _get(data: dict, path: str):
     return data
 
 
+def _two_worker_ceiling(client: dict) -> float | None:
+    """The most two workers could reach over one on this machine's cores, which the broker
+    shares: every core busy, at the CPU per post (workers' and broker's) measured with two.
+    """
+    two = client["two_workers"]
+    if not two.get("broker_cpu_us_per_post"):
+        return None
+    per_post_us = two["cpu_us_per_post"] + two["broker_cpu_us_per_post"]
+    return round((os.cpu_count() or 1) * 1e6 / per_post_us / client["one_worker"]["posts_per_s"], 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (1-minute memory run)")
@@ -147,6 +158,7 @@ def main() -> None:
                 by_client[faster]["one_worker"]["posts_per_s"] / quix["posts_per_s"], 3
             ),
             "faster_client_two_vs_one_worker": by_client[faster]["two_vs_one_worker"],
+            "faster_client_two_vs_one_ceiling": _two_worker_ceiling(by_client[faster]),
             "client": DEFAULT_KAFKA_CLIENT,
             **by_client[DEFAULT_KAFKA_CLIENT],
             "clients": by_client,
