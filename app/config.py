@@ -53,6 +53,13 @@ class Config:
         default=0.1, metadata={"help": "seconds a micro-batch may wait to fill"}
     )
     max_text_length: int = field(default=5000, metadata={"help": "longest post text accepted"})
+    max_clock_skew: float = field(
+        default=300.0,
+        metadata={
+            "help": "seconds a post's time may be ahead of the clock; later posts go to the "
+            "dead letters"
+        },
+    )
     api_max_batch: int = field(default=100, metadata={"help": "most posts in one API call"})
     api_max_chars: int = field(
         default=100_000,
@@ -159,6 +166,8 @@ class Config:
                 raise ConfigError(f"{name} must be positive")
         if self.rate < 0 or self.emit_interval <= 0 or self.wordcloud_interval <= 0:
             raise ConfigError("rate must be ≥ 0 and intervals positive")
+        if self.max_clock_skew < 0:
+            raise ConfigError("max_clock_skew must be ≥ 0 seconds")
         if self.batch_max_wait < 0:
             raise ConfigError("batch_max_wait must be ≥ 0 seconds")
         if self.proxy_hops < 0:

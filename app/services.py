@@ -74,6 +74,7 @@ class Services:
             batch_max_posts=config.batch_max_posts,
             batch_max_wait=config.batch_max_wait,
             max_text_length=config.max_text_length,
+            max_clock_skew=config.max_clock_skew,
             metrics=self.metrics,
         )
         self._started = True

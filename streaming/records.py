@@ -275,12 +275,18 @@ def parse_post(
     default_id: str | None = None,
     default_source: str | None = None,
     now: datetime | None = None,
+    latest: datetime | None = None,
 ) -> Post:
     """Validate a raw post and extract hashtags, mentions, URLs and emoji.
 
+    Args:
+        now: the time of a post that gives none (default: the clock).
+        latest: the latest `created_at` accepted (None: any). A post dated far ahead of
+            the clock would own the newest chart window until the clock caught up.
+
     Raises:
         InvalidPost: on wrong types, missing or empty text, invalid UTF-8, text longer than
-            `max_text_length`, or fields this service does not know.
+            `max_text_length`, a time after `latest`, or fields this service does not know.
     """
     data = raw if isinstance(raw, Mapping) else decode_json_object(raw)
     if not data.keys() <= POST_FIELDS:
@@ -315,6 +321,12 @@ def parse_post(
     author = _require_str(data.get("author") or "anonymous", "author", max_length=200)
     created = data.get("created_at")
     created_at = (now or datetime.now(UTC)) if created is None else _parse_time(created)
+    if latest is not None and created_at > latest:
+        raise InvalidPost(
+            f"'created_at' {created_at.isoformat()} is ahead of the clock by more than the "
+            f"allowed skew (latest accepted: {latest.isoformat(timespec='seconds')})",
+            "created_at",
+        )
 
     hashtags_raw = data.get("hashtags")
     if hashtags_raw is None:

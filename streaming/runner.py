@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from streaming.metrics import StreamMetrics
@@ -54,6 +55,8 @@ class StreamRunner:
         batch_max_wait: seconds a micro-batch may wait to fill, so a quiet stream is not
             delayed.
         max_text_length: longest text accepted.
+        max_clock_skew: seconds a post's time may be ahead of the clock; a later one is a
+            dead letter (None: any time).
         learn: let the clusterer learn from the stream.
         metrics: Prometheus counters to update, if any.
     """
@@ -66,6 +69,7 @@ class StreamRunner:
         batch_max_posts: int = 500,
         batch_max_wait: float = 0.1,
         max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+        max_clock_skew: float | None = None,
         learn: bool = True,
         metrics: StreamMetrics | None = None,
     ) -> None:
@@ -75,6 +79,7 @@ class StreamRunner:
         self.batch_max_posts = batch_max_posts
         self.batch_max_wait = batch_max_wait
         self.max_text_length = max_text_length
+        self.max_clock_skew = max_clock_skew
         self.learn = learn
         self.metrics = metrics
         self.stats = RunnerStats()
@@ -141,6 +146,9 @@ class StreamRunner:
         posts: list[Post] = []
         received: list[float] = []
         letters: list[DeadLetter] = []
+        latest = None
+        if self.max_clock_skew is not None:
+            latest = datetime.now(UTC) + timedelta(seconds=self.max_clock_skew)
         for record in records:
             try:
                 post = parse_post(
@@ -148,6 +156,7 @@ class StreamRunner:
                     max_text_length=self.max_text_length,
                     default_id=record.default_id,
                     default_source=self.source.name,
+                    latest=latest,
                 )
             except InvalidPost as exc:
                 letters.append(

@@ -77,6 +77,7 @@ class WorkerSettings:
         batch_max_posts: most posts in one micro-batch.
         batch_max_wait: how long a micro-batch may wait to fill.
         max_text_length: longest text accepted.
+        max_clock_skew: seconds a post's time may be ahead of the clock (later: dead letter).
         learn: update the clusterer online and publish new versions every `publish_every`.
         publish_every: between published versions, with `learn`.
         model_check_interval: between checks for a newer version, without `learn`.
@@ -92,6 +93,7 @@ class WorkerSettings:
     batch_max_posts: int = 500
     batch_max_wait: float = 0.1
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH
+    max_clock_skew: float | None = 300.0
     learn: bool = False
     publish_every: float = 300.0
     model_check_interval: float = 30.0
@@ -150,6 +152,7 @@ class ScoringWorker:
             batch_max_posts=settings.batch_max_posts,
             batch_max_wait=settings.batch_max_wait,
             max_text_length=settings.max_text_length,
+            max_clock_skew=settings.max_clock_skew,
             learn=settings.learn,
             metrics=self.metrics,
         )

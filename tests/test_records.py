@@ -342,3 +342,13 @@ def test_scored_post_from_garbage_raises_invalid_post(pipeline, sample_posts):
         ScoredPost.from_dict(record)
     with pytest.raises(InvalidPost):
         ScoredPost.from_dict({"id": 1})
+
+
+def test_a_time_after_the_latest_accepted_is_refused():
+    latest = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    at_limit = parse_post({"text": "on time", "created_at": "2024-05-01T12:00:00Z"}, latest=latest)
+    assert at_limit.created_at == latest
+    with pytest.raises(InvalidPost) as raised:
+        parse_post({"text": "too late", "created_at": "2024-05-01T12:00:01Z"}, latest=latest)
+    assert raised.value.field == "created_at"
+    assert "ahead of the clock" in raised.value.message

@@ -290,3 +290,20 @@ def test_run_once_on_an_empty_read_does_nothing(pipeline):
     runner = make_runner(source, pipeline, [ListSink()])
     assert runner.run_once() == 0
     assert source.commits == 0  # nothing was written, so nothing to settle
+
+
+def test_posts_dated_far_ahead_of_the_clock_are_dead_letters(pipeline):
+    from datetime import UTC, datetime, timedelta
+
+    soon = (datetime.now(UTC) + timedelta(seconds=60)).isoformat()
+    values = [
+        {"id": "future", "text": "from 2099", "created_at": "2099-01-01T00:00:00Z"},
+        {"id": "soon", "text": "a minute ahead: clocks differ", "created_at": soon},
+        {"id": "old", "text": "a replayed post", "created_at": "2015-02-16T10:00:00Z"},
+    ]
+    sink = ListSink()
+    make_runner(RecordingSource(values), pipeline, [sink], max_clock_skew=300).run()
+    assert [s.post.id for s in sink.scored] == ["soon", "old"]
+    (letter,) = sink.dead_letters
+    assert "ahead of the clock" in letter.reason and "2099-01-01" in letter.reason
+    assert letter.value == values[0]

@@ -67,6 +67,7 @@ def worker(
         batch_max_posts=config.batch_max_posts,
         batch_max_wait=config.batch_max_wait,
         max_text_length=config.max_text_length,
+        max_clock_skew=config.max_clock_skew,
         learn=learn,
         publish_every=publish_every,
         metrics_port=metrics_port,
