@@ -66,6 +66,10 @@ class Config:
         metadata={"help": "most characters of text in one API call, all posts together"},
     )
     max_body_bytes: int = field(default=1_000_000, metadata={"help": "largest request body"})
+    stall_after: float = field(
+        default=30.0,
+        metadata={"help": "seconds without a finished batch before readiness reports a stall"},
+    )
     emit_interval: float = field(
         default=0.5, metadata={"help": "seconds between dashboard updates"}
     )
@@ -166,6 +170,8 @@ class Config:
                 raise ConfigError(f"{name} must be positive")
         if self.rate < 0 or self.emit_interval <= 0 or self.wordcloud_interval <= 0:
             raise ConfigError("rate must be ≥ 0 and intervals positive")
+        if self.stall_after <= 0:
+            raise ConfigError("stall_after must be positive")
         if self.max_clock_skew < 0:
             raise ConfigError("max_clock_skew must be ≥ 0 seconds")
         if self.batch_max_wait < 0:

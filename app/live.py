@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from flask import request
 from flask_socketio import Namespace, SocketIO
@@ -76,8 +76,10 @@ class LiveHub:
         self.clients = 0
         self.wordcloud_png: bytes | None = None
         self.wordcloud_version = 0
+        # What is failing now (see `app.readiness`), for the dashboard's degraded banner.
+        self.problems: Callable[[], list[dict]] = list
         self._stop = threading.Event()
-        self._emitted_version = -1
+        self._emitted_version: tuple = ()
         self._cloud_data_version = -1
 
     def register(self) -> None:
@@ -88,8 +90,9 @@ class LiveHub:
         payload["posts"] = []
         return self._decorate(payload)
 
-    def _decorate(self, payload: dict) -> dict:
+    def _decorate(self, payload: dict, problems: list[dict] | None = None) -> dict:
         payload["stats"]["source"] = self.source_name
+        payload["problems"] = self.problems() if problems is None else problems
         payload["wordcloud"] = (
             {"version": self.wordcloud_version, "url": f"/wordcloud.png?v={self.wordcloud_version}"}
             if self.wordcloud_png
@@ -106,11 +109,17 @@ class LiveHub:
 
     def emit_once(self) -> bool:
         """Send an update if anything changed since the last one; True if sent."""
-        version = self.aggregates.version + self.wordcloud_version
+        problems = self.problems()
+        # A problem appearing or clearing is news even when no post arrives.
+        version = (
+            self.aggregates.version,
+            self.wordcloud_version,
+            tuple((p["component"], p["reason"]) for p in problems),
+        )
         if version == self._emitted_version:
             return False
         self._emitted_version = version
-        payload = self._decorate(self.aggregates.take_update())
+        payload = self._decorate(self.aggregates.take_update(), problems)
         if self.clients:
             self.socketio.emit(UPDATE_EVENT, payload, namespace=NAMESPACE)
         return True

@@ -13,8 +13,10 @@ from flask import Flask, current_app
 from app.aggregates import LiveAggregates
 from app.config import Config
 from app.live import DashboardSink, LiveHub
+from app.readiness import Problem, Readiness
 from models.pipeline import ScoringPipeline
 from models.store import ModelStore
+from streaming.kafka_common import broker_unreachable
 from streaming.metrics import StreamMetrics
 from streaming.runner import StreamRunner
 from streaming.sinks import LogDeadLetterSink
@@ -39,14 +41,28 @@ class Services:
     runner: StreamRunner | None = None
     feed: ScoredTopicReader | ConfluentScoredTopicReader | None = None
     metrics: StreamMetrics = field(default_factory=lambda: StreamMetrics("web"))
+    readiness: Readiness = field(default_factory=Readiness)
     started_at: float = field(default_factory=time.time)
     # The one way results reach the dashboard, whether scored here or by Kafka workers.
     dashboard_sink: DashboardSink = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event)
     _started: bool = False
+    _finished: bool = False  # a finite source ran dry: quiet, not stalled
+    _bootstrap: str = ""
+    _heartbeat: float = field(default_factory=time.monotonic)  # the stream loop's last turn
 
     def __post_init__(self) -> None:
         self.dashboard_sink = DashboardSink(self.aggregates)
+        self.hub.problems = lambda: [p.to_dict() for p in self.problems()]
+
+    def problems(self) -> list[Problem]:
+        """What fails now: reported failures, and a stream loop that stopped turning."""
+        problems = self.readiness.problems()
+        stalled = time.monotonic() - self._heartbeat
+        if self.streaming and not self._finished and stalled > self.config.stall_after:
+            since = time.time() - stalled
+            problems.append(Problem("stream", f"no batch finished for {stalled:.0f} s", since))
+        return problems
 
     @property
     def streaming(self) -> bool:
@@ -54,7 +70,10 @@ class Services:
 
     def status(self) -> dict[str, Any]:
         """What `/healthz` reports: the same counts in embedded and Kafka mode."""
+        problems = self.problems()
         return {
+            "status": "degraded" if problems else "ok",
+            "problems": [p.to_dict() for p in problems],
             "model_version": self.pipeline.model_version,
             "source": self.hub.source_name or None,
             "streaming": self.streaming,
@@ -83,45 +102,78 @@ class Services:
         self.hub.socketio.start_background_task(self._run_stream)
 
     def _run_stream(self) -> None:
-        assert self.runner is not None
+        runner = self.runner
+        assert runner is not None
         while not self._stop.is_set():
             try:
-                self.runner.run(self._stop)
-                if self.runner.source.exhausted:
-                    log.info("source %s is exhausted", self.runner.source.name)
-                    return
-            except Exception:  # keep serving: a failed batch is logged, the stream goes on
+                handled = runner.run_once()
+            except Exception as exc:  # keep serving: the batch comes again, the stream goes on
                 log.exception("stream batch failed; continuing")
+                self.readiness.fail("scoring", f"batches fail: {type(exc).__name__}: {exc}")
+                self._heartbeat = time.monotonic()
                 self._stop.wait(1.0)
+                continue
+            self._heartbeat = time.monotonic()
+            self.readiness.ok("scoring")
+            if not handled and runner.source.exhausted:
+                runner.settle()
+                self._finished = True
+                log.info("source %s is exhausted", runner.source.name)
+                return
+        runner.settle()
 
     def start_kafka_feed(self, bootstrap: str) -> None:
         """Show results the workers publish instead of scoring in-process.
 
         Each web node reads every partition of the scored and dead-letter topics without a
-        consumer group, so every node sees every result.
+        consumer group, so every node sees every result. A broker that is down at start
+        delays the feed, not the node: it serves, reports the outage, and connects later.
         """
-        from streaming.kafka_clients import kafka_client
-
-        topics = self.config.topics
-        reader = kafka_client(self.config.kafka_client).reader
-        self.feed = reader(bootstrap, topics.scored, topics.dlq)
+        self._bootstrap = bootstrap
         self._started = True
         self.hub.source_name = "kafka"
         self.hub.start()
         self.hub.socketio.start_background_task(self._run_feed)
 
     def _run_feed(self) -> None:
+        next_probe = 0.0
         while not self._stop.is_set():
+            self._heartbeat = time.monotonic()
+            if self._heartbeat >= next_probe:
+                down = broker_unreachable(self._bootstrap)
+                self.metrics.broker_up.set(0 if down else 1)
+                if down:
+                    self.readiness.fail("kafka", down)
+                else:
+                    self.readiness.ok("kafka")
+                next_probe = self._heartbeat + 2.0
+            if self.feed is None:
+                try:
+                    self.feed = self._open_feed()
+                except Exception as exc:
+                    log.warning("cannot open the scored topics yet: %s", exc)
+                    self.readiness.fail("feed", f"cannot open the scored topics: {exc}")
+                    self._stop.wait(2.0)
+                    continue
             try:
                 scored, letters = self.feed.poll(timeout=0.2)
-            except Exception:  # keep serving; the client reconnects by itself
+            except Exception as exc:  # keep serving; the client reconnects by itself
                 log.exception("reading scored posts failed; retrying")
+                self.readiness.fail("feed", f"cannot read scored posts: {exc}")
                 self._stop.wait(1.0)
                 continue
+            self.readiness.ok("feed")
             self.dashboard_sink.write(scored)
             self.dashboard_sink.reject(letters)
             self.metrics.scored.inc(len(scored))
             self.metrics.dead_lettered.inc(len(letters))
+
+    def _open_feed(self) -> ScoredTopicReader | ConfluentScoredTopicReader:
+        from streaming.kafka_clients import kafka_client
+
+        client, topics = kafka_client(self.config.kafka_client), self.config.topics
+        client.ensure_topics(self._bootstrap, topics, timeout=5.0)  # retried by the caller
+        return client.reader(self._bootstrap, topics.scored, topics.dlq)
 
     def stop(self) -> None:
         self._stop.set()

@@ -65,7 +65,7 @@ def running_server(model_dir: Path, workdir: Path, *args: str, **env: str):
             if process.poll() is not None:
                 raise AssertionError("server exited:\n" + log_path.read_text()[-3000:])
             try:
-                if requests.get(base + "/healthz", timeout=1).ok:
+                if requests.get(base + "/livez", timeout=1).ok:
                     break
             except requests.ConnectionError:
                 pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
@@ -192,3 +193,20 @@ def encode_value(value: Mapping[str, Any] | bytes | str | None) -> bytes | None:
     if isinstance(value, str):
         return value.encode("utf-8", "surrogatepass")
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def broker_unreachable(bootstrap: str, timeout: float = 1.0) -> str | None:
+    """Why no broker of `bootstrap` accepts a connection, or None if one does.
+
+    A plain TCP connect, the same for both clients: they reconnect quietly by themselves,
+    so their reads alone cannot tell an outage from a quiet topic.
+    """
+    errors = []
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+            return None
+        except (OSError, ValueError) as exc:
+            errors.append(f"{address.strip()}: {exc}")
+    return "no Kafka broker reachable (" + "; ".join(errors) + ")"

@@ -33,6 +33,13 @@ class StreamMetrics:
             ["role"],
             registry=self.registry,
         ).labels(role)
+        self.lag.set(float("nan"))  # unknown until measured; never a reassuring 0
+        self.broker_up = Gauge(
+            "socialpulse_broker_reachable",
+            "1 while a Kafka broker accepts connections, 0 while none does",
+            ["role"],
+            registry=self.registry,
+        ).labels(role)
         self.batch_latency = Histogram(
             "socialpulse_batch_latency_seconds",
             "Time to score and write one micro-batch",

@@ -384,7 +384,7 @@ class FileSource(PacedSource):
     ) -> None:
         super().__init__(clock)
         self.path = Path(path)
-        if not self.path.is_file():
+        if not self.path.exists() or self.path.is_dir():  # a named pipe is a file here too
             raise FileNotFoundError(f"no such file: {self.path}")
         file_suffix(self.path)  # fail now, not at the first read in the stream thread
         self.mapping = mapping or ColumnMapping()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from streaming.kafka_clients import DEFAULT_KAFKA_CLIENT, kafka_client
-from streaming.kafka_common import KafkaDeadLetterSink, KafkaScoredSink
+from streaming.kafka_common import KafkaDeadLetterSink, KafkaScoredSink, broker_unreachable
 from streaming.metrics import StreamMetrics
 from streaming.records import DEFAULT_MAX_TEXT_LENGTH
 from streaming.runner import Scorer, StreamRunner
@@ -170,6 +170,12 @@ class ScoringWorker:
         failures = 0
         try:
             while not self.stop_event.is_set():
+                if time.monotonic() >= next_lag:  # also while batches fail
+                    down = broker_unreachable(settings.bootstrap)
+                    self.metrics.broker_up.set(0 if down else 1)
+                    lag = None if down else source.lag()
+                    self.metrics.lag.set(float("nan") if lag is None else lag)
+                    next_lag = time.monotonic() + 5.0
                 try:
                     runner.run_once()
                     failures = 0
@@ -182,11 +188,6 @@ class ScoringWorker:
                     self.stop_event.wait(min(5.0, 0.5 * failures))
                     continue
                 now = time.monotonic()
-                if now >= next_lag:
-                    lag = source.lag()
-                    if lag is not None:
-                        self.metrics.lag.set(lag)
-                    next_lag = now + 5.0
                 if settings.learn and now >= next_publish:
                     runner.use_scorer(self.store.publish(runner.scorer))
                     next_publish = now + settings.publish_every

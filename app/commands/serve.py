@@ -58,10 +58,6 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
         svc = services()
         try:
             if config.kafka_bootstrap:
-                from streaming.kafka_clients import kafka_client
-
-                client = kafka_client(config.kafka_client)
-                client.ensure_topics(config.kafka_bootstrap, config.topics)
                 svc.start_kafka_feed(config.kafka_bootstrap)
             else:
                 svc.start_stream(build_source(config, column_mapping(columns), encoding))

@@ -1,4 +1,4 @@
-"""Health check for load balancers and people."""
+"""Health for load balancers and people: liveness, readiness (with the reasons), metrics."""
 
 from __future__ import annotations
 
@@ -9,9 +9,19 @@ from app.services import services
 bp = Blueprint("health", __name__)
 
 
+@bp.get("/livez")
+def livez():
+    """The process answers: restart it only when this fails."""
+    return jsonify(status="alive")
+
+
+@bp.get("/readyz")
 @bp.get("/healthz")
-def healthz():
-    return jsonify(status="ok", **services().status())
+def readyz():
+    """Ready to serve what it promises: 503, with each failing part and why, when the
+    broker, the scored feed or scoring fails, or the stream stalls."""
+    status = services().status()
+    return jsonify(status), 503 if status["problems"] else 200
 
 
 @bp.get("/metrics")

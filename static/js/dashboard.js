@@ -243,6 +243,24 @@
     els.clusterCanvas.dataset.points = String(sorted.length);
   }
 
+  // ---------------------------------------------------------------- degraded banner
+  // What the server reports failing, with the cause and since when; gone on recovery.
+  function renderProblems(problems) {
+    var banner = document.getElementById("degraded");
+    var list = document.getElementById("degraded-list");
+    if (!banner || !list) return;
+    list.textContent = "";
+    for (var i = 0; i < problems.length && i < 10; i++) {
+      var problem = problems[i] || {};
+      var item = document.createElement("li");
+      var since = isNum(problem.since) ? new Date(problem.since * 1000).toLocaleTimeString() : "";
+      item.textContent = String(problem.component || "") + ": " + String(problem.reason || "") +
+        (since ? " (since " + since + ")" : "");
+      list.appendChild(item);
+    }
+    banner.hidden = problems.length === 0;
+  }
+
   // ---------------------------------------------------------------- stats
   function renderStats(s) {
     setText(els.rate, fmtCompact(s.posts_per_second));
@@ -419,7 +437,7 @@
   var perf = { last: 0, max: 0, total: 0, frames: 0, lastPosts: 0 };
 
   function emptyPending() {
-    return { posts: [], stats: null, series: null, clusters: null, trending: null, wordcloud: null };
+    return { posts: [], stats: null, series: null, clusters: null, trending: null, wordcloud: null, problems: null };
   }
 
   function onUpdate(msg) {
@@ -439,6 +457,7 @@
       if (Array.isArray(msg.clusters)) pending.clusters = msg.clusters;
       if (Array.isArray(msg.trending)) pending.trending = msg.trending;
       if (msg.wordcloud && typeof msg.wordcloud === "object") pending.wordcloud = msg.wordcloud;
+      if (Array.isArray(msg.problems)) pending.problems = msg.problems;
     }
     if (!frameRequested) {
       frameRequested = true;
@@ -458,7 +477,8 @@
       function () { if (p.series) renderSentimentSeries(p.series); },
       function () { if (p.clusters) renderClusters(p.clusters); },
       function () { if (p.trending) renderTrending(p.trending); },
-      function () { if (p.wordcloud) renderWordcloud(p.wordcloud); }
+      function () { if (p.wordcloud) renderWordcloud(p.wordcloud); },
+      function () { if (p.problems) renderProblems(p.problems); }
     ];
     for (var i = 0; i < steps.length; i++) {
       try { steps[i](); } catch (err) { if (window.console) console.warn("dashboard render step failed", err); }
