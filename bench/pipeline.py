@@ -12,6 +12,7 @@ from models.clustering import topic_document
 from models.featurize import featurize
 from models.pipeline import ScoringPipeline
 from models.registry import load_bundle
+from models.vader import Vader
 from streaming.records import Post, Sentiment
 
 
@@ -20,7 +21,8 @@ def _rate(n: int, seconds: float) -> float:
 
 
 def run(model_dir: Path, posts: list[Post], batch: int = 500, single: int = 1000) -> dict:
-    """VADER alone, the batched pipeline, one post per call and library calls per post."""
+    """VADER alone (the library, and the same scores in linear time), the batched pipeline,
+    one post per call, and library calls per post."""
     bundle = load_bundle(model_dir)
     n_posts = len(posts)
     texts = [p.text for p in posts]
@@ -37,6 +39,12 @@ def run(model_dir: Path, posts: list[Post], batch: int = 500, single: int = 1000
     for text in texts:
         analyzer.polarity_scores(text)
     vader_rate = _rate(n_posts, time.perf_counter() - started)
+    # The same scores (models.vader), computed in linear time: what the pipeline runs.
+    linear = Vader(analyzer)
+    started = time.perf_counter()
+    for text in texts:
+        linear.scores(text)
+    linear_vader_rate = _rate(n_posts, time.perf_counter() - started)
 
     pipeline = ScoringPipeline(bundle.clusterer, bundle.engagement, bundle.version)
     pipeline.score_batch(posts[:batch], learn=False)
@@ -57,6 +65,7 @@ def run(model_dir: Path, posts: list[Post], batch: int = 500, single: int = 1000
         "posts": n_posts,
         "batch_size": batch,
         "vader_only_posts_per_s": round(vader_rate),
+        "linear_vader_posts_per_s": round(linear_vader_rate),
         "pipeline_batched_posts_per_s": round(batch_rate),
         "pipeline_one_post_per_call_posts_per_s": round(single_rate),
         "library_calls_per_post_posts_per_s": round(naive_rate),
