@@ -1,11 +1,13 @@
-"""JSON API: POST /api/v1/analyze scores one post or a batch."""
+"""JSON API: POST /api/v1/analyze scores one post or a batch; its OpenAPI description and a
+page that shows it."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from app.analysis import AnalysisError, analyze
+from app.openapi import openapi_spec
 from app.services import services
 from streaming.records import InvalidPost, decode_json_object
 
@@ -58,3 +60,13 @@ def analyze_endpoint():
         extra = {"index": exc.index} if batch and exc.index is not None else {}
         return _error(exc.message, exc.status, **extra)
     return jsonify(results=results) if batch else jsonify(results[0])
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_spec(services().config))
+
+
+@bp.get("/docs")
+def docs():
+    return render_template("api_docs.html", spec=openapi_spec(services().config))

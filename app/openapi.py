@@ -1,0 +1,226 @@
+"""The OpenAPI 3.0 description of `/api/v1`, with this instance's limits in it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.config import Config
+from streaming.records import ENGAGEMENT_KEYS, MAX_COUNT
+
+_NULLABLE_STRING = {"type": "string", "nullable": True}
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def openapi_spec(config: Config) -> dict[str, Any]:
+    """The description served at `/api/v1/openapi.json` and drawn by `/api/docs`."""
+    counts = {
+        key: {"type": "integer", "minimum": 0, "maximum": MAX_COUNT} for key in ENGAGEMENT_KEYS
+    }
+    post = _object(
+        {
+            "id": {
+                "description": "Kept as given; a new one is made when missing.",
+                "oneOf": [
+                    {"type": "string", "minLength": 1, "maxLength": 200},
+                    {"type": "integer"},
+                ],
+            },
+            "text": {"type": "string", "minLength": 1, "maxLength": config.max_text_length},
+            "author": {"type": "string", "maxLength": 200, "nullable": True},
+            "created_at": {
+                "description": "ISO 8601 time, or seconds since 1970 (default: now).",
+                "oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+            },
+            "hashtags": {
+                "description": "Default: the #tags found in the text.",
+                "type": "array",
+                "maxItems": 100,
+                "items": {"type": "string", "maxLength": 100},
+            },
+            "author_followers": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_COUNT,
+                "nullable": True,
+            },
+            "lang": {"type": "string", "maxLength": 20, "nullable": True},
+            "source": {"type": "string", "maxLength": 100, "nullable": True},
+            "engagement": {
+                "description": "Observed counts, when known; never used to predict.",
+                "nullable": True,
+                **_object(counts),
+            },
+        },
+        ["text"],
+    )
+    number = {"type": "number"}
+    analysis = _object(
+        {
+            "id": {"type": "string"},
+            "text": {"type": "string"},
+            "author": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "hashtags": _STRINGS,
+            "mentions": _STRINGS,
+            "urls": _STRINGS,
+            "emoji": _STRINGS,
+            "author_followers": {"type": "integer", "nullable": True},
+            "lang": _NULLABLE_STRING,
+            "source": _NULLABLE_STRING,
+            "observed_engagement": {"nullable": True, **_object(counts)},
+            "sentiment": _object(
+                {
+                    "compound": {"type": "number", "minimum": -1, "maximum": 1},
+                    "pos": number,
+                    "neu": number,
+                    "neg": number,
+                    "label": {"type": "string", "enum": ["positive", "neutral", "negative"]},
+                },
+                ["compound", "pos", "neu", "neg", "label"],
+            ),
+            "cluster": _object({"id": {"type": "integer"}, "label": {"type": "string"}}),
+            "engagement": _object(
+                {
+                    "predicted": number,
+                    "band": {"type": "string", "enum": ["low", "medium", "high"]},
+                },
+                ["predicted", "band"],
+            ),
+            "model_version": {"type": "string"},
+            "latency_ms": number,
+            "scored_at": number,
+            "received_at": number,
+            "explanation": _object(
+                {
+                    "sentiment_drivers": {
+                        "type": "array",
+                        "items": _object({"token": {"type": "string"}, "valence": number}),
+                    },
+                    "cluster_terms": _STRINGS,
+                    "engagement_baseline": {"type": "number", "nullable": True},
+                    "engagement_contributions": {
+                        "type": "array",
+                        "items": _object(
+                            {
+                                "feature": {"type": "string"},
+                                "value": number,
+                                "contribution": number,
+                            }
+                        ),
+                    },
+                }
+            ),
+        },
+        ["id", "text", "sentiment", "cluster", "engagement", "model_version", "explanation"],
+    )
+    error = _object(
+        {
+            "error": {"type": "string"},
+            "index": {"type": "integer", "description": "The bad post of a batch."},
+        },
+        ["error"],
+    )
+
+    def error_response(why: str) -> dict[str, Any]:
+        return {
+            "description": why,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "SocialPulse API",
+            "version": "1",
+            "description": "Score posts on demand: sentiment (VADER), topic cluster and "
+            "predicted engagement, each with what drove it. Nothing sent here teaches the "
+            "live models.",
+        },
+        "paths": {
+            "/api/v1/analyze": {
+                "post": {
+                    "summary": "Score one post, or a batch of posts",
+                    "operationId": "analyze",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/Post"},
+                                        _object(
+                                            {
+                                                "posts": {
+                                                    "type": "array",
+                                                    "minItems": 1,
+                                                    "maxItems": config.api_max_batch,
+                                                    "items": {"$ref": "#/components/schemas/Post"},
+                                                }
+                                            },
+                                            ["posts"],
+                                        ),
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The analysis of the post, or `results` of a batch "
+                            "in the order sent.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "oneOf": [
+                                            {"$ref": "#/components/schemas/Analysis"},
+                                            _object(
+                                                {
+                                                    "results": {
+                                                        "type": "array",
+                                                        "items": {
+                                                            "$ref": "#/components/schemas/Analysis"
+                                                        },
+                                                    }
+                                                },
+                                                ["results"],
+                                            ),
+                                        ]
+                                    }
+                                }
+                            },
+                        },
+                        "400": error_response("Invalid input; `index` names the bad post."),
+                        "413": error_response(
+                            f"Body over {config.max_body_bytes} bytes, or over "
+                            f"{config.api_max_chars} characters of text in all."
+                        ),
+                        "415": error_response("The body is not `application/json`."),
+                    },
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "summary": "This description",
+                    "operationId": "openapi",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.0",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {"schemas": {"Post": post, "Analysis": analysis, "Error": error}},
+    }
