@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from models.signing import ManifestKey
 from streaming.kafka_clients import DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS
 from streaming.topics import Topics
 
@@ -47,6 +48,20 @@ class Config:
     )
     model_version: str | None = field(
         default=None, metadata={"help": "pin a model version (default: newest)"}
+    )
+    model_key: str | None = field(
+        default=None,
+        metadata={
+            "help": "secret that signs and verifies model manifests (share it between web "
+            "nodes and workers; default: a key file, see SOCIALPULSE_MODEL_KEY_FILE)"
+        },
+    )
+    model_key_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "file holding the model signing key, created when missing (default: "
+            "`model_signing.key` in the instance folder, outside the model folder)"
+        },
     )
     batch_max_posts: int = field(default=500, metadata={"help": "micro-batch size cap"})
     batch_max_wait: float = field(
@@ -170,6 +185,8 @@ class Config:
                 raise ConfigError(f"{name} must be positive")
         if self.rate < 0 or self.emit_interval <= 0 or self.wordcloud_interval <= 0:
             raise ConfigError("rate must be ≥ 0 and intervals positive")
+        if self.model_key is not None and len(self.model_key.encode()) < 16:
+            raise ConfigError("model_key must be at least 16 bytes long")
         if self.stall_after <= 0:
             raise ConfigError("stall_after must be positive")
         if self.max_clock_skew < 0:
@@ -182,6 +199,14 @@ class Config:
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_posts, self.topic_scored, self.topic_dlq, self.topic_partitions)
+
+    def manifest_key(self) -> ManifestKey:
+        """The key model manifests are signed and verified with."""
+        if self.model_key:
+            return ManifestKey(self.model_key.encode())
+        return ManifestKey.from_file(
+            self.model_key_file or Path(self.instance_dir) / "model_signing.key"
+        )
 
     @property
     def host_names(self) -> list[str]:

@@ -15,7 +15,7 @@ from app.aggregates import LiveAggregates
 from app.config import PROJECT_ROOT, Config
 from app.live import LiveHub
 from app.security import HostCheck, TlsAwareSessions, behind_proxies
-from app.services import Services, build_pipeline, install
+from app.services import Services, install, model_store
 from app.wordcloud_image import stop_words
 
 csrf = CSRFProtect()
@@ -70,7 +70,9 @@ def create_app(config: Config | None = None) -> Flask:
     )
     hub = LiveHub(socketio, aggregates, config.emit_interval, config.wordcloud_interval)
     hub.register()
-    install(app, Services(config, build_pipeline(config), aggregates, hub))
+    store = model_store(config)
+    pipeline = store.load()
+    install(app, Services(config, pipeline, aggregates, hub, refused_models=store.refused))
 
     from app.views import analyze, api, dashboard, health, models
 

@@ -42,6 +42,8 @@ class Services:
     feed: ScoredTopicReader | ConfluentScoredTopicReader | None = None
     metrics: StreamMetrics = field(default_factory=lambda: StreamMetrics("web"))
     readiness: Readiness = field(default_factory=Readiness)
+    # Model versions skipped at start as unsigned or tampered with: (version, reason).
+    refused_models: list[tuple[str, str]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     # The one way results reach the dashboard, whether scored here or by Kafka workers.
     dashboard_sink: DashboardSink = field(init=False)
@@ -74,6 +76,11 @@ class Services:
         return {
             "status": "degraded" if problems else "ok",
             "problems": [p.to_dict() for p in problems],
+            # Serving is fine on an older good version: said here, not a reason for 503.
+            "warnings": [
+                f"model version {version} refused ({reason}); serving {self.pipeline.model_version}"
+                for version, reason in self.refused_models
+            ],
             "model_version": self.pipeline.model_version,
             "source": self.hub.source_name or None,
             "streaming": self.streaming,
@@ -184,8 +191,11 @@ class Services:
             self.feed.close()
 
 
-def build_pipeline(config: Config) -> ScoringPipeline:
-    return ModelStore(config.model_dir, config.model_version, seed=config.seed).load()
+def model_store(config: Config) -> ModelStore:
+    """The model versions this instance scores with, verified with its signing key."""
+    return ModelStore(
+        config.model_dir, config.model_version, seed=config.seed, key=config.manifest_key()
+    )
 
 
 def build_source(

@@ -22,9 +22,18 @@ from kafka.errors import CoordinatorNotAvailableError
 from kafka.structs import TopicPartition
 
 from app.config import PROJECT_ROOT as ROOT
+from models.signing import ManifestKey
 from streaming.kafka_io import ensure_topics
 from streaming.synthetic import SyntheticPostGenerator, strip_private
 from streaming.topics import Topics
+
+# The model signing key of test and benchmark runs, shared with the servers and workers they
+# start, so every process trusts the models trained for the run. Not a secret.
+TEST_MODEL_KEY = "socialpulse-test-model-signing-key"
+
+
+def run_manifest_key() -> ManifestKey:
+    return ManifestKey(TEST_MODEL_KEY.encode())
 
 
 def free_port() -> int:
@@ -48,7 +57,9 @@ def running_server(model_dir: Path, workdir: Path, *args: str, **env: str):
     environ = dict(os.environ)
     environ.pop("SOCIALPULSE_KAFKA_BOOTSTRAP", None)
     environ.update(
-        SOCIALPULSE_MODEL_DIR=str(model_dir), SOCIALPULSE_INSTANCE_DIR=str(workdir / "instance")
+        SOCIALPULSE_MODEL_DIR=str(model_dir),
+        SOCIALPULSE_INSTANCE_DIR=str(workdir / "instance"),
+        SOCIALPULSE_MODEL_KEY=TEST_MODEL_KEY,
     )
     environ.update(env)
     with log_path.open("wb") as log:
@@ -117,6 +128,7 @@ class KafkaScenario:
             SOCIALPULSE_CONSUMER_GROUP=self.group,
             SOCIALPULSE_MODEL_DIR=str(self.model_dir),
             SOCIALPULSE_INSTANCE_DIR=str(self.log_dir / "instance"),
+            SOCIALPULSE_MODEL_KEY=TEST_MODEL_KEY,
         )
         env.update(extra)
         return env

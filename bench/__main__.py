@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.testing import synthetic_values
+from app.testing import run_manifest_key, synthetic_values
 from models.bootstrap import ensure_bundle
 from streaming.kafka_clients import DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS
 from streaming.records import parse_post
@@ -97,7 +97,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="socialpulse-bench-"))
     model_dir = workdir / "models"
-    ensure_bundle(model_dir)
+    ensure_bundle(model_dir, key=run_manifest_key())  # the key its servers and workers use
     results: dict = {
         "when": datetime.now(UTC).isoformat(),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},

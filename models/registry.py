@@ -1,7 +1,8 @@
 """Versioned model artifacts with a manifest, verified by sha256 before anything is unpickled.
 
 joblib (pickle) runs code while loading, so a file whose hash does not match the manifest is
-never opened. A version trained with other library versions is refused with a clear message.
+never opened, and a manifest whose signature does not match the key (`models.signing`) is
+not trusted at all. A version trained with other library versions is refused with a clear message.
 Every other file of a version (the Keras network, the evaluation arrays, the HTML report) is
 listed with its hash too, and read only through `read_verified`.
 """
@@ -24,6 +25,7 @@ import joblib
 from models.clustering import StreamingTopicClusterer
 from models.engagement import EngagementModel
 from models.pipeline import ScoringPipeline
+from models.signing import SIGNATURE_FILE, ManifestKey
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,10 @@ ARTIFACT_FORMAT = 3
 
 class ArtifactError(RuntimeError):
     """A model version that is missing, tampered with, or built with other libraries."""
+
+
+class UntrustedVersion(ArtifactError):
+    """The manifest is unsigned, or signed with another key."""
 
 
 class LibraryMismatch(ArtifactError):
@@ -89,6 +95,7 @@ def save_bundle(
     extra_manifest: dict[str, Any] | None = None,
     extra_files: Mapping[str, bytes] | None = None,
     extra_libraries: Mapping[str, str] | None = None,
+    key: ManifestKey | None = None,
 ) -> Path:
     """Write the bundle as a new version folder under `root` and return its path.
 
@@ -98,15 +105,16 @@ def save_bundle(
         extra_manifest: more manifest entries (data, params, metrics).
         extra_files: more files of the version, by name; hashed like the models.
         extra_libraries: versions of further libraries the files need (e.g. TensorFlow).
+        key: signs the manifest (None: unsigned, which only an unverified load accepts).
     """
     version = bundle.version or new_version()
     folder = Path(root) / version
     tmp = folder.with_name(folder.name + ".partial")
     tmp.mkdir(parents=True, exist_ok=False)
     files = {}
-    for key, filename in ARTIFACT_FILES.items():
+    for attribute, filename in ARTIFACT_FILES.items():
         path = tmp / filename
-        joblib.dump(getattr(bundle, key), path, compress=3)
+        joblib.dump(getattr(bundle, attribute), path, compress=3)
         files[filename] = sha256_file(path)
     for filename, content in (extra_files or {}).items():
         if filename in files or filename == MANIFEST or Path(filename).name != filename:
@@ -121,7 +129,10 @@ def save_bundle(
         "files": files,
         **(extra_manifest or {}),
     }
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    content = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    (tmp / MANIFEST).write_bytes(content)
+    if key is not None:
+        (tmp / SIGNATURE_FILE).write_text(key.sign(content) + "\n")
     tmp.rename(folder)  # a version folder appears whole or not at all
     bundle.version, bundle.manifest = version, manifest
     log.info("saved model version %s to %s", version, folder)
@@ -140,10 +151,27 @@ def list_versions(root: Path) -> list[str]:
     )
 
 
-def read_manifest(root: Path, version: str) -> dict[str, Any]:
+def read_manifest(root: Path, version: str, key: ManifestKey | None = None) -> dict[str, Any]:
+    """The manifest of `version`, after checking its signature against `key` (None: the
+    caller trusts the folder, as tests and benchmarks on their own temporary folders do).
+
+    Raises:
+        UntrustedVersion: unsigned, or signed with another key.
+        ArtifactError: unreadable.
+    """
     path = Path(root) / version / MANIFEST
     try:
-        return json.loads(path.read_text())
+        content = path.read_bytes()
+        if key is not None:
+            signature = path.with_name(SIGNATURE_FILE)
+            if not signature.is_file():
+                raise UntrustedVersion(f"model version {version} is not signed; refusing it")
+            if not key.verify(content, signature.read_text()):
+                raise UntrustedVersion(
+                    f"model version {version} is signed with another key, or was changed "
+                    "after signing; refusing it"
+                )
+        return json.loads(content)
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"cannot read {path}: {exc}") from exc
 
@@ -163,7 +191,7 @@ def _verified_bytes(folder: Path, manifest: dict[str, Any], filename: str) -> by
     return content
 
 
-def read_verified(root: Path, version: str, filename: str) -> bytes:
+def read_verified(root: Path, version: str, filename: str, key: ManifestKey | None = None) -> bytes:
     """The bytes of one file of a version, after checking them against the manifest.
 
     Callers use these bytes, never the file again, so nothing unchecked is ever loaded.
@@ -173,18 +201,18 @@ def read_verified(root: Path, version: str, filename: str) -> bytes:
     """
     if version not in list_versions(root):
         raise ArtifactError(f"model version {version!r} not found under {root}")
-    return _verified_bytes(Path(root) / version, read_manifest(root, version), filename)
+    return _verified_bytes(Path(root) / version, read_manifest(root, version, key), filename)
 
 
-def has_file(root: Path, version: str, filename: str) -> bool:
-    """Whether the manifest of `version` lists `filename` (not whether it is intact)."""
+def has_file(root: Path, version: str, filename: str, key: ManifestKey | None = None) -> bool:
+    """Whether the trusted manifest of `version` lists `filename` (not whether it is intact)."""
     try:
-        return filename in read_manifest(root, version).get("files", {})
+        return filename in read_manifest(root, version, key).get("files", {})
     except ArtifactError:
         return False
 
 
-def load_neural(root: Path, version: str):
+def load_neural(root: Path, version: str, key: ManifestKey | None = None):
     """The version's Keras network (`NeuralEngagementModel`), hash-checked before loading.
 
     Raises:
@@ -193,24 +221,27 @@ def load_neural(root: Path, version: str):
     """
     from models.neural import NeuralEngagementModel
 
-    manifest = read_manifest(root, version)
+    manifest = read_manifest(root, version, key)
     if NEURAL_FILE not in manifest.get("files", {}):
         raise ArtifactError(f"model version {version} has no neural network (--model nn)")
-    content = read_verified(root, version, NEURAL_FILE)
+    content = read_verified(root, version, NEURAL_FILE, key)
     return NeuralEngagementModel.from_bytes(content, manifest.get("params", {}).get("neural"))
 
 
-def load_evaluation(root: Path, version: str) -> dict[str, Any]:
+def load_evaluation(root: Path, version: str, key: ManifestKey | None = None) -> dict[str, Any]:
     """The version's evaluation arrays, hash-checked, read without pickle."""
     import numpy as np
 
-    content = read_verified(root, version, EVALUATION_FILE)
+    content = read_verified(root, version, EVALUATION_FILE, key)
     with np.load(io.BytesIO(content), allow_pickle=False) as data:
         return {key: data[key] for key in data.files}
 
 
-def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
-    """Load `version` (default: the newest) after checking library versions and file hashes."""
+def load_bundle(
+    root: Path, version: str | None = None, key: ManifestKey | None = None
+) -> ModelBundle:
+    """Load `version` (default: the newest) after checking the manifest's signature (with
+    `key`), library versions and file hashes."""
     versions = list_versions(root)
     if version is None:
         if not versions:
@@ -218,7 +249,7 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
         version = versions[-1]
     elif version not in versions:
         raise ArtifactError(f"model version {version!r} not found under {root}")
-    manifest = read_manifest(root, version)
+    manifest = read_manifest(root, version, key)
     folder = Path(root) / version
 
     installed = library_versions()
@@ -243,9 +274,10 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
     # The bytes that were hashed are the bytes unpickled, so a file swapped in between the
     # check and the load cannot slip through.
     verified = {
-        key: _verified_bytes(folder, manifest, filename) for key, filename in ARTIFACT_FILES.items()
+        part: _verified_bytes(folder, manifest, filename)
+        for part, filename in ARTIFACT_FILES.items()
     }
-    loaded = {key: joblib.load(io.BytesIO(content)) for key, content in verified.items()}
+    loaded = {part: joblib.load(io.BytesIO(content)) for part, content in verified.items()}
     return ModelBundle(
         clusterer=loaded["clusterer"],
         engagement=loaded["engagement"],

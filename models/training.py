@@ -26,6 +26,7 @@ from models.features import AUTHOR_FEATURES, FEATURE_NAMES, AuthorPrior
 from models.featurize import PostFeatures, featurize
 from models.metrics import engagement_metrics, permutation_importance
 from models.registry import EVALUATION_FILE, NEURAL_FILE, ModelBundle, save_bundle
+from models.signing import ManifestKey
 from streaming.records import Post
 
 log = logging.getLogger(__name__)
@@ -447,8 +448,10 @@ def save_result(
     result: TrainingResult,
     root: Path,
     extra_files: Mapping[str, bytes] | None = None,
+    key: ManifestKey | None = None,
 ) -> Path:
-    """Save a training run as a new version under `root` and log it with the experiments."""
+    """Save a training run as a new version under `root` (signed with `key`) and log it
+    with the experiments."""
     from models.experiments import ExperimentLog, run_record
 
     files: dict[str, bytes] = {EVALUATION_FILE: _npz_bytes(result.evaluation)}
@@ -468,6 +471,7 @@ def save_result(
         },
         extra_files=files,
         extra_libraries=extra_libraries,
+        key=key,
     )
     ExperimentLog(root).append(run_record(result.bundle.manifest))
     return folder

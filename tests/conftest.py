@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Config
+from app.testing import TEST_MODEL_KEY, run_manifest_key
 from models.bootstrap import ensure_bundle
 from models.pipeline import ScoringPipeline
 from models.registry import ModelBundle
@@ -16,6 +17,19 @@ from streaming.records import Post, parse_post
 from streaming.synthetic import SyntheticPostGenerator, strip_private
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_signing_key():
+    """Every process of the run (CLI commands, servers, workers) signs and trusts models with
+    one key, as the machines of one deployment share theirs."""
+    previous = os.environ.get("SOCIALPULSE_MODEL_KEY")
+    os.environ["SOCIALPULSE_MODEL_KEY"] = TEST_MODEL_KEY
+    yield
+    if previous is None:
+        os.environ.pop("SOCIALPULSE_MODEL_KEY", None)
+    else:
+        os.environ["SOCIALPULSE_MODEL_KEY"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -26,13 +40,13 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def bundle(model_dir) -> ModelBundle:
     """Default models trained on synthetic posts, once for the whole run."""
-    return ensure_bundle(model_dir)
+    return ensure_bundle(model_dir, key=run_manifest_key())
 
 
 @pytest.fixture
 def pipeline(bundle, model_dir) -> ScoringPipeline:
     """A fresh pipeline per test (loaded from disk), so online learning never leaks."""
-    fresh = ensure_bundle(model_dir, bundle.version)
+    fresh = ensure_bundle(model_dir, bundle.version, key=run_manifest_key())
     return ScoringPipeline(fresh.clusterer, fresh.engagement, fresh.version)
 
 
@@ -41,6 +55,7 @@ def config(model_dir, tmp_path, bundle) -> Config:
     return Config.from_env(
         environ={},
         model_dir=str(model_dir),
+        model_key=TEST_MODEL_KEY,
         instance_dir=str(tmp_path / "instance"),
         emit_interval=0.2,
         wordcloud_interval=0.5,

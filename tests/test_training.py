@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from app.cli import main
 from app.config import Config
+from app.testing import TEST_MODEL_KEY, run_manifest_key
 from models import registry
 from models.datasets import DatasetError, load_dataset, split_index, synthetic_dataset
 from models.engagement import EngagementModel
@@ -35,6 +36,7 @@ from models.registry import (
     load_evaluation,
     read_manifest,
 )
+from models.signing import SIGNATURE_FILE
 from models.training import AuthorColumns, TrainingOptions, save_result, train
 from streaming.records import parse_post
 from streaming.sources import ColumnMapping
@@ -107,8 +109,11 @@ def test_train_writes_a_version_the_server_loads(model_root, tmp_path):
     folder = model_root / versions[0]
     manifest = json.loads((folder / MANIFEST).read_text())
 
-    # Every file of the version is listed with its sha256, the manifest excepted.
-    on_disk = {p.name for p in folder.iterdir()} - {MANIFEST}
+    # The manifest is signed with the run's key ...
+    signature = (folder / SIGNATURE_FILE).read_text()
+    assert run_manifest_key().verify((folder / MANIFEST).read_bytes(), signature)
+    # ... and lists every file of the version with its sha256.
+    on_disk = {p.name for p in folder.iterdir()} - {MANIFEST, SIGNATURE_FILE}
     assert set(manifest["files"]) == on_disk
     assert {"clusterer.joblib", "engagement.joblib", EVALUATION_FILE, REPORT_FILE} <= on_disk
     for name, digest in manifest["files"].items():
@@ -134,7 +139,10 @@ def test_train_writes_a_version_the_server_loads(model_root, tmp_path):
     from app.services import services
 
     config = Config.from_env(
-        environ={}, model_dir=str(model_root), instance_dir=str(tmp_path / "instance")
+        environ={},
+        model_dir=str(model_root),
+        instance_dir=str(tmp_path / "instance"),
+        model_key=TEST_MODEL_KEY,  # the key `train` signed with
     )
     app = create_app(config)
     with app.app_context():

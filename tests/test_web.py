@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from app import create_app
 from app.config import Config
+from app.testing import TEST_MODEL_KEY
 from streaming.records import POST_FIELDS
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -71,6 +72,7 @@ def shared_app(model_dir, bundle, tmp_path_factory):
         environ={},
         model_dir=str(model_dir),
         instance_dir=str(tmp_path_factory.mktemp("instance")),
+        model_key=TEST_MODEL_KEY,
         max_body_bytes=20_000,
     )
     flask_app = create_app(config)

@@ -48,13 +48,14 @@ def report(version_, out, model_dir) -> None:
     try:
         if version not in versions:
             raise ArtifactError(f"model version {version!r} not found under {root}")
-        manifest = read_manifest(root, version)
+        key = config.manifest_key()
+        manifest = read_manifest(root, version, key)
         if EVALUATION_FILE not in manifest.get("files", {}):
             raise ArtifactError(
                 f"model version {version} has no evaluation data (it predates reports); "
                 "train a new version with `socialpulse train`"
             )
-        html = build_report(manifest, load_evaluation(root, version))
+        html = build_report(manifest, load_evaluation(root, version, key))
     except ArtifactError as exc:
         raise click.ClickException(str(exc)) from exc
     if out == "-":

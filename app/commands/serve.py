@@ -53,7 +53,12 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
         file_speed=file_speed,
         kafka_bootstrap=kafka,
     )
-    app = create_app(config)
+    from models.registry import ArtifactError
+
+    try:
+        app = create_app(config)
+    except ArtifactError as exc:  # one line, not a traceback: what is wrong and what to do
+        raise click.ClickException(str(exc)) from exc
     with app.app_context():
         svc = services()
         try:

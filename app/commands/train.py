@@ -21,6 +21,10 @@ def _model_dir(model_dir: str | None) -> Path:
     return Path(load_config(model_dir=model_dir).model_dir)
 
 
+def _model_key(model_dir: str | None):
+    return load_config(model_dir=model_dir).manifest_key()
+
+
 def _target_columns(values: tuple[str, ...]) -> list[str]:
     """--target-col favorites, or likes+retweets, or the flag repeated: every column once."""
     columns = [c.strip() for value in values for c in value.split("+")]
@@ -196,7 +200,7 @@ def train(
             }
             extra[REPORT_FILE] = build_report(draft, result.evaluation).encode()
             done("report")
-        folder = save_result(result, root, extra_files=extra)
+        folder = save_result(result, root, extra_files=extra, key=_model_key(model_dir))
         done("save")
 
     metrics = result.metrics

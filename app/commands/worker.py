@@ -74,7 +74,9 @@ def worker(
         metrics_host=metrics_host,
         client=config.kafka_client,
     )
-    store = ModelStore(config.model_dir, config.model_version, seed=config.seed)
+    store = ModelStore(
+        config.model_dir, config.model_version, seed=config.seed, key=config.manifest_key()
+    )
     scoring = ScoringWorker(settings, store)
     handler = logging.StreamHandler()
     if json_logs:
@@ -82,4 +84,9 @@ def worker(
     logging.basicConfig(level=config.log_level.upper(), handlers=[handler], force=True)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     install_signal_handlers(scoring)
-    scoring.run()
+    from models.registry import ArtifactError
+
+    try:
+        scoring.run()
+    except ArtifactError as exc:  # no model version to trust: say so in one line
+        raise click.ClickException(str(exc)) from exc

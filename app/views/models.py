@@ -37,13 +37,20 @@ def _version() -> tuple[Path, str]:
     return Path(svc.config.model_dir), svc.pipeline.model_version
 
 
+def _key():
+    return services().config.manifest_key()
+
+
 @bp.get("/models")
 def models_page():
     from models.experiments import ExperimentLog, history_rows
 
     root, version = _version()
     try:
-        manifest = read_manifest(root, version)
+        manifest = read_manifest(root, version, _key())
+        # Versions published online, or saved by hand, carry no training details.
+        for section in ("data", "params", "metrics"):
+            manifest.setdefault(section, {})
     except ArtifactError as exc:
         log.warning("no manifest for the running version: %s", exc)
         manifest = {}
@@ -58,6 +65,7 @@ def models_page():
         has_report=bool({REPORT_FILE, EVALUATION_FILE} & set(manifest.get("files", {}))),
         runs=list(reversed(history_rows(runs[-50:]))),
         pinned=bool(services().config.model_version),
+        refused=services().refused_models,
     )
 
 
@@ -66,9 +74,10 @@ def model_report():
     """The running version's report: its own report.html, else drawn once from its data."""
     root, version = _version()
     try:
-        if has_file(root, version, REPORT_FILE):
-            html = read_verified(root, version, REPORT_FILE)
-        elif has_file(root, version, EVALUATION_FILE):
+        key = _key()
+        if has_file(root, version, REPORT_FILE, key):
+            html = read_verified(root, version, REPORT_FILE, key)
+        elif has_file(root, version, EVALUATION_FILE, key):
             html = _drawn_report(root, version)
         else:
             abort(404, "this model version has no report: train one with `socialpulse train`")
@@ -89,7 +98,10 @@ def _drawn_report(root: Path, version: str) -> bytes:
     cache = Path(current_app.instance_path) / "reports" / f"{version}.html"
     with _REPORT_LOCK:
         if not cache.is_file():
-            html = build_report(read_manifest(root, version), load_evaluation(root, version))
+            key = _key()
+            html = build_report(
+                read_manifest(root, version, key), load_evaluation(root, version, key)
+            )
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".partial")
             tmp.write_text(html, encoding="utf-8")
