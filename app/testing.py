@@ -15,6 +15,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -22,6 +23,7 @@ from kafka.errors import CoordinatorNotAvailableError
 from kafka.structs import TopicPartition
 
 from app.config import PROJECT_ROOT as ROOT
+from app.config import Config
 from models.signing import ManifestKey
 from streaming.kafka_io import ensure_topics
 from streaming.synthetic import SyntheticPostGenerator, strip_private
@@ -34,6 +36,17 @@ TEST_MODEL_KEY = "socialpulse-test-model-signing-key"
 
 def run_manifest_key() -> ManifestKey:
     return ManifestKey(TEST_MODEL_KEY.encode())
+
+
+def run_config(model_dir: Path, instance_dir: Path, **overrides: Any) -> Config:
+    """Settings of an in-process app on `model_dir`, trusting the run's models."""
+    return Config.from_env(
+        environ={},
+        model_dir=str(model_dir),
+        instance_dir=str(instance_dir),
+        model_key=TEST_MODEL_KEY,
+        **overrides,
+    )
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Config
-from app.testing import TEST_MODEL_KEY, run_manifest_key
+from app.testing import TEST_MODEL_KEY, run_config, run_manifest_key
 from models.bootstrap import ensure_bundle
 from models.pipeline import ScoringPipeline
 from models.registry import ModelBundle
@@ -52,14 +52,7 @@ def pipeline(bundle, model_dir) -> ScoringPipeline:
 
 @pytest.fixture
 def config(model_dir, tmp_path, bundle) -> Config:
-    return Config.from_env(
-        environ={},
-        model_dir=str(model_dir),
-        model_key=TEST_MODEL_KEY,
-        instance_dir=str(tmp_path / "instance"),
-        emit_interval=0.2,
-        wordcloud_interval=0.5,
-    )
+    return run_config(model_dir, tmp_path / "instance", emit_interval=0.2, wordcloud_interval=0.5)
 
 
 @pytest.fixture

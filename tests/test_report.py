@@ -12,9 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import main
-from app.config import Config
 from app.report import build_report
-from app.testing import TEST_MODEL_KEY, run_manifest_key
+from app.testing import run_config, run_manifest_key
 from app.views.models import REPORT_CSP
 from models.registry import (
     EVALUATION_FILE,
@@ -155,12 +154,7 @@ def test_a_version_with_a_tampered_report_is_not_shown(bundle, tmp_path):
         extra_files={REPORT_FILE: b"<!doctype html><p>the real report</p>"},
         key=run_manifest_key(),
     )
-    config = Config.from_env(
-        environ={},
-        model_dir=str(root),
-        instance_dir=str(tmp_path / "instance"),
-        model_key=TEST_MODEL_KEY,
-    )
+    config = run_config(root, tmp_path / "instance")
     client = create_app(config).test_client()
     assert b"the real report" in client.get("/models/report").data
     (folder / REPORT_FILE).write_bytes(b"<!doctype html><p>swapped in</p>")

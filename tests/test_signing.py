@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from app import create_app
 from app.cli import main
 from app.config import Config
-from app.testing import TEST_MODEL_KEY, run_manifest_key
+from app.testing import run_config, run_manifest_key
 from models.bootstrap import ensure_bundle
 from models.registry import (
     MANIFEST,
@@ -113,12 +113,7 @@ def test_the_service_says_which_version_it_refused(bundle, tmp_path):
     good = save(bundle, root, version=new_version(datetime(2024, 1, 1, tzinfo=UTC)))
     bad = save(bundle, root, version=new_version(datetime(2025, 1, 1, tzinfo=UTC)))
     rewrite_like_an_attacker(bad)
-    config = Config.from_env(
-        environ={},
-        model_dir=str(root),
-        instance_dir=str(tmp_path / "instance"),
-        model_key=TEST_MODEL_KEY,
-    )
+    config = run_config(root, tmp_path / "instance")
     client = create_app(config).test_client()
     ready = client.get("/readyz")
     assert ready.status_code == 200  # serving, on the older version

@@ -16,8 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import main
-from app.config import Config
-from app.testing import TEST_MODEL_KEY, run_manifest_key
+from app.testing import run_config, run_manifest_key
 from models import registry
 from models.datasets import DatasetError, load_dataset, split_index, synthetic_dataset
 from models.engagement import EngagementModel
@@ -138,12 +137,7 @@ def test_train_writes_a_version_the_server_loads(model_root, tmp_path):
     from app import create_app
     from app.services import services
 
-    config = Config.from_env(
-        environ={},
-        model_dir=str(model_root),
-        instance_dir=str(tmp_path / "instance"),
-        model_key=TEST_MODEL_KEY,  # the key `train` signed with
-    )
+    config = run_config(model_root, tmp_path / "instance")  # trusts what `train` signed
     app = create_app(config)
     with app.app_context():
         assert services().pipeline.model_version == folder.name

@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app import create_app
-from app.config import Config
-from app.testing import TEST_MODEL_KEY
+from app.testing import run_config
 from streaming.records import POST_FIELDS
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -68,13 +67,7 @@ def csrf_token(client) -> str:
 @pytest.fixture(scope="module")
 def shared_app(model_dir, bundle, tmp_path_factory):
     """One app for the property tests (hypothesis cannot use function-scoped fixtures)."""
-    config = Config.from_env(
-        environ={},
-        model_dir=str(model_dir),
-        instance_dir=str(tmp_path_factory.mktemp("instance")),
-        model_key=TEST_MODEL_KEY,
-        max_body_bytes=20_000,
-    )
+    config = run_config(model_dir, tmp_path_factory.mktemp("instance"), max_body_bytes=20_000)
     flask_app = create_app(config)
     flask_app.config.update(TESTING=True)
     return flask_app
