@@ -86,7 +86,11 @@ class Config:
         metadata={"help": "seconds without a finished batch before readiness reports a stall"},
     )
     emit_interval: float = field(
-        default=0.5, metadata={"help": "seconds between dashboard updates"}
+        default=0.2,
+        metadata={
+            "help": "shortest time between dashboard updates (s): a change after a lull is "
+            "sent at once, a busy stream once per interval"
+        },
     )
     wordcloud_interval: float = field(
         default=5.0, metadata={"help": "seconds between word-cloud renders"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from flask import request
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "/live"
 UPDATE_EVENT = "update"
+EMIT_TICK = 0.02  # how often the emitter looks for news: the most a change waits after a lull
 
 
 class DashboardSink(Sink):
@@ -53,7 +55,9 @@ class LiveNamespace(Namespace):
 
 
 class LiveHub:
-    """Pushes one `update` per interval while data changes and clients are connected.
+    """Pushes an `update` when data changed and clients are connected: at once after a quiet
+    spell, else `emit_interval` after the last one. So a post waits at most about that long,
+    and a busy stream sends no more than one update per interval (never one per post).
 
     The word cloud is rendered only while clients are connected and words changed, at most
     every `wordcloud_interval` seconds: rendering costs tens of milliseconds.
@@ -63,7 +67,7 @@ class LiveHub:
         self,
         socketio: SocketIO,
         aggregates: LiveAggregates,
-        emit_interval: float = 0.5,
+        emit_interval: float = 0.2,
         wordcloud_interval: float = 5.0,
         source_name: str = "",
     ) -> None:
@@ -80,6 +84,7 @@ class LiveHub:
         self.problems: Callable[[], list[dict]] = list
         self._stop = threading.Event()
         self._emitted_version: tuple = ()
+        self._last_emit = float("-inf")  # monotonic time of the last update sent
         self._cloud_data_version = -1
 
     def register(self) -> None:
@@ -137,10 +142,17 @@ class LiveHub:
         self.wordcloud_version += 1
         return True
 
+    def emit_if_due(self, now: float) -> bool:
+        """`emit_once`, unless the last update left less than `emit_interval` ago."""
+        if now - self._last_emit < self.emit_interval or not self.emit_once():
+            return False
+        self._last_emit = now
+        return True
+
     def _emit_loop(self) -> None:
-        while not self._stop.wait(self.emit_interval):
+        while not self._stop.wait(EMIT_TICK):
             try:
-                self.emit_once()
+                self.emit_if_due(time.monotonic())
             except Exception:  # the dashboard must outlive any one bad update
                 log.exception("dashboard update failed")
 

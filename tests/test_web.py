@@ -408,3 +408,22 @@ def test_live_update_reflects_scored_posts(app, socketio_client, pipeline, sampl
     (update,) = [e for e in socketio_client.get_received("/live") if e["name"] == "update"]
     assert update["args"][0]["stats"]["total"] == 5
     assert sum(c["count"] for c in update["args"][0]["clusters"]) == 5
+
+
+def test_updates_go_out_at_once_after_a_lull_and_at_most_once_per_interval(
+    app, socketio_client, pipeline, sample_posts
+):
+    hub = app.extensions["socialpulse"].hub
+    aggregates = app.extensions["socialpulse"].aggregates
+    hub.emit_interval = 0.5
+    socketio_client.get_received("/live")
+    assert hub.emit_if_due(100.0) is True  # the first state
+    aggregates.add(pipeline.score_batch(sample_posts[:2]))
+    assert hub.emit_if_due(100.1) is False  # a busy stream waits for the interval
+    assert hub.emit_if_due(100.5) is True
+    assert hub.emit_if_due(101.0) is False  # nothing new: nothing sent
+    aggregates.add(pipeline.score_batch(sample_posts[2:3]))
+    assert hub.emit_if_due(200.0) is True  # after a lull, at once
+    updates = [e for e in socketio_client.get_received("/live") if e["name"] == "update"]
+    assert len(updates) == 3
+    assert [len(u["args"][0]["posts"]) for u in updates] == [0, 2, 1]
