@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from app.security import default_allowed_hosts
 from models.signing import ManifestKey
 from streaming.kafka_clients import DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS
 from streaming.topics import Topics
@@ -219,8 +220,6 @@ class Config:
             names = [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
             if names:
                 return names
-        from app.security import default_allowed_hosts
-
         return default_allowed_hosts(self.host)
 
     @property

@@ -72,7 +72,10 @@ def create_app(config: Config | None = None) -> Flask:
     hub.register()
     store = model_store(config)
     pipeline = store.load()
-    install(app, Services(config, pipeline, aggregates, hub, refused_models=store.refused))
+    services = Services(
+        config, pipeline, aggregates, hub, model_key=store.key, refused_models=store.refused
+    )
+    install(app, services)
 
     from app.views import analyze, api, dashboard, health, models
 

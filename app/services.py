@@ -15,6 +15,7 @@ from app.config import Config
 from app.live import DashboardSink, LiveHub
 from app.readiness import Problem, Readiness
 from models.pipeline import ScoringPipeline
+from models.signing import ManifestKey
 from models.store import ModelStore
 from streaming.kafka_common import broker_unreachable
 from streaming.metrics import StreamMetrics
@@ -42,7 +43,9 @@ class Services:
     feed: ScoredTopicReader | ConfluentScoredTopicReader | None = None
     metrics: StreamMetrics = field(default_factory=lambda: StreamMetrics("web"))
     readiness: Readiness = field(default_factory=Readiness)
-    # Model versions skipped at start as unsigned or tampered with: (version, reason).
+    # The key model manifests are verified with, and the versions skipped at start as
+    # unsigned or tampered with: (version, reason).
+    model_key: ManifestKey | None = None
     refused_models: list[tuple[str, str]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     # The one way results reach the dashboard, whether scored here or by Kafka workers.

@@ -17,14 +17,6 @@ from app.commands.options import (
 )
 
 
-def _model_dir(model_dir: str | None) -> Path:
-    return Path(load_config(model_dir=model_dir).model_dir)
-
-
-def _model_key(model_dir: str | None):
-    return load_config(model_dir=model_dir).manifest_key()
-
-
 def _target_columns(values: tuple[str, ...]) -> list[str]:
     """--target-col favorites, or likes+retweets, or the flag repeated: every column once."""
     columns = [c.strip() for value in values for c in value.split("+")]
@@ -130,7 +122,8 @@ def train(
         --encoding latin-1 --text-col text --author-col user --time-col created_at \\
         --time-format "%m/%d/%y %H:%M" --target-col favorites --model both
     """
-    root = _model_dir(model_dir)
+    config = load_config(model_dir=model_dir)
+    root = Path(config.model_dir)
     if history:
         _show_history(root, as_json)
         return
@@ -200,7 +193,7 @@ def train(
             }
             extra[REPORT_FILE] = build_report(draft, result.evaluation).encode()
             done("report")
-        folder = save_result(result, root, extra_files=extra, key=_model_key(model_dir))
+        folder = save_result(result, root, extra_files=extra, key=config.manifest_key())
         done("save")
 
     metrics = result.metrics

@@ -38,7 +38,7 @@ def _version() -> tuple[Path, str]:
 
 
 def _key():
-    return services().config.manifest_key()
+    return services().model_key
 
 
 @bp.get("/models")
