@@ -82,6 +82,21 @@ class Config:
         metadata={"help": "most characters of text in one API call, all posts together"},
     )
     max_body_bytes: int = field(default=1_000_000, metadata={"help": "largest request body"})
+    read_timeout: float = field(
+        default=10.0,
+        metadata={
+            "help": "seconds a client may take to send a request's headers, or to send or "
+            "read any one chunk, before its connection is closed"
+        },
+    )
+    shutdown_grace: float = field(
+        default=10.0,
+        metadata={"help": "seconds in-flight requests get to finish after SIGTERM"},
+    )
+    max_connections: int = field(
+        default=2000,
+        metadata={"help": "most connections one web node holds at once (viewers included)"},
+    )
     stall_after: float = field(
         default=30.0,
         metadata={"help": "seconds without a finished batch before readiness reports a stall"},
@@ -185,6 +200,9 @@ class Config:
             "window_seconds",
             "windows_kept",
             "topic_partitions",
+            "max_connections",
+            "read_timeout",
+            "shutdown_grace",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")

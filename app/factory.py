@@ -15,6 +15,7 @@ from app.aggregates import LiveAggregates
 from app.config import PROJECT_ROOT, Config
 from app.live import LiveHub
 from app.security import HostCheck, TlsAwareSessions, behind_proxies
+from app.server import gevent_active, lift_read_timeout
 from app.services import Services, install, model_store
 from app.wordcloud_image import stop_words
 
@@ -56,12 +57,15 @@ def create_app(config: Config | None = None) -> Flask:
     # One Socket.IO server per app (not a module global), so instances never share handlers.
     socketio = SocketIO(
         app,
-        async_mode="threading",
+        # gevent under the production server (`app.server`), threads anywhere else.
+        async_mode="gevent" if gevent_active() else "threading",
         cors_allowed_origins=config.allowed_origins,
         max_http_buffer_size=config.max_body_bytes,
     )
     # Around Socket.IO's middleware too, so its handshakes are checked like the pages.
-    app.wsgi_app = behind_proxies(HostCheck(app.wsgi_app, config.host_names), config.proxy_hops)
+    app.wsgi_app = lift_read_timeout(
+        behind_proxies(HostCheck(app.wsgi_app, config.host_names), config.proxy_hops)
+    )
 
     aggregates = LiveAggregates(
         window_seconds=config.window_seconds,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
@@ -14,6 +15,7 @@ from app.aggregates import LiveAggregates
 from app.config import Config
 from app.live import DashboardSink, LiveHub
 from app.readiness import Problem, Readiness
+from app.server import OffLoopScorer, OffLoopSource, off_loop
 from models.pipeline import ScoringPipeline
 from models.signing import ManifestKey
 from models.store import ModelStore
@@ -25,10 +27,12 @@ from streaming.sources import ColumnMapping, FileSource, Source, SyntheticSource
 
 if TYPE_CHECKING:
     from streaming.confluent_io import ConfluentScoredTopicReader
+    from streaming.kafka_clients import KafkaClient
     from streaming.kafka_io import ScoredTopicReader
 
 log = logging.getLogger(__name__)
 EXTENSION = "socialpulse"
+T = TypeVar("T")
 
 
 @dataclass
@@ -97,8 +101,8 @@ class Services:
         """Run `source` through the pipeline into the dashboard, in the background."""
         config = self.config
         self.runner = StreamRunner(
-            source,
-            self.pipeline,
+            OffLoopSource(source),
+            OffLoopScorer(self.pipeline),
             [self.dashboard_sink, LogDeadLetterSink()],
             batch_max_posts=config.batch_max_posts,
             batch_max_wait=config.batch_max_wait,
@@ -166,7 +170,7 @@ class Services:
                     self._stop.wait(2.0)
                     continue
             try:
-                scored, letters = self.feed.poll(timeout=0.2)
+                scored, letters = self._feed_call(self.feed.poll, timeout=0.2)
             except Exception as exc:  # keep serving; the client reconnects by itself
                 log.exception("reading scored posts failed; retrying")
                 self.readiness.fail("feed", f"cannot read scored posts: {exc}")
@@ -179,11 +183,22 @@ class Services:
             self.metrics.dead_lettered.inc(len(letters))
 
     def _open_feed(self) -> ScoredTopicReader | ConfluentScoredTopicReader:
+        client, topics = self._kafka_client(), self.config.topics
+        # retried by the caller
+        self._feed_call(client.ensure_topics, self._bootstrap, topics, timeout=5.0)
+        return self._feed_call(client.reader, self._bootstrap, topics.scored, topics.dlq)
+
+    def _kafka_client(self) -> KafkaClient:
         from streaming.kafka_clients import kafka_client
 
-        client, topics = kafka_client(self.config.kafka_client), self.config.topics
-        client.ensure_topics(self._bootstrap, topics, timeout=5.0)  # retried by the caller
-        return client.reader(self._bootstrap, topics.scored, topics.dlq)
+        return kafka_client(self.config.kafka_client)
+
+    def _feed_call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A call into the Kafka client; one that waits inside C runs on a native thread
+        under gevent, so the web node keeps serving meanwhile."""
+        if self._kafka_client().blocks_in_c:
+            return off_loop(function, *args, **kwargs)
+        return function(*args, **kwargs)
 
     def stop(self) -> None:
         self._stop.set()
@@ -191,7 +206,7 @@ class Services:
         if self.runner is not None:
             self.runner.source.close()
         if self.feed is not None:
-            self.feed.close()
+            self._feed_call(self.feed.close)
 
 
 def model_store(config: Config) -> ModelStore:

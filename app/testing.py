@@ -58,7 +58,33 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class LiveServer:
     url: str
-    pid: int
+    process: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def pids(self) -> list[int]:
+        """The server's processes: gunicorn's master (`pid`) and its worker."""
+        pids, index = [self.pid], 0
+        while index < len(pids):
+            for task in Path(f"/proc/{pids[index]}/task").glob("*/children"):
+                pids += [int(child) for child in task.read_text().split()]
+            index += 1
+        return pids
+
+    def threads(self) -> int:
+        """OS threads across the server's processes."""
+        return sum(len(list(Path(f"/proc/{pid}/task").iterdir())) for pid in self.pids())
+
+    def rss_mb(self) -> float:
+        """Resident memory across the server's processes (MB)."""
+        total = 0
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        return total / 1024.0
 
 
 @contextmanager
@@ -97,7 +123,7 @@ def running_server(model_dir: Path, workdir: Path, *args: str, **env: str):
             if time.monotonic() > deadline:
                 raise AssertionError("server did not start:\n" + log_path.read_text()[-3000:])
             time.sleep(0.2)
-        yield LiveServer(base, process.pid)
+        yield LiveServer(base, process)
     finally:
         process.send_signal(signal.SIGINT)
         try:

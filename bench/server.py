@@ -25,13 +25,6 @@ def latency_summary(values: list[float]) -> dict[str, float | None]:
     }
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
 def api_latency(model_dir: Path, workdir: Path, requests_count: int = 1000) -> dict:
     """Single-post POST /api/v1/analyze on a server streaming its default 20 posts/s."""
     with running_server(model_dir, workdir) as live:
@@ -87,7 +80,7 @@ def dashboard_latency_and_memory(
         warmup = min(60.0, duration / 5)
         while (elapsed := time.monotonic() - started) < duration:
             if elapsed >= warmup:
-                memory.append((elapsed, _rss_mb(live.pid)))
+                memory.append((elapsed, live.rss_mb()))
             time.sleep(min(10.0, max(1.0, duration / 60)))
         health = requests.get(live.url + "/healthz", timeout=5).json()
         client.disconnect()

@@ -29,6 +29,7 @@ class KafkaClient:
         reader: `(bootstrap, scored_topic, dlq_topic)` → `poll(timeout)` of scored posts
             and dead letters from every partition, for web nodes.
         error: the library's exception base class (a failed batch is retried on it).
+        blocks_in_c: its calls wait inside C, out of reach of an event loop like gevent's.
     """
 
     name: str
@@ -37,6 +38,7 @@ class KafkaClient:
     producer: Callable[..., Any]
     reader: Callable[..., Any]
     error: type[Exception]
+    blocks_in_c: bool = False
 
 
 def kafka_client(name: str = DEFAULT_KAFKA_CLIENT) -> KafkaClient:
@@ -53,6 +55,7 @@ def kafka_client(name: str = DEFAULT_KAFKA_CLIENT) -> KafkaClient:
             confluent_io.ConfluentProducer,
             confluent_io.ConfluentScoredTopicReader,
             KafkaException,
+            blocks_in_c=True,
         )
     if name == "kafka-python":
         from kafka.errors import KafkaError

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from app.commands.options import (
@@ -11,6 +13,8 @@ from app.commands.options import (
     load_config,
     mapping_options,
 )
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -38,10 +42,18 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
     """Run the web dashboard, form and API on a live stream.
 
     Without Kafka, posts from the embedded source are scored in this process. With Kafka,
-    the dashboard shows the results the workers publish on the scored topic.
+    the dashboard shows the results the workers publish on the scored topic. The server is
+    gunicorn with one gevent worker (see `app.server`); SIGTERM or Ctrl+C stops it gracefully.
     """
+    # First, before the app exists: its locks, events and sockets must be gevent's.
+    from gevent import monkey
+
+    monkey.patch_all()
+
     from app import create_app
+    from app.server import serve_forever
     from app.services import build_source, services
+    from models.registry import ArtifactError
 
     config = load_config(
         host=host,
@@ -53,32 +65,41 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
         file_speed=file_speed,
         kafka_bootstrap=kafka,
     )
-    from models.registry import ArtifactError
-
     try:
         app = create_app(config)
     except ArtifactError as exc:  # one line, not a traceback: what is wrong and what to do
         raise click.ClickException(str(exc)) from exc
     with app.app_context():
         svc = services()
-        try:
-            if config.kafka_bootstrap:
-                svc.start_kafka_feed(config.kafka_bootstrap)
-            else:
-                svc.start_stream(build_source(config, column_mapping(columns), encoding))
+    stream_source = None
+    if not config.kafka_bootstrap:
+        try:  # opened here so a bad file is a usage error, not a worker that cannot boot
+            stream_source = build_source(config, column_mapping(columns), encoding)
         except (OSError, ValueError) as exc:
             raise click.UsageError(f"cannot open the source: {exc}") from exc
+
+    def start() -> None:
+        # In the worker, after the fork: background work never crosses a fork.
+        if stream_source is None:
+            svc.start_kafka_feed(config.kafka_bootstrap)
+        else:
+            svc.start_stream(stream_source)
+
+    def stop() -> None:
+        log.info("shutting down: finishing the stream and closing live connections")
+        svc.stop()
+        app.extensions["socketio"].server.eio.disconnect()
+
     click.echo(f"SocialPulse dashboard on http://{config.host}:{config.port}  (Ctrl+C stops)")
     click.echo(f"Host names served: {', '.join(config.host_names)} (SOCIALPULSE_ALLOWED_HOSTS)")
-    socketio = app.extensions["socketio"]
-    try:
-        socketio.run(
-            app,
-            host=config.host,
-            port=config.port,
-            allow_unsafe_werkzeug=True,
-            use_reloader=False,
-            log_output=False,
-        )
-    finally:
-        svc.stop()
+    serve_forever(
+        app,
+        host=config.host,
+        port=config.port,
+        read_timeout=config.read_timeout,
+        shutdown_grace=config.shutdown_grace,
+        max_connections=config.max_connections,
+        log_level=config.log_level,
+        on_start=start,
+        on_stop=stop,
+    )
