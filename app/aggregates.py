@@ -146,6 +146,14 @@ class LiveAggregates:
             self.model_version = batch[-1].model_version
             self.version += 1
 
+    def count_earlier(self, scored: int, dead_lettered: int) -> None:
+        """Count posts and dead letters from before this node's history starts (in totals
+        only), so every node reports the same totals whenever it started."""
+        with self._lock:
+            self.total += scored
+            self.dead_lettered += dead_lettered
+            self.version += 1
+
     def add_dead_letters(self, count: int) -> None:
         with self._lock:
             self.dead_lettered += count

@@ -155,6 +155,10 @@ class Config:
     topic_posts: str = field(default="posts", metadata={"help": "topic of raw posts"})
     topic_scored: str = field(default="posts.scored", metadata={"help": "topic of scored posts"})
     topic_dlq: str = field(default="posts.dlq", metadata={"help": "dead-letter topic"})
+    topic_socketio: str = field(
+        default="socketio",
+        metadata={"help": "topic carrying Socket.IO messages between web nodes (JSON)"},
+    )
     topic_partitions: int = field(default=6, metadata={"help": "partitions of `posts`"})
     consumer_group: str = field(
         default="socialpulse-workers", metadata={"help": "consumer group of the workers"}
@@ -221,7 +225,13 @@ class Config:
 
     @property
     def topics(self) -> Topics:
-        return Topics(self.topic_posts, self.topic_scored, self.topic_dlq, self.topic_partitions)
+        return Topics(
+            self.topic_posts,
+            self.topic_scored,
+            self.topic_dlq,
+            self.topic_partitions,
+            self.topic_socketio,
+        )
 
     def manifest_key(self) -> ManifestKey:
         """The key model manifests are signed and verified with."""

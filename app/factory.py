@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.aggregates import LiveAggregates
 from app.config import PROJECT_ROOT, Config
-from app.live import LiveHub
+from app.live import KafkaQueueManager, LiveHub
 from app.security import HostCheck, TlsAwareSessions, behind_proxies
 from app.server import gevent_active, lift_read_timeout
 from app.services import Services, install, model_store
@@ -57,6 +57,7 @@ def create_app(config: Config | None = None) -> Flask:
     # One Socket.IO server per app (not a module global), so instances never share handlers.
     socketio = SocketIO(
         app,
+        client_manager=_message_queue(config),
         # gevent under the production server (`app.server`), threads anywhere else.
         async_mode="gevent" if gevent_active() else "threading",
         cors_allowed_origins=config.allowed_origins,
@@ -106,6 +107,19 @@ def create_app(config: Config | None = None) -> Flask:
         return response
 
     return app
+
+
+def _message_queue(config: Config) -> KafkaQueueManager | None:
+    """With Kafka, web nodes share Socket.IO messages through it: what one node emits to a
+    room or a user reaches viewers on every node."""
+    if not config.kafka_bootstrap:
+        return None
+    from streaming.kafka_io import ensure_topics
+
+    bootstrap, topics = config.kafka_bootstrap, config.topics
+    return KafkaQueueManager(
+        bootstrap, topics.socketio, lambda: ensure_topics(bootstrap, topics, timeout=5.0)
+    )
 
 
 def _instance_secret(instance_dir: Path) -> str:

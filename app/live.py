@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+import socketio as python_socketio
 from flask import request
 from flask_socketio import Namespace, SocketIO
 
@@ -20,6 +21,40 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/live"
 UPDATE_EVENT = "update"
 EMIT_TICK = 0.02  # how often the emitter looks for news: the most a change waits after a lull
+
+
+class KafkaQueueManager(python_socketio.KafkaManager):
+    """python-socketio's Kafka message queue between web nodes (JSON messages, never
+    pickle), connecting on first use and retrying, so a node starts and serves through a
+    broker outage. `ensure_channel` creates the channel topic (brokers here do not create
+    topics on their own)."""
+
+    def __init__(self, bootstrap: str, channel: str, ensure_channel: Callable[[], None]) -> None:
+        python_socketio.PubSubManager.__init__(self, channel=channel)
+        self.kafka_urls = [url.strip() for url in bootstrap.split(",")]
+        self.ensure_channel = ensure_channel
+        self.producer = None
+        self.consumer = None
+
+    def _publish(self, data) -> None:
+        if self.producer is None:
+            import kafka
+
+            self.ensure_channel()
+            self.producer = kafka.KafkaProducer(bootstrap_servers=self.kafka_urls)
+        super()._publish(data)
+
+    def _kafka_listen(self):
+        import kafka
+
+        while self.consumer is None:
+            try:
+                self.ensure_channel()
+                self.consumer = kafka.KafkaConsumer(self.channel, bootstrap_servers=self.kafka_urls)
+            except Exception as exc:  # a broker outage: wait, never spin
+                log.warning("Socket.IO queue: cannot reach Kafka yet (%s); retrying", exc)
+                time.sleep(2.0)
+        yield from self.consumer
 
 
 class DashboardSink(Sink):
@@ -47,7 +82,7 @@ class LiveNamespace(Namespace):
         with self.hub.lock:
             self.hub.clients += 1
         # To the new client only: a namespace's emit broadcasts unless told where to.
-        self.emit(UPDATE_EVENT, self.hub.current_state(), room=request.sid)
+        self.hub.emit_here(self.hub.current_state(), to=request.sid)
 
     def on_disconnect(self, reason=None):
         with self.hub.lock:
@@ -126,8 +161,14 @@ class LiveHub:
         self._emitted_version = version
         payload = self._decorate(self.aggregates.take_update(), problems)
         if self.clients:
-            self.socketio.emit(UPDATE_EVENT, payload, namespace=NAMESPACE)
+            self.emit_here(payload)
         return True
+
+    def emit_here(self, payload: dict, to: str | None = None) -> None:
+        """Send an update to this node's viewers only. Every node computes the same updates
+        from the whole stream; through the message queue each viewer would get them once
+        per node."""
+        self.socketio.emit(UPDATE_EVENT, payload, namespace=NAMESPACE, to=to, ignore_queue=True)
 
     def render_wordcloud_once(self) -> bool:
         """Render the word cloud if words changed and someone is watching; True if rendered."""

@@ -140,7 +140,8 @@ class Services:
         """Show results the workers publish instead of scoring in-process.
 
         Each web node reads every partition of the scored and dead-letter topics without a
-        consumer group, so every node sees every result. A broker that is down at start
+        consumer group, so every node sees every result, starting as far back as the
+        dashboard's windows reach. A broker that is down at start
         delays the feed, not the node: it serves, reports the outage, and connects later.
         """
         self._bootstrap = bootstrap
@@ -186,7 +187,14 @@ class Services:
         client, topics = self._kafka_client(), self.config.topics
         # retried by the caller
         self._feed_call(client.ensure_topics, self._bootstrap, topics, timeout=5.0)
-        return self._feed_call(client.reader, self._bootstrap, topics.scored, topics.dlq)
+        # From as far back as the dashboard shows: every node, whenever it started, shows
+        # the same windows, trends and feed, and the same totals (the rest is counted).
+        since = time.time() - self.config.window_seconds * self.config.windows_kept
+        feed = self._feed_call(
+            client.reader, self._bootstrap, topics.scored, topics.dlq, since=since
+        )
+        self.aggregates.count_earlier(feed.earlier[topics.scored], feed.earlier[topics.dlq])
+        return feed
 
     def _kafka_client(self) -> KafkaClient:
         from streaming.kafka_clients import kafka_client

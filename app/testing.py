@@ -147,7 +147,11 @@ class KafkaScenario:
     def __post_init__(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.topics = Topics(
-            f"{self.prefix}.posts", f"{self.prefix}.scored", f"{self.prefix}.dlq", self.partitions
+            f"{self.prefix}.posts",
+            f"{self.prefix}.scored",
+            f"{self.prefix}.dlq",
+            self.partitions,
+            f"{self.prefix}.socketio",
         )
         ensure_topics(self.bootstrap, self.topics)
 
@@ -163,6 +167,7 @@ class KafkaScenario:
             SOCIALPULSE_TOPIC_POSTS=self.topics.posts,
             SOCIALPULSE_TOPIC_SCORED=self.topics.scored,
             SOCIALPULSE_TOPIC_DLQ=self.topics.dlq,
+            SOCIALPULSE_TOPIC_SOCKETIO=self.topics.socketio,
             SOCIALPULSE_TOPIC_PARTITIONS=str(self.partitions),
             SOCIALPULSE_CONSUMER_GROUP=self.group,
             SOCIALPULSE_MODEL_DIR=str(self.model_dir),

@@ -57,6 +57,7 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 60.0) -> None
         topics.posts: topics.partitions,
         topics.scored: topics.partitions,
         topics.dlq: max(1, topics.partitions // 2),
+        topics.socketio: 1,
     }
     missing = [NewTopic(n, num_partitions=p) for n, p in wanted.items() if n not in existing]
     if not missing:
@@ -255,9 +256,13 @@ class ConfluentProducer:
 
 
 class ConfluentScoredTopicReader:
-    """Every scored post and dead letter, from all partitions, newest onwards (web nodes)."""
+    """Every scored post and dead letter, from all partitions, from `since` (epoch seconds;
+    None: the newest onwards), for web nodes. `earlier` counts the messages before that
+    start, per topic, so totals agree between nodes that started at different times."""
 
-    def __init__(self, bootstrap: str, scored_topic: str, dlq_topic: str) -> None:
+    def __init__(
+        self, bootstrap: str, scored_topic: str, dlq_topic: str, since: float | None = None
+    ) -> None:
         self.scored_topic = scored_topic
         self.dlq_topic = dlq_topic
         # librdkafka needs a group id even when partitions are assigned by hand; nothing is
@@ -273,13 +278,21 @@ class ConfluentScoredTopicReader:
         )
         metadata = self.consumer.list_topics(timeout=30).topics
         partitions = [
-            TopicPartition(topic, p, OFFSET_END)
+            TopicPartition(topic, p, OFFSET_END if since is None else int(since * 1000))
             for topic in (scored_topic, dlq_topic)
             if topic in metadata
             for p in sorted(metadata[topic].partitions)
         ]
         if not partitions:
             raise RuntimeError(f"topics {scored_topic} and {dlq_topic} do not exist yet")
+        if since is not None:  # the first offset at or after `since`; the end if none
+            partitions = self.consumer.offsets_for_times(partitions, timeout=30)
+        self.earlier = {scored_topic: 0, dlq_topic: 0}
+        for tp in partitions:
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=30)
+            start = high if tp.offset < 0 else tp.offset
+            tp.offset = start
+            self.earlier[tp.topic] += max(0, start - low)
         self.consumer.assign(partitions)
 
     def poll(self, timeout: float) -> tuple[list[ScoredPost], list[DeadLetter]]:

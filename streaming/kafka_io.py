@@ -56,6 +56,7 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 60.0) -> None
             topics.posts: topics.partitions,
             topics.scored: topics.partitions,
             topics.dlq: max(1, topics.partitions // 2),
+            topics.socketio: 1,
         }
         missing = {
             name: {"num_partitions": n, "replication_factor": 1}
@@ -230,9 +231,13 @@ def make_producer(bootstrap: str, client_id: str, linger_ms: int = 5) -> KafkaPr
 
 
 class ScoredTopicReader:
-    """Every scored post and dead-letter count, from all partitions, newest onwards."""
+    """Every scored post and dead letter, from all partitions, from `since` (epoch seconds;
+    None: the newest onwards), for web nodes. `earlier` counts the messages before that
+    start, per topic, so totals agree between nodes that started at different times."""
 
-    def __init__(self, bootstrap: str, scored_topic: str, dlq_topic: str) -> None:
+    def __init__(
+        self, bootstrap: str, scored_topic: str, dlq_topic: str, since: float | None = None
+    ) -> None:
         self.scored_topic = scored_topic
         self.dlq_topic = dlq_topic
         self.consumer = KafkaConsumer(
@@ -250,7 +255,19 @@ class ScoredTopicReader:
         if not partitions:
             raise RuntimeError(f"topics {scored_topic} and {dlq_topic} do not exist yet")
         self.consumer.assign(partitions)
-        self.consumer.seek_to_end(*partitions)
+        lows = self.consumer.beginning_offsets(partitions)
+        highs = self.consumer.end_offsets(partitions)
+        found = (
+            self.consumer.offsets_for_times({tp: int(since * 1000) for tp in partitions})
+            if since is not None
+            else {}
+        )
+        self.earlier = {scored_topic: 0, dlq_topic: 0}
+        for tp in partitions:
+            at = found.get(tp)
+            start = highs[tp] if at is None else at.offset  # the end if nothing is that new
+            self.consumer.seek(tp, start)
+            self.earlier[tp.topic] += max(0, start - lows[tp])
 
     def poll(self, timeout: float) -> tuple[list[ScoredPost], list[DeadLetter]]:
         """Scored posts and dead letters that arrived, waiting up to `timeout` seconds."""

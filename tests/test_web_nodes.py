@@ -1,0 +1,84 @@
+"""Several web nodes on one Kafka stream: the same numbers and posts on every node, and
+Socket.IO messages shared between nodes through the Kafka message queue."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import ExitStack
+
+import pytest
+import requests
+import socketio
+
+from app.testing import KafkaScenario, running_server, synthetic_values, wait_for
+
+pytestmark = pytest.mark.kafka
+
+
+class Viewer:
+    """A dashboard client: the post ids and latest totals its updates carried."""
+
+    def __init__(self, url: str) -> None:
+        self.ids: set[str] = set()
+        self.total = 0
+        self.lock = threading.Lock()
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("update", self._on_update, namespace="/live")
+        self.client.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=10)
+
+    def _on_update(self, data: dict) -> None:
+        with self.lock:
+            self.ids |= {post["id"] for post in data.get("posts") or []}
+            self.total = data["stats"]["total"]
+
+
+@pytest.fixture
+def scenario(kafka_bootstrap, bundle, model_dir, tmp_path):
+    case = KafkaScenario(kafka_bootstrap, model_dir, tmp_path, partitions=2)
+    yield case
+    case.stop_all()
+
+
+def test_two_nodes_show_the_same_updates_and_totals(scenario, model_dir, tmp_path):
+    environ = scenario.env(SOCIALPULSE_EMIT_INTERVAL="0.2")
+    scenario.start_worker("w1")
+    with ExitStack() as stack:
+        first = stack.enter_context(running_server(model_dir, tmp_path / "a", **environ))
+        _, values, keys = synthetic_values(150, seed=61)
+        scenario.produce(values, keys)
+        wait_for(lambda: health(first)["scored"] >= 150, 60, "the first node's posts")
+        # The second node starts later, yet rebuilds the same history from the stream.
+        second = stack.enter_context(running_server(model_dir, tmp_path / "b", **environ))
+        wait_for(lambda: health(second)["scored"] >= 150, 60, "the second node's history")
+        viewers = [Viewer(first.url), Viewer(second.url)]
+        stack.callback(lambda: [viewer.client.disconnect() for viewer in viewers])
+
+        late_ids, values, keys = synthetic_values(200, seed=62)
+        scenario.produce(values, keys)
+        for viewer in viewers:
+            wait_for(lambda v=viewer: set(late_ids) <= v.ids, 60, "every new post on each node")
+            wait_for(lambda v=viewer: v.total == 350, 30, "the same total on each node")
+        first_health, second_health = health(first), health(second)
+        assert first_health["scored"] == second_health["scored"] == 350
+        # A new viewer on either node gets the same charts: windows, clusters, trends.
+        charts = [_snapshot(live.url) for live in (first, second)]
+        for name in ("sentiment_series", "clusters", "trending"):
+            assert charts[0][name] == charts[1][name], name
+        assert charts[0]["stats"]["total"] == charts[1]["stats"]["total"] == 350
+
+
+def health(live) -> dict:
+    return requests.get(live.url + "/healthz", timeout=5).json()
+
+
+def _snapshot(url: str) -> dict:
+    """The state a viewer gets on connecting."""
+    snapshots: list[dict] = []
+    client = socketio.Client(reconnection=False)
+    client.on("update", snapshots.append, namespace="/live")
+    client.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=10)
+    try:
+        wait_for(lambda: snapshots, 10, "the snapshot")
+    finally:
+        client.disconnect()
+    return snapshots[0]
