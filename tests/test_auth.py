@@ -712,3 +712,9 @@ def test_tokens_commands(cli):
     assert cli("tokens", "revoke", token.id).exit_code == 0
     assert cli.store().verify_token(value) is None
     assert json.dumps(value) not in cli("tokens", "list").output
+
+
+def test_the_admin_page_says_when_access_control_is_off(model_dir, tmp_path, bundle, secured):
+    open_app = create_app(run_config(model_dir, tmp_path / "open-instance"))
+    assert 'id="access-off"' in open_app.test_client().get("/admin").get_data(as_text=True)
+    assert 'id="access-off"' not in client_as(secured, "ada").get("/admin").get_data(as_text=True)
