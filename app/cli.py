@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from app.commands import evaluate, produce, report, serve, topics, train, worker
+from app.commands import evaluate, produce, report, serve, tokens, topics, train, users, worker
 from app.config import documented_settings
 
 
@@ -32,6 +32,8 @@ for command in (
     train.train,
     evaluate.evaluate,
     report.report,
+    users.users,
+    tokens.tokens,
 ):
     main.add_command(command)
 

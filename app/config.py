@@ -16,6 +16,7 @@ from streaming.topics import Topics
 
 PREFIX = "SOCIALPULSE_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+AUTH_MODES = ("auto", "required", "off")
 # Settings that were renamed: setting the old name is an error that names the new one.
 RENAMED = {"BATCH_MAX_WAIT_MS": "BATCH_MAX_WAIT (now in seconds, e.g. 0.1)"}
 
@@ -118,6 +119,20 @@ class Config:
     secret_key: str | None = field(
         default=None,
         metadata={"help": "session/CSRF key (default: generated once, kept in instance/)"},
+    )
+    auth: str = field(
+        default="auto",
+        metadata={
+            "help": "access control: `auto` (logins once a user exists), `required` (always), "
+            "`off` (open; only on a loopback address)"
+        },
+    )
+    metrics_token: str | None = field(
+        default=None,
+        metadata={
+            "help": "bearer token that `/metrics` asks for when access control is on (16+ "
+            "characters)"
+        },
     )
     cors_origins: str | None = field(
         default=None,
@@ -222,6 +237,10 @@ class Config:
             raise ConfigError("batch_max_wait must be ≥ 0 seconds")
         if self.proxy_hops < 0:
             raise ConfigError("proxy_hops must be ≥ 0")
+        if self.auth not in AUTH_MODES:
+            raise ConfigError(f"auth must be one of {', '.join(AUTH_MODES)}, not {self.auth!r}")
+        if self.metrics_token is not None and len(self.metrics_token) < 16:
+            raise ConfigError("metrics_token must be at least 16 characters long")
 
     @property
     def topics(self) -> Topics:
@@ -240,6 +259,11 @@ class Config:
         return ManifestKey.from_file(
             self.model_key_file or Path(self.instance_dir) / "model_signing.key"
         )
+
+    @property
+    def accounts_path(self) -> Path:
+        """The SQLite file of users and API tokens."""
+        return Path(self.instance_dir) / "accounts.sqlite3"
 
     @property
     def host_names(self) -> list[str]:

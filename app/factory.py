@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from app.aggregates import LiveAggregates
+from app.auth import init_access
 from app.config import PROJECT_ROOT, Config
 from app.live import KafkaQueueManager, LiveHub
 from app.security import HostCheck, TlsAwareSessions, behind_proxies
@@ -81,14 +82,17 @@ def create_app(config: Config | None = None) -> Flask:
         config, pipeline, aggregates, hub, model_key=store.key, refused_models=store.refused
     )
     install(app, services)
+    init_access(app, config)
 
-    from app.views import analyze, api, dashboard, health, models
+    from app.views import admin, analyze, api, dashboard, health, login, models
 
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(analyze.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(models.bp)
+    app.register_blueprint(login.bp)
+    app.register_blueprint(admin.bp)
     csrf.exempt(api.bp)  # JSON API: no cookies or sessions, so no cross-site form to forge
 
     @app.errorhandler(HTTPException)

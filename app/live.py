@@ -12,6 +12,7 @@ from flask import request
 from flask_socketio import Namespace, SocketIO
 
 from app.aggregates import LiveAggregates
+from app.auth import socket_allowed
 from app.wordcloud_image import render_wordcloud
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter, Sink
@@ -79,6 +80,8 @@ class LiveNamespace(Namespace):
         self.hub = hub
 
     def on_connect(self, auth=None):
+        if not socket_allowed():  # the handshake carries the page's session cookie
+            raise ConnectionRefusedError("authentication required")
         with self.hub.lock:
             self.hub.clients += 1
         # To the new client only: a namespace's emit broadcasts unless told where to.

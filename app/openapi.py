@@ -206,13 +206,23 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                             f"{config.api_max_chars} characters of text in all."
                         ),
                         "415": error_response("The body is not `application/json`."),
+                        "401": error_response(
+                            "No API token, or an unknown or revoked one (only while access "
+                            "control is on)."
+                        ),
+                        "403": error_response(
+                            "The token lacks the `analyze` scope, or its role may not do this."
+                        ),
                     },
+                    # Needed while access control is on (users exist, or a public bind).
+                    "security": [{"bearer": []}],
                 }
             },
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "This description",
                     "operationId": "openapi",
+                    "security": [],
                     "responses": {
                         "200": {
                             "description": "OpenAPI 3.0",
@@ -222,5 +232,15 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": {"Post": post, "Analysis": analysis, "Error": error}},
+        "components": {
+            "schemas": {"Post": post, "Analysis": analysis, "Error": error},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API token `sp_…` from `socialpulse tokens create` or "
+                    "the admin page, with the scope the operation names.",
+                }
+            },
+        },
     }

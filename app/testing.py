@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -313,3 +315,28 @@ def synthetic_values(n: int, seed: int) -> tuple[list[str], list[bytes], list[by
     values = [json.dumps(r).encode() for r in raws]
     keys = [r["author"].encode() for r in raws]
     return ids, values, keys
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token of the first form in a page."""
+    found = CSRF_FIELD.search(html)
+    if not found:
+        raise AssertionError("the page has no CSRF token")
+    return found.group(1)
+
+
+def log_in(client, name: str, password: str, next_path: str | None = None):
+    """Log `client` (a Flask test client) in through the login form; the POST's response."""
+    page = client.get("/login" + (f"?next={quote(next_path)}" if next_path else ""))
+    return client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+            "name": name,
+            "password": password,
+            "next": next_path or "",
+        },
+    )

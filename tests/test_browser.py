@@ -133,3 +133,51 @@ def test_form_shows_markup_as_text_and_runs_no_script(server, page):
     page.wait_for_timeout(500)  # an injected onerror handler would have fired by now
     assert not page.dialogs
     assert not page.problems, page.problems
+
+
+BROWSER_PASSWORD = "a browser-test passphrase"
+
+
+@pytest.fixture(scope="module")
+def secured_server(bundle, model_dir, tmp_path_factory):
+    """A live server with one user: every page asks for a login."""
+    from app.accounts import AccountStore
+
+    workdir = tmp_path_factory.mktemp("browser-auth")
+    AccountStore(workdir / "instance" / "accounts.sqlite3").add_user(
+        "vera", BROWSER_PASSWORD, "viewer"
+    )
+    with running_server(
+        model_dir, workdir, "--rate", "100", SOCIALPULSE_EMIT_INTERVAL="0.3"
+    ) as live:
+        yield live.url
+
+
+def test_login_live_updates_and_logout(secured_server, page):
+    page.goto(secured_server + "/")
+    assert page.url.startswith(secured_server + "/login")
+    page.fill("#name", "vera")
+    page.fill("#password", "not the right one")
+    page.click("#login-submit")
+    assert "Wrong user name or password." in page.inner_text("#login-error")
+    page.problems.clear()  # the refused login's own 400
+
+    page.fill("#name", "vera")
+    page.fill("#password", BROWSER_PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url(secured_server + "/", timeout=15000)
+    assert page.inner_text("#user-name").strip() == "vera"
+    assert page.inner_text("#user-role").strip() == "viewer"
+    # Socket.IO joined with the same session: live updates arrive.
+    page.wait_for_function(
+        "() => Number(document.body.dataset.updates) > 2 && "
+        "document.querySelectorAll('#feed .post').length >= 5",
+        timeout=20000,
+    )
+
+    page.click("#logout")
+    page.wait_for_url(secured_server + "/login", timeout=15000)
+    page.goto(secured_server + "/analyze")
+    assert page.url.startswith(secured_server + "/login")
+    assert not page.dialogs
+    assert not page.problems, page.problems

@@ -65,6 +65,12 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
         file_speed=file_speed,
         kafka_bootstrap=kafka,
     )
+    from app.auth import AccessSetupError, check_bind
+
+    try:  # before anything starts: never serve open to the network
+        check_bind(config)
+    except AccessSetupError as exc:
+        raise click.UsageError(str(exc)) from exc
     try:
         app = create_app(config)
     except ArtifactError as exc:  # one line, not a traceback: what is wrong and what to do

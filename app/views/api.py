@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from app.analysis import AnalysisError, analyze
+from app.auth import api_access, page
 from app.openapi import openapi_spec
 from app.services import services
 from streaming.records import InvalidPost, decode_json_object
@@ -33,6 +34,7 @@ def http_error(exc: HTTPException):
 
 
 @bp.post("/analyze")
+@api_access("analyze")
 def analyze_endpoint():
     """Body: a post object, or {"posts": [post, ...]} for a batch."""
     config = services().config
@@ -68,5 +70,6 @@ def openapi():
 
 
 @bp.get("/docs")
+@page
 def docs():
     return render_template("api_docs.html", spec=openapi_spec(services().config))

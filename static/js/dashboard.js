@@ -520,7 +520,12 @@
     // A server-side disconnect is not retried automatically by socket.io.
     if (reason === "io server disconnect") socket.connect();
   });
-  socket.on("connect_error", function () {
+  socket.on("connect_error", function (err) {
+    // Refused for want of a login (the session ended, or the user was removed).
+    if (err && err.message === "authentication required") {
+      window.location.assign("/login?next=%2F");
+      return;
+    }
     // socket.active is false when the server refused the connection (no retry).
     if (socket.active) setStatus("reconnecting", "reconnecting…");
     else setStatus("error", "disconnected");
