@@ -137,6 +137,11 @@ class AccessPolicy:
             )
         return g.auth_required
 
+    def session_valid(self, name: str, session_key: str) -> bool:
+        """True while the user exists with this session key (not removed, same password)."""
+        user = self.store.user(name)
+        return user is not None and hmac.compare_digest(user.session_key, session_key)
+
     def load_user(self, user_id: str) -> LoginUser | None:
         name, _, key = user_id.partition(":")
         user = self.store.user(name)

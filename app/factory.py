@@ -82,7 +82,8 @@ def create_app(config: Config | None = None) -> Flask:
         config, pipeline, aggregates, hub, model_key=store.key, refused_models=store.refused
     )
     install(app, services)
-    init_access(app, config)
+    policy = init_access(app, config)
+    hub.session_valid = policy.session_valid
 
     from app.views import admin, analyze, api, dashboard, health, login, models
 

@@ -8,11 +8,13 @@ import time
 from collections.abc import Callable, Sequence
 
 import socketio as python_socketio
-from flask import request
-from flask_socketio import Namespace, SocketIO
+from flask import request, session
+from flask_login import current_user
+from flask_socketio import Namespace, SocketIO, join_room
 
 from app.aggregates import LiveAggregates
 from app.auth import socket_allowed
+from app.server import off_loop
 from app.wordcloud_image import render_wordcloud
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter, Sink
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "/live"
 UPDATE_EVENT = "update"
+SIGNED_OUT_EVENT = "signed_out"
 EMIT_TICK = 0.02  # how often the emitter looks for news: the most a change waits after a lull
 
 
@@ -84,12 +87,21 @@ class LiveNamespace(Namespace):
             raise ConnectionRefusedError("authentication required")
         with self.hub.lock:
             self.hub.clients += 1
+        if current_user.is_authenticated:
+            self.hub.viewers[request.sid] = (current_user.name, current_user.user.session_key)
+            if "login_id" in session:  # every tab of this login, on any node
+                join_room(login_room(session["login_id"]))
         # To the new client only: a namespace's emit broadcasts unless told where to.
         self.hub.emit_here(self.hub.current_state(), to=request.sid)
 
     def on_disconnect(self, reason=None):
         with self.hub.lock:
             self.hub.clients = max(0, self.hub.clients - 1)
+        self.hub.viewers.pop(request.sid, None)
+
+
+def login_room(login_id: str) -> str:
+    return f"login:{login_id}"
 
 
 class LiveHub:
@@ -120,6 +132,12 @@ class LiveHub:
         self.wordcloud_version = 0
         # What is failing now (see `app.readiness`), for the dashboard's degraded banner.
         self.problems: Callable[[], list[dict]] = list
+        # Logged-in viewers (Socket.IO sid → user name, session key), checked every
+        # `session_check_interval` s with `session_valid`: a removed user, or one whose
+        # password changed, is disconnected on every node within that time.
+        self.viewers: dict[str, tuple[str, str]] = {}
+        self.session_valid: Callable[[str, str], bool] = lambda name, key: True
+        self.session_check_interval = 5.0
         self._stop = threading.Event()
         self._emitted_version: tuple = ()
         self._last_emit = float("-inf")  # monotonic time of the last update sent
@@ -146,6 +164,25 @@ class LiveHub:
     def start(self) -> None:
         self.socketio.start_background_task(self._emit_loop)
         self.socketio.start_background_task(self._wordcloud_loop)
+        self.socketio.start_background_task(self._session_loop)
+
+    def sign_out(self, login_id: str) -> None:
+        """Tell every tab of one login, on every node (through the message queue), that it
+        ended: the dashboard goes to the login page."""
+        self.socketio.emit(SIGNED_OUT_EVENT, {}, namespace=NAMESPACE, to=login_room(login_id))
+
+    def drop_invalid_sessions(self) -> list[str]:
+        """Disconnect this node's viewers whose login is no longer valid; their sids."""
+        verdicts: dict[tuple[str, str], bool] = {}
+        dropped = []
+        for sid, login in list(self.viewers.items()):
+            if login not in verdicts:
+                verdicts[login] = self.session_valid(*login)
+            if not verdicts[login]:
+                dropped.append(sid)
+                self.viewers.pop(sid, None)
+                self.socketio.server.disconnect(sid, namespace=NAMESPACE, ignore_queue=True)
+        return dropped
 
     def stop(self) -> None:
         self._stop.set()
@@ -182,7 +219,7 @@ class LiveHub:
         if not frequencies:
             return False
         self._cloud_data_version = data_version
-        self.wordcloud_png = render_wordcloud(frequencies)
+        self.wordcloud_png = off_loop(render_wordcloud, frequencies)  # ~50 ms of drawing
         self.wordcloud_version += 1
         return True
 
@@ -199,6 +236,13 @@ class LiveHub:
                 self.emit_if_due(time.monotonic())
             except Exception:  # the dashboard must outlive any one bad update
                 log.exception("dashboard update failed")
+
+    def _session_loop(self) -> None:
+        while not self._stop.wait(self.session_check_interval):
+            try:
+                self.drop_invalid_sessions()
+            except Exception:
+                log.exception("checking viewers' sessions failed")
 
     def _wordcloud_loop(self) -> None:
         while not self._stop.wait(self.wordcloud_interval):

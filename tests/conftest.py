@@ -19,6 +19,16 @@ from streaming.synthetic import SyntheticPostGenerator, strip_private
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def stays_unpatched():
+    """Only a served process belongs to gevent: a test that let `serve` patch the test
+    process itself would leave every later test (and the run's exit) on gevent's loop."""
+    yield
+    from gevent import monkey
+
+    assert not monkey.is_module_patched("socket"), "this test let gevent patch the test run"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def model_signing_key():
     """Every process of the run (CLI commands, servers, workers) signs and trusts models with

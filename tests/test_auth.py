@@ -562,6 +562,41 @@ def test_socket_io_accepts_the_logged_in_session_and_sends_a_snapshot(secured):
     live.disconnect(namespace="/live")
 
 
+def test_a_removed_user_or_changed_password_ends_their_live_connections(secured, store):
+    socketio = secured.extensions["socketio"]
+    hub = secured.extensions["socialpulse"].hub
+    vera = socketio.test_client(
+        secured, namespace="/live", flask_test_client=client_as(secured, "vera")
+    )
+    ada = socketio.test_client(
+        secured, namespace="/live", flask_test_client=client_as(secured, "ada")
+    )
+    assert vera.is_connected("/live") and ada.is_connected("/live")
+    assert hub.drop_invalid_sessions() == []  # nothing changed: nobody dropped
+    store.remove_user("vera")
+    store.set_password("ada", PASSWORD + "!")
+    assert len(hub.drop_invalid_sessions()) == 2
+    assert not vera.is_connected("/live") and not ada.is_connected("/live")
+    assert hub.viewers == {}
+
+
+def test_logging_out_signs_out_every_live_tab_of_that_login_only(secured):
+    socketio = secured.extensions["socketio"]
+    browser, other_browser = client_as(secured, "vera"), client_as(secured, "vera")
+    tabs = [
+        socketio.test_client(secured, namespace="/live", flask_test_client=browser)
+        for _ in range(2)
+    ]
+    elsewhere = socketio.test_client(secured, namespace="/live", flask_test_client=other_browser)
+    for live in (*tabs, elsewhere):
+        live.get_received("/live")  # the snapshots
+    csrf = csrf_from(browser.get("/").get_data(as_text=True))
+    assert browser.post("/logout", data={"csrf_token": csrf}).status_code == 303
+    for tab in tabs:
+        assert [m["name"] for m in tab.get_received("/live")] == ["signed_out"]
+    assert "signed_out" not in [m["name"] for m in elsewhere.get_received("/live")]
+
+
 # -- the admin page ---------------------------------------------------------------------------
 
 

@@ -10,7 +10,10 @@ import pytest
 import requests
 import socketio
 
-from app.testing import KafkaScenario, running_server, synthetic_values, wait_for
+from app.accounts import AccountStore
+from app.testing import KafkaScenario, csrf_from, running_server, synthetic_values, wait_for
+
+PASSWORD = "correct horse battery staple"
 
 pytestmark = pytest.mark.kafka
 
@@ -82,3 +85,39 @@ def _snapshot(url: str) -> dict:
     finally:
         client.disconnect()
     return snapshots[0]
+
+
+def test_logging_out_on_one_node_signs_out_the_tabs_on_another(scenario, model_dir, tmp_path):
+    """The Socket.IO message queue at work: a logout on the first node reaches the same
+    login's dashboard on the second node."""
+    instance = tmp_path / "shared-instance"  # accounts and session key, shared by the nodes
+    instance.mkdir()
+    AccountStore(instance / "accounts.sqlite3").add_user("vera", PASSWORD)
+    environ = scenario.env(SOCIALPULSE_INSTANCE_DIR=str(instance))
+    with ExitStack() as stack:
+        first = stack.enter_context(running_server(model_dir, tmp_path / "a", **environ))
+        second = stack.enter_context(running_server(model_dir, tmp_path / "b", **environ))
+        browser = requests.Session()
+        login = browser.get(first.url + "/login", timeout=5)
+        form = {"csrf_token": csrf_from(login.text), "name": "vera", "password": PASSWORD}
+        assert browser.post(first.url + "/login", data=form, timeout=10).ok
+        cookie = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+
+        signed_out = threading.Event()
+        tab = socketio.Client(reconnection=False)
+        tab.on("signed_out", lambda data: signed_out.set(), namespace="/live")
+        tab.connect(
+            second.url,
+            headers={"Cookie": cookie},
+            namespaces=["/live"],
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+        stack.callback(tab.disconnect)
+        stranger = socketio.Client(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            stranger.connect(second.url, namespaces=["/live"], transports=["websocket"])
+
+        csrf = csrf_from(browser.get(first.url + "/", timeout=5).text)
+        assert browser.post(first.url + "/logout", data={"csrf_token": csrf}, timeout=5).ok
+        assert signed_out.wait(10), "the logout did not reach the other node"

@@ -45,15 +45,7 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
     the dashboard shows the results the workers publish on the scored topic. The server is
     gunicorn with one gevent worker (see `app.server`); SIGTERM or Ctrl+C stops it gracefully.
     """
-    # First, before the app exists: its locks, events and sockets must be gevent's.
-    from gevent import monkey
-
-    monkey.patch_all()
-
-    from app import create_app
-    from app.server import serve_forever
-    from app.services import build_source, services
-    from models.registry import ArtifactError
+    from app.auth import AccessSetupError, check_bind
 
     config = load_config(
         host=host,
@@ -65,12 +57,20 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
         file_speed=file_speed,
         kafka_bootstrap=kafka,
     )
-    from app.auth import AccessSetupError, check_bind
-
     try:  # before anything starts: never serve open to the network
         check_bind(config)
     except AccessSetupError as exc:
         raise click.UsageError(str(exc)) from exc
+
+    # Before the app exists: its locks, events and sockets must be gevent's.
+    from gevent import monkey
+
+    monkey.patch_all()
+    from app import create_app
+    from app.server import serve_forever
+    from app.services import build_source, services
+    from models.registry import ArtifactError
+
     try:
         app = create_app(config)
     except ArtifactError as exc:  # one line, not a traceback: what is wrong and what to do

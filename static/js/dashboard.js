@@ -531,4 +531,6 @@
     else setStatus("error", "disconnected");
   });
   socket.on("update", onUpdate);
+  // This login ended (logged out in another tab, perhaps on another node).
+  socket.on("signed_out", function () { window.location.assign("/login?next=%2F"); });
 })();
