@@ -66,7 +66,7 @@ test-unit: setup
 	$(BIN)/python -m pytest -m "not kafka and not browser and not slow" $(PYTEST_ARGS)
 
 ## bench: measure throughput, latency and memory; prints a table, writes bench/results/
-bench: setup $(BENCH_STAMP)
+bench: setup $(BENCH_STAMP) chromium
 	@KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh up
 	@status=0; SOCIALPULSE_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) \
 		$(BIN)/python -m bench $(BENCH_ARGS) || status=$$?; \

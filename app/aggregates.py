@@ -239,6 +239,9 @@ class LiveAggregates:
             ],
             "trending": [
                 {"tag": tag, "count": n, "delta": n - trending_before.get(tag, 0)}
-                for tag, n in trending_now.most_common(10)
+                # Ties by name: every node lists the same ten, whatever order posts came in.
+                for tag, n in sorted(trending_now.items(), key=lambda item: (-item[1], item[0]))[
+                    :10
+                ]
             ],
         }

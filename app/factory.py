@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from pathlib import Path
 
 from flask import Flask, request
@@ -19,6 +18,7 @@ from app.security import HostCheck, TlsAwareSessions, behind_proxies
 from app.server import gevent_active, lift_read_timeout
 from app.services import Services, install, model_store
 from app.wordcloud_image import stop_words
+from models.signing import secret_file
 
 csrf = CSRFProtect()
 
@@ -39,6 +39,8 @@ def create_app(config: Config | None = None) -> Flask:
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # kafka-python narrates every connection at INFO; its warnings and errors still show.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     app = Flask(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
@@ -128,12 +130,6 @@ def _message_queue(config: Config) -> KafkaQueueManager | None:
 
 
 def _instance_secret(instance_dir: Path) -> str:
-    """A random key generated on first start and kept, so sessions survive restarts."""
-    path = instance_dir / "secret_key"
-    if path.is_file():
-        return path.read_text().strip()
-    instance_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    path.touch(mode=0o600)
-    path.write_text(key)
-    return key
+    """A random key generated on first start and kept, so sessions survive restarts (and
+    hold on every node sharing the instance folder)."""
+    return secret_file(instance_dir / "secret_key")

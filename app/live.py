@@ -45,8 +45,12 @@ class KafkaQueueManager(python_socketio.KafkaManager):
             import kafka
 
             self.ensure_channel()
-            self.producer = kafka.KafkaProducer(bootstrap_servers=self.kafka_urls)
-        super()._publish(data)
+            self.producer = kafka.KafkaProducer(
+                bootstrap_servers=self.kafka_urls, max_block_ms=5000
+            )
+        # kafka-python 3 sends bytes only (python-socketio passes the JSON text as is).
+        self.producer.send(self.channel, value=self.json.dumps(data).encode())
+        self.producer.flush(timeout=5)
 
     def _kafka_listen(self):
         import kafka
@@ -162,6 +166,12 @@ class LiveHub:
         return payload
 
     def start(self) -> None:
+        server = self.socketio.server
+        if not server.manager_initialized:
+            # python-socketio starts a message queue's listener at the first connection;
+            # started now, it already listens when another node's first message comes.
+            server.manager_initialized = True
+            server.manager.initialize()
         self.socketio.start_background_task(self._emit_loop)
         self.socketio.start_background_task(self._wordcloud_loop)
         self.socketio.start_background_task(self._session_loop)
@@ -169,7 +179,14 @@ class LiveHub:
     def sign_out(self, login_id: str) -> None:
         """Tell every tab of one login, on every node (through the message queue), that it
         ended: the dashboard goes to the login page."""
-        self.socketio.emit(SIGNED_OUT_EVENT, {}, namespace=NAMESPACE, to=login_room(login_id))
+        self.socketio.start_background_task(self._sign_out, login_id)
+
+    def _sign_out(self, login_id: str) -> None:
+        # In the background: a logout never waits on (or fails with) the message queue.
+        try:
+            self.socketio.emit(SIGNED_OUT_EVENT, {}, namespace=NAMESPACE, to=login_room(login_id))
+        except Exception:
+            log.exception("could not tell the other nodes' tabs of a logout")
 
     def drop_invalid_sessions(self) -> list[str]:
         """Disconnect this node's viewers whose login is no longer valid; their sids."""

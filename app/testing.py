@@ -243,13 +243,26 @@ class KafkaScenario:
                 process.kill()
                 process.wait()
 
-    def produce(self, values: list[bytes | None], keys: list[bytes | None] | None = None) -> None:
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=10)
+    def produce(
+        self,
+        values: list[bytes | None],
+        keys: list[bytes | None] | None = None,
+        rate: float | None = None,
+    ) -> float:
+        """Send `values` to the raw topic, at `rate` posts/s if given; the rate achieved."""
+        producer = KafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", linger_ms=2 if rate else 10
+        )
         keys = keys or [None] * len(values)
-        for key, value in zip(keys, values, strict=True):
+        started = time.monotonic()
+        for i, (key, value) in enumerate(zip(keys, values, strict=True)):
             producer.send(self.topics.posts, key=key, value=value)
+            if rate and (behind := started + (i + 1) / rate - time.monotonic()) > 0:
+                time.sleep(behind)
         producer.flush()
+        achieved = len(values) / max(time.monotonic() - started, 1e-9)
         producer.close()
+        return achieved
 
 
 def read_topic(bootstrap: str, topic: str, until, timeout: float = 60.0) -> list:

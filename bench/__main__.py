@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run; prints a table and writes bench/results/*.json.
 
-Usage: python -m bench [--quick] [--only pipeline,api,dashboard,kafka] [--duration S]
+Usage: python -m bench [--quick] [--only pipeline,api,dashboard,load,kafka] [--duration S]
 """
 
 from __future__ import annotations
@@ -47,6 +47,30 @@ TARGETS = (
         1.0,
         "memory flat (≤ 1 MB/min)",
     ),
+    (
+        "load",
+        "viewers_200.oldest_post_wait_ms.p95",
+        "<=",
+        500,
+        "200 viewers at 500 posts/s: update p95 ≤ 500 ms",
+    ),
+    (
+        "load",
+        "viewers_200.oldest_post_wait_ms.p50",
+        "<=",
+        250,
+        "200 viewers: oldest post waits ≤ 250 ms (median)",
+    ),
+    ("load", "viewers_200.disconnects", "<=", 0, "200 viewers: no disconnects"),
+    ("load", "api_50_clients.latency_ms.p99", "<=", 100, "50 API clients: p99 ≤ 100 ms"),
+    ("load", "api_50_clients.errors", "<=", 0, "50 API clients: no errors"),
+    (
+        "kafka",
+        "produce_to_browser.oldest_post_latency_ms.p99",
+        "<=",
+        250,
+        "produce → browser p99 ≤ 250 ms at 2,000 posts/s",
+    ),
     ("kafka", "one_worker_vs_vader", ">=", 0.5, "1 worker ≥ 0.5 × VADER-only rate"),
     (
         "kafka",
@@ -89,7 +113,7 @@ def _two_worker_ceiling(client: dict) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (1-minute memory run)")
-    parser.add_argument("--only", default="pipeline,api,dashboard,kafka")
+    parser.add_argument("--only", default="pipeline,api,dashboard,load,kafka")
     parser.add_argument("--duration", type=float, help="seconds of the dashboard/memory run")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -118,11 +142,22 @@ def main() -> None:
         results["dashboard"] = server.dashboard_latency_and_memory(
             model_dir, workdir, rate=1000, duration=duration
         )
+    if "load" in sections:
+        from bench import load
+
+        print("200 dashboard viewers at 500 posts/s …", flush=True)
+        viewers = load.dashboard_viewers(
+            model_dir, workdir, viewers=200, rate=500, duration=30.0 if args.quick else 120.0
+        )
+        print("50 concurrent API clients …", flush=True)
+        api_clients = load.concurrent_api_clients(model_dir, workdir, clients=50)
+        results["load"] = {"viewers_200": viewers, "api_50_clients": api_clients}
     if "kafka" in sections:
         bootstrap = os.environ.get("SOCIALPULSE_TEST_KAFKA")
         if not bootstrap:
             raise SystemExit("SOCIALPULSE_TEST_KAFKA is not set: run `make bench`")
         from bench import kafka
+        from bench import load as load_bench
 
         print("Kafka: kafka-python pass-through …", flush=True)
         passthrough = kafka.passthrough_rate(bootstrap, model_dir, workdir, values, keys)
@@ -163,6 +198,14 @@ def main() -> None:
             **by_client[DEFAULT_KAFKA_CLIENT],
             "clients": by_client,
         }
+        print("Kafka: produce → browser at 2,000 posts/s …", flush=True)
+        results["kafka"]["produce_to_browser"] = load_bench.produce_to_browser(
+            bootstrap,
+            model_dir,
+            workdir,
+            os.environ.get("CHROMIUM", "/usr/bin/chromium"),
+            duration=15.0 if args.quick else 30.0,
+        )
         one = by_client["kafka-python"]["one_worker"]
         results["kafka"]["kafka_python_one_worker_vs_passthrough"] = round(
             one["posts_per_s"] / passthrough["posts_per_s"], 2

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from app.config import PROJECT_ROOT as ROOT
@@ -203,18 +203,9 @@ def latency_at_rate(
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
-    started = time.monotonic()
-    for i, (key, value) in enumerate(zip(keys, values, strict=True)):
-        producer.send(scenario.topics.posts, key=key, value=value)
-        behind = started + (i + 1) / rate - time.monotonic()
-        if behind > 0:
-            time.sleep(behind)
-    producer.flush()
-    achieved = total / (time.monotonic() - started)
+    achieved = scenario.produce(values, keys, rate=rate)
     reader.join(timeout=60)
     done.set()
-    producer.close()
     consumer.close()
     scenario.stop_all()
     steady = latencies[len(latencies) // 10 :]

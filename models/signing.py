@@ -17,6 +17,25 @@ from pathlib import Path
 SIGNATURE_FILE = "manifest.sig"
 
 
+def secret_file(path: Path) -> str:
+    """The secret kept in `path`, created (random, readable by its owner only) when missing.
+    Safe when several processes start at once: the file appears whole (a hard link of a
+    finished file), and every process reads the one that won."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process was first: its secret is the one
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
 class ManifestKey:
     """Signs and verifies manifest bytes."""
 
@@ -28,13 +47,7 @@ class ManifestKey:
     @classmethod
     def from_file(cls, path: str | Path) -> ManifestKey:
         """The key in `path`, created (random, readable by its owner only) when missing."""
-        path = Path(path)
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(secrets.token_hex(32) + "\n")
-        return cls(path.read_text().strip().encode())
+        return cls(secret_file(Path(path)).encode())
 
     def sign(self, manifest: bytes) -> str:
         return hmac.new(self._secret, manifest, hashlib.sha256).hexdigest()

@@ -16,7 +16,7 @@ from app import create_app
 from app.accounts import MAX_PASSWORD, AccountError, AccountStore
 from app.auth import OPEN_ENDPOINTS, LoginThrottle, bind_refusal, check_bind, safe_next
 from app.cli import main
-from app.testing import csrf_from, log_in, run_config
+from app.testing import csrf_from, log_in, run_config, wait_for
 
 PASSWORD = "correct horse battery staple"
 USERS = {"vera": "viewer", "ann": "analyst", "ada": "admin"}
@@ -592,8 +592,9 @@ def test_logging_out_signs_out_every_live_tab_of_that_login_only(secured):
         live.get_received("/live")  # the snapshots
     csrf = csrf_from(browser.get("/").get_data(as_text=True))
     assert browser.post("/logout", data={"csrf_token": csrf}).status_code == 303
-    for tab in tabs:
-        assert [m["name"] for m in tab.get_received("/live")] == ["signed_out"]
+    for tab in tabs:  # sent in the background: a logout never waits on the message queue
+        received = wait_for(lambda t=tab: t.get_received("/live"), 5, "the sign-out")
+        assert [m["name"] for m in received] == ["signed_out"]
     assert "signed_out" not in [m["name"] for m in elsewhere.get_received("/live")]
 
 

@@ -26,7 +26,7 @@ from models.registry import (
     new_version,
     save_bundle,
 )
-from models.signing import SIGNATURE_FILE, ManifestKey
+from models.signing import SIGNATURE_FILE, ManifestKey, secret_file
 from models.store import ModelStore
 
 KEY = run_manifest_key()
@@ -154,3 +154,16 @@ def test_the_default_key_file_is_created_private_and_kept(tmp_path):
 def test_a_short_key_is_refused():
     with pytest.raises(ValueError, match="at least 16 bytes"):
         ManifestKey(b"short")
+
+
+def test_processes_starting_together_share_one_secret(tmp_path):
+    """Web nodes and workers sharing an instance folder may all start at once: each must
+    read the same key, never an empty or half-written file."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    path = tmp_path / "instance" / "secret_key"
+    with ProcessPoolExecutor(8) as pool:
+        secrets_read = set(pool.map(secret_file, [path] * 64))
+    assert len(secrets_read) == 1 and len(secrets_read.pop()) == 64
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["secret_key"]

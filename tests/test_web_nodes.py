@@ -46,18 +46,19 @@ def test_two_nodes_show_the_same_updates_and_totals(scenario, model_dir, tmp_pat
     environ = scenario.env(SOCIALPULSE_EMIT_INTERVAL="0.2")
     scenario.start_worker("w1")
     with ExitStack() as stack:
-        first = stack.enter_context(running_server(model_dir, tmp_path / "a", **environ))
+        first = stack.enter_context(running_server(model_dir, node_dir(tmp_path, "a"), **environ))
         _, values, keys = synthetic_values(150, seed=61)
         scenario.produce(values, keys)
         wait_for(lambda: health(first)["scored"] >= 150, 60, "the first node's posts")
         # The second node starts later, yet rebuilds the same history from the stream.
-        second = stack.enter_context(running_server(model_dir, tmp_path / "b", **environ))
+        second = stack.enter_context(running_server(model_dir, node_dir(tmp_path, "b"), **environ))
         wait_for(lambda: health(second)["scored"] >= 150, 60, "the second node's history")
         viewers = [Viewer(first.url), Viewer(second.url)]
         stack.callback(lambda: [viewer.client.disconnect() for viewer in viewers])
 
+        # Fewer posts per update than the feed holds, so every post reaches every viewer.
         late_ids, values, keys = synthetic_values(200, seed=62)
-        scenario.produce(values, keys)
+        scenario.produce(values, keys, rate=100)
         for viewer in viewers:
             wait_for(lambda v=viewer: set(late_ids) <= v.ids, 60, "every new post on each node")
             wait_for(lambda v=viewer: v.total == 350, 30, "the same total on each node")
@@ -68,6 +69,11 @@ def test_two_nodes_show_the_same_updates_and_totals(scenario, model_dir, tmp_pat
         for name in ("sentiment_series", "clusters", "trending"):
             assert charts[0][name] == charts[1][name], name
         assert charts[0]["stats"]["total"] == charts[1]["stats"]["total"] == 350
+
+
+def node_dir(tmp_path, name: str):
+    (tmp_path / name).mkdir()
+    return tmp_path / name
 
 
 def health(live) -> dict:
@@ -95,8 +101,8 @@ def test_logging_out_on_one_node_signs_out_the_tabs_on_another(scenario, model_d
     AccountStore(instance / "accounts.sqlite3").add_user("vera", PASSWORD)
     environ = scenario.env(SOCIALPULSE_INSTANCE_DIR=str(instance))
     with ExitStack() as stack:
-        first = stack.enter_context(running_server(model_dir, tmp_path / "a", **environ))
-        second = stack.enter_context(running_server(model_dir, tmp_path / "b", **environ))
+        first = stack.enter_context(running_server(model_dir, node_dir(tmp_path, "a"), **environ))
+        second = stack.enter_context(running_server(model_dir, node_dir(tmp_path, "b"), **environ))
         browser = requests.Session()
         login = browser.get(first.url + "/login", timeout=5)
         form = {"csrf_token": csrf_from(login.text), "name": "vera", "password": PASSWORD}

@@ -1,0 +1,206 @@
+"""The server under load: many dashboard viewers, many concurrent API clients, and produce →
+browser latency through Kafka."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+import websocket
+
+from app.testing import KafkaScenario, running_server, synthetic_values
+from bench.server import latency_summary
+from streaming.metrics import percentile
+
+OLDEST = re.compile(rb'"oldest_received_at":\s*([0-9.]+)')
+
+
+class RawViewer(threading.Thread):
+    """A dashboard viewer speaking Engine.IO/Socket.IO over one WebSocket, on one thread, and
+    reading only the one number it needs: 200 of them fit beside the server on two cores."""
+
+    def __init__(self, url: str, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        parts = urlsplit(url)
+        self.address = f"ws://{parts.netloc}/socket.io/?EIO=4&transport=websocket"
+        self.stop = stop
+        self.oldest_ms: list[float] = []
+        self.updates = 0
+        self.dropped = False  # the server closed the connection before the end
+        self.connected = threading.Event()
+
+    def run(self) -> None:
+        ws = websocket.create_connection(self.address, timeout=30)
+        try:
+            ws.recv()  # Engine.IO open
+            ws.send("40/live,")
+            while not self.stop.is_set():
+                try:
+                    frame = ws.recv()
+                except websocket.WebSocketTimeoutException:
+                    continue
+                if not frame:
+                    self.dropped = not self.stop.is_set()
+                    return
+                if isinstance(frame, str):
+                    frame = frame.encode()
+                if frame == b"2":  # ping
+                    ws.send("3")
+                elif frame.startswith(b"40/live"):
+                    self.connected.set()
+                elif frame.startswith(b'42/live,["update"'):
+                    now = time.time()
+                    self.updates += 1
+                    found = OLDEST.search(frame)
+                    if found:
+                        self.oldest_ms.append((now - float(found.group(1))) * 1000.0)
+        except (OSError, websocket.WebSocketException):
+            self.dropped = not self.stop.is_set()
+        finally:
+            ws.close()
+
+
+def dashboard_viewers(
+    model_dir: Path, workdir: Path, viewers: int = 200, rate: int = 500, duration: float = 120.0
+) -> dict:
+    """`viewers` dashboards on one node streaming `rate` posts/s: how long the oldest post of
+    each update waited (post entered SocialPulse → viewer), disconnects, threads, memory."""
+    stop = threading.Event()
+    with running_server(model_dir, workdir, "--rate", str(rate)) as live:
+        idle_threads = live.threads()
+        clients = [RawViewer(live.url, stop) for _ in range(viewers)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.connected.wait(30)
+        time.sleep(min(10.0, duration / 6))  # settle
+        for client in clients:
+            client.oldest_ms.clear()
+            client.updates = 0
+        memory_start, threads = live.rss_mb(), [live.threads()]
+        started = time.monotonic()
+        while time.monotonic() - started < duration:
+            time.sleep(2.0)
+            threads.append(live.threads())
+        elapsed = time.monotonic() - started
+        memory_end = live.rss_mb()
+        health = requests.get(live.url + "/healthz", timeout=5).json()
+        stop.set()
+    latencies = [ms for client in clients for ms in client.oldest_ms]
+    updates = [client.updates for client in clients]
+    return {
+        "viewers": viewers,
+        "rate_posts_per_s": rate,
+        "duration_s": duration,
+        "scored": health["scored"],
+        "connected": sum(client.connected.is_set() for client in clients),
+        "disconnects": sum(client.dropped for client in clients),
+        "updates_per_viewer_per_s": round(sum(updates) / len(updates) / elapsed, 2),
+        "oldest_post_wait_ms": {
+            **latency_summary(latencies),
+            "p95": percentile(latencies, 0.95, digits=2),
+        },
+        "server_threads": {"idle": idle_threads, "max_with_viewers": max(threads)},
+        "server_memory_mb": {"start": round(memory_start, 1), "end": round(memory_end, 1)},
+    }
+
+
+def concurrent_api_clients(
+    model_dir: Path, workdir: Path, clients: int = 50, requests_each: int = 60
+) -> dict:
+    """`clients` API clients posting single-post analyses back to back, all at once."""
+    with running_server(model_dir, workdir) as live:
+        url = live.url + "/api/v1/analyze"
+
+        def client(number: int) -> tuple[list[float], int]:
+            session, latencies, errors = requests.Session(), [], 0
+            for i in range(requests_each):
+                body = {"text": f"Client {number} post {i}: what a GAME!!! #nba 🔥"}
+                started = time.perf_counter()
+                try:
+                    response = session.post(url, json=body, timeout=10)
+                    errors += response.status_code != 200
+                except requests.RequestException:
+                    errors += 1
+                latencies.append((time.perf_counter() - started) * 1000.0)
+            return latencies, errors
+
+        client(-1)  # warm up
+        started = time.monotonic()
+        with ThreadPoolExecutor(clients) as pool:
+            results = list(pool.map(client, range(clients)))
+        elapsed = time.monotonic() - started
+    latencies = [ms for found, _ in results for ms in found[len(found) // 10 :]]
+    return {
+        "clients": clients,
+        "requests": clients * requests_each,
+        "errors": sum(errors for _, errors in results),
+        "requests_per_s": round(clients * requests_each / elapsed, 1),
+        "latency_ms": {**latency_summary(latencies), "p95": percentile(latencies, 0.95, 2)},
+    }
+
+
+def produce_to_browser(
+    bootstrap: str,
+    model_dir: Path,
+    workdir: Path,
+    chromium: str,
+    rate: int = 2000,
+    duration: float = 30.0,
+    client: str = "confluent",
+) -> dict:
+    """Posts produced into Kafka at `rate`/s, scored by a worker, read by a web node, shown in
+    a real Chromium dashboard: time from produce to the WebSocket frame reaching the page, for
+    the oldest post of every update (so every post waited at most that long)."""
+    from playwright.sync_api import sync_playwright
+
+    scenario = KafkaScenario(bootstrap, model_dir, workdir / "browser", partitions=6, client=client)
+    scenario.start_worker("b1")
+    scenario.wait_until_sharing(["b1"])
+    _, values, keys = synthetic_values(int(rate * duration), seed=2027)
+    latencies: list[float] = []
+
+    def on_frame(payload) -> None:
+        now = time.time()
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if payload.startswith(b'42/live,["update"'):
+            found = OLDEST.search(payload)
+            if found:
+                latencies.append((now - float(found.group(1))) * 1000.0)
+
+    try:
+        with (
+            running_server(model_dir, workdir, **scenario.env()) as live,
+            sync_playwright() as playwright,
+        ):
+            browser = playwright.chromium.launch(executable_path=chromium)
+            page = browser.new_page()
+            page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+            page.goto(live.url + "/")
+            page.wait_for_function("() => Number(document.body.dataset.updates) > 0")
+            time.sleep(2)
+            achieved = scenario.produce(values, keys, rate=rate)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                page.wait_for_timeout(500)  # lets Playwright deliver the frames
+                health = requests.get(live.url + "/healthz", timeout=5).json()
+                if health["scored"] >= len(values):
+                    break
+            page.wait_for_timeout(1000)
+            browser.close()
+    finally:
+        scenario.stop_all()
+    steady = latencies[len(latencies) // 10 :]
+    return {
+        "target_posts_per_s": rate,
+        "achieved_posts_per_s": round(achieved),
+        "posts": len(values),
+        "updates": len(latencies),
+        "oldest_post_latency_ms": {**latency_summary(steady), "p95": percentile(steady, 0.95, 2)},
+    }
