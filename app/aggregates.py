@@ -18,6 +18,21 @@ _WORD_RE = re.compile(r"(?u)\b[^\W\d_]{3,}\b")
 _NOISE_RE = re.compile(f"{URL_OR_MENTION_RE.pattern}|#\\w+", re.IGNORECASE)
 _MAX_WORDS_PER_WINDOW = 3000
 FEED_SIZE = 50
+# What a feed item shows: a third less to send to every viewer, several times a second, than
+# the whole scored record (the API and the scored topic carry that).
+FEED_FIELDS = (
+    "id",
+    "text",
+    "author",
+    "created_at",
+    "hashtags",
+    "lang",
+    "sentiment",
+    "cluster",
+    "engagement",
+    "model_version",
+    "latency_ms",
+)
 RECENT_IDS_KEPT = 100_000
 
 
@@ -173,7 +188,8 @@ class LiveAggregates:
         payload["oldest_received_at"] = min(received) if received else None
         feed = []
         for scored in reversed(posts):  # newest first
-            record = scored.to_dict()
+            full = scored.to_dict()
+            record = {name: full[name] for name in FEED_FIELDS}
             record["e2e_ms"] = round(max(0.0, now - scored.received_at) * 1000.0, 1)
             feed.append(record)
         payload["posts"] = feed

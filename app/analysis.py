@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from typing import Any
 
 from models.pipeline import ScoringPipeline
@@ -51,6 +50,6 @@ def analyze(
     results = []
     for scored in pipeline.score_batch(posts, learn=False):
         record = scored.to_dict()
-        record["explanation"] = asdict(pipeline.explain(scored))
+        record["explanation"] = pipeline.explain(scored).to_dict()
         results.append(record)
     return results

@@ -43,6 +43,7 @@ OPEN_ENDPOINTS = frozenset(
 FIX_HINT = "add an account with `socialpulse users add NAME --role admin`"
 MAX_NEXT = 2000
 MAX_AUTHORIZATION = 200
+USERS_CHECK_INTERVAL = 1.0  # seconds an answer of `has_users` is reused
 
 
 class AccessSetupError(ValueError):
@@ -125,6 +126,8 @@ class AccessPolicy:
         self.loopback = is_loopback(config.host)
         self.metrics_token = config.metrics_token
         self.throttle = LoginThrottle()
+        self._users = False
+        self._users_checked_at = float("-inf")
 
     def required(self) -> bool:
         """Logins are required when configured so, once a user exists (`auto`), and always
@@ -133,9 +136,18 @@ class AccessPolicy:
             g.auth_required = (
                 self.mode == "required"
                 or not self.loopback
-                or (self.mode == "auto" and self.store.has_users())
+                or (self.mode == "auto" and self._users_exist())
             )
         return g.auth_required
+
+    def _users_exist(self) -> bool:
+        # Asked on every request: the answer is kept a second rather than queried each time
+        # (a first account added by the CLI takes effect within that second).
+        now = time.monotonic()
+        if now >= self._users_checked_at + USERS_CHECK_INTERVAL:
+            self._users = self.store.has_users()
+            self._users_checked_at = now
+        return self._users
 
     def session_valid(self, name: str, session_key: str) -> bool:
         """True while the user exists with this session key (not removed, same password)."""

@@ -67,7 +67,7 @@ class Config:
     )
     batch_max_posts: int = field(default=500, metadata={"help": "micro-batch size cap"})
     batch_max_wait: float = field(
-        default=0.1, metadata={"help": "seconds a micro-batch may wait to fill"}
+        default=0.05, metadata={"help": "seconds a micro-batch may wait to fill"}
     )
     max_text_length: int = field(default=5000, metadata={"help": "longest post text accepted"})
     max_clock_skew: float = field(
@@ -103,7 +103,7 @@ class Config:
         metadata={"help": "seconds without a finished batch before readiness reports a stall"},
     )
     emit_interval: float = field(
-        default=0.2,
+        default=0.125,
         metadata={
             "help": "shortest time between dashboard updates (s): a change after a lull is "
             "sent at once, a busy stream once per interval"

@@ -31,7 +31,7 @@ def _scored_timestamps(bootstrap: str, topic: str, expected: int) -> np.ndarray:
     return np.sort(np.asarray([m.timestamp for m in messages]))
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -51,13 +51,13 @@ def _throughput(scenario: KafkaScenario, names: list[str], n_posts: int) -> dict
     try:
         scenario.wait_until_sharing(names)
         joined_ms = 1000.0 * time.time()
-        cpu_before = [_cpu_seconds(p.pid) for p in scenario.workers]
-        broker_before = _cpu_seconds(broker) if broker else 0.0
+        cpu_before = [cpu_seconds(p.pid) for p in scenario.workers]
+        broker_before = cpu_seconds(broker) if broker else 0.0
         started = time.monotonic()
         wait_for_count(scenario.bootstrap, scenario.topics.scored, n_posts, timeout=600)
         elapsed = time.monotonic() - started
-        cpu = [_cpu_seconds(p.pid) - c for p, c in zip(scenario.workers, cpu_before, strict=True)]
-        broker_cpu = _cpu_seconds(broker) - broker_before if broker else None
+        cpu = [cpu_seconds(p.pid) - c for p, c in zip(scenario.workers, cpu_before, strict=True)]
+        broker_cpu = cpu_seconds(broker) - broker_before if broker else None
     finally:
         scenario.stop_all()
     stamps = _scored_timestamps(scenario.bootstrap, scenario.topics.scored, n_posts)
@@ -80,7 +80,7 @@ def _broker_pid(bootstrap: str) -> int | None:
     path = ROOT / ".cache" / "kafka" / f"run-{port}" / "kafka.pid"
     try:
         pid = int(path.read_text().strip())
-        _cpu_seconds(pid)
+        cpu_seconds(pid)
     except (OSError, ValueError):
         return None
     return pid

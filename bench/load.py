@@ -14,6 +14,7 @@ import requests
 import websocket
 
 from app.testing import KafkaScenario, running_server, synthetic_values
+from bench.kafka import cpu_seconds
 from bench.server import latency_summary
 from streaming.metrics import percentile
 
@@ -35,7 +36,8 @@ class RawViewer(threading.Thread):
         self.connected = threading.Event()
 
     def run(self) -> None:
-        ws = websocket.create_connection(self.address, timeout=30)
+        # No UTF-8 check of each frame: in pure Python it costs more than the server does.
+        ws = websocket.create_connection(self.address, timeout=30, skip_utf8_validation=True)
         try:
             ws.recv()  # Engine.IO open
             ws.send("40/live,")
@@ -111,15 +113,25 @@ def dashboard_viewers(
 
 
 def concurrent_api_clients(
-    model_dir: Path, workdir: Path, clients: int = 50, requests_each: int = 60
+    model_dir: Path,
+    workdir: Path,
+    clients: int = 50,
+    requests_each: int = 60,
+    every: float | None = None,
 ) -> dict:
-    """`clients` API clients posting single-post analyses back to back, all at once."""
+    """`clients` API clients posting single-post analyses at once: each sends its next
+    request `every` seconds after the last one began (None: back to back, which measures
+    the server at saturation, where latency is clients ÷ throughput)."""
     with running_server(model_dir, workdir) as live:
         url = live.url + "/api/v1/analyze"
 
         def client(number: int) -> tuple[list[float], int]:
             session, latencies, errors = requests.Session(), [], 0
+            next_at = time.monotonic() + (number / clients) * (every or 0)  # spread the starts
             for i in range(requests_each):
+                if every:
+                    time.sleep(max(0.0, next_at - time.monotonic()))
+                    next_at += every
                 body = {"text": f"Client {number} post {i}: what a GAME!!! #nba 🔥"}
                 started = time.perf_counter()
                 try:
@@ -131,16 +143,22 @@ def concurrent_api_clients(
             return latencies, errors
 
         client(-1)  # warm up
+        server_cpu = cpu_seconds(live.pids()[-1])
         started = time.monotonic()
         with ThreadPoolExecutor(clients) as pool:
             results = list(pool.map(client, range(clients)))
         elapsed = time.monotonic() - started
+        server_cpu = cpu_seconds(live.pids()[-1]) - server_cpu
     latencies = [ms for found, _ in results for ms in found[len(found) // 10 :]]
+    total = clients * requests_each
     return {
         "clients": clients,
-        "requests": clients * requests_each,
+        "request_every_s": every,
+        "requests": total,
         "errors": sum(errors for _, errors in results),
-        "requests_per_s": round(clients * requests_each / elapsed, 1),
+        "requests_per_s": round(total / elapsed, 1),
+        "server_cpu_ms_per_request": round(server_cpu * 1000.0 / total, 2),
+        "server_cpu_cores": round(server_cpu / elapsed, 2),
         "latency_ms": {**latency_summary(latencies), "p95": percentile(latencies, 0.95, 2)},
     }
 

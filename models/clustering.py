@@ -90,6 +90,8 @@ class FastTfidfVectorizer:
         self.idf = vectorizer.idf_.astype(np.float64) if vectorizer.use_idf else None
         self.sublinear = vectorizer.sublinear_tf
         self.n_features = len(self.vocabulary)
+        # Feature index → term; `get_feature_names_out` rebuilds this on every call.
+        self.terms = vectorizer.get_feature_names_out()
 
     def transform(self, docs: Sequence[str]) -> sparse.csr_matrix:
         lookup, findall = self.vocabulary.get, self.findall
@@ -337,7 +339,7 @@ class StreamingTopicClusterer:
 
     def top_terms(self, cluster_id: int, n: int = 8) -> list[str]:
         state = self.state_
-        terms = state.vectorizer.get_feature_names_out()
+        terms = state.fast.terms
         order = np.argsort(state.kmeans.cluster_centers_[cluster_id])[::-1][:n]
         return [terms[i] for i in order if state.kmeans.cluster_centers_[cluster_id, i] > 0]
 

@@ -121,26 +121,63 @@ class EngagementModel(BaseEstimator):
         Along each tree's decision path, the change in node value at a split is credited to
         the split's feature; averaged over trees, bias + contributions.sum(1) = prediction.
         With the author baseline, the author's recent level is credited to its feature.
+        Every row walks every tree at once, one tree level per step (see `_forest_arrays`).
         """
         x = np.ascontiguousarray(features, dtype=np.float32)
         n_rows, n_features = x.shape
+        left, right, feature, threshold, value, roots = self._forest_arrays()
         contrib = np.zeros((n_rows, n_features))
-        bias = 0.0
-        trees = self._trees()
-        for tree in trees:
-            values = tree.value.reshape(-1)
-            bias += values[0]
-            paths = tree.decision_path(x)
-            for row in range(n_rows):
-                nodes = paths.indices[paths.indptr[row] : paths.indptr[row + 1]]
-                nodes = np.sort(nodes)  # parents come before children in node numbering
-                np.add.at(contrib[row], tree.feature[nodes[:-1]], np.diff(values[nodes]))
-        contrib /= len(trees)
-        bias = np.full(n_rows, bias / len(trees))
+        rows = np.repeat(np.arange(n_rows), len(roots))
+        nodes = np.tile(roots, n_rows)
+        while len(nodes):
+            inner = left[nodes] != -1  # leaves are done
+            rows, nodes = rows[inner], nodes[inner]
+            split = feature[nodes]
+            # float32 input against float64 thresholds, as the trees themselves compare
+            below = x[rows, split].astype(np.float64) <= threshold[nodes]
+            children = np.where(below, left[nodes], right[nodes])
+            np.add.at(contrib, (rows, split), value[children] - value[nodes])
+            nodes = children
+        contrib /= len(roots)
+        bias = np.full(n_rows, value[roots].mean())
         if self.baseline == "author":
             bias += self.intercept_
             contrib[:, _RECENT_LIFT] += np.asarray(features, dtype=np.float64)[:, _RECENT_LIFT]
         return bias, contrib
+
+    def _forest_arrays(self) -> tuple[np.ndarray, ...]:
+        """Every tree's nodes in one set of arrays (children renumbered), and the roots;
+        built once per fitted forest, and never saved with the model."""
+        cached = self.__dict__.get("_forest_cache")
+        if cached is None or cached[0] is not self.forest_:
+            trees = self._trees()
+            offsets = np.cumsum([0] + [tree.node_count for tree in trees])[:-1]
+
+            def joined(child: str) -> np.ndarray:
+                return np.concatenate(
+                    [
+                        np.where(c == -1, -1, c + o)
+                        for c, o in zip((getattr(t, child) for t in trees), offsets, strict=True)
+                    ]
+                )
+
+            cached = self._forest_cache = (
+                self.forest_,
+                (
+                    joined("children_left"),
+                    joined("children_right"),
+                    np.concatenate([t.feature for t in trees]),
+                    np.concatenate([t.threshold for t in trees]),
+                    np.concatenate([t.value.reshape(-1) for t in trees]),
+                    offsets,
+                ),
+            )
+        return cached[1]
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_forest_cache", None)
+        return state
 
     def predict(self, features: np.ndarray) -> list[EngagementPrediction]:
         log_values = self.predict_log(features)

@@ -76,6 +76,26 @@ def test_contributions_add_up_to_the_prediction(bundle, fresh_features):
     assert FEATURE_NAMES[strongest] == "log_followers"
 
 
+def test_contributions_follow_each_trees_decision_path(bundle, fresh_features):
+    """The all-trees-at-once walk credits exactly what sklearn's decision paths say."""
+    model = bundle.engagement
+    rows = np.ascontiguousarray(fresh_features[:50], dtype=np.float32)
+    expected = np.zeros(rows.shape)
+    trees = [estimator.tree_ for estimator in model.forest_.estimators_]
+    for tree in trees:
+        values, paths = tree.value.reshape(-1), tree.decision_path(rows)
+        for row in range(len(rows)):
+            nodes = np.sort(paths.indices[paths.indptr[row] : paths.indptr[row + 1]])
+            np.add.at(expected[row], tree.feature[nodes[:-1]], np.diff(values[nodes]))
+    expected /= len(trees)
+    _, contributions = model.contributions(fresh_features[:50])
+    if model.baseline == "author":
+        contributions[:, FEATURE_NAMES.index("author_recent_lift")] -= fresh_features[
+            :50, FEATURE_NAMES.index("author_recent_lift")
+        ]
+    np.testing.assert_allclose(contributions, expected, rtol=0, atol=1e-12)
+
+
 def test_pipeline_explanation_matches_the_prediction(pipeline, fresh_posts):
     scored = pipeline.score_batch(fresh_posts[:5])
     for post in scored:
@@ -177,3 +197,11 @@ def test_predictions_grow_with_followers(pipeline):
         for n in (20, 2_000_000)
     )
     assert large.engagement.predicted > 3 * small.engagement.predicted
+
+
+def test_an_explanation_dict_is_what_asdict_gives(pipeline, fresh_posts):
+    from dataclasses import asdict
+
+    for scored in pipeline.score_batch(fresh_posts[:20]):
+        explanation = pipeline.explain(scored)
+        assert explanation.to_dict() == asdict(explanation)
