@@ -185,7 +185,10 @@ class LiveAggregates:
             step = max(1, len(received) // 500)  # a sample is enough for percentiles
             self._latencies.extend(max(0.0, now - r) * 1000.0 for r in received[::step])
             payload = self._state_locked()
+        # When the posts of this update entered SocialPulse: the oldest, the newest, how many.
         payload["oldest_received_at"] = min(received) if received else None
+        payload["newest_received_at"] = max(received) if received else None
+        payload["new_posts"] = len(received)
         feed = []
         for scored in reversed(posts):  # newest first
             full = scored.to_dict()

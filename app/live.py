@@ -14,8 +14,7 @@ from flask_socketio import Namespace, SocketIO, join_room
 
 from app.aggregates import LiveAggregates
 from app.auth import socket_allowed
-from app.server import off_loop
-from app.wordcloud_image import render_wordcloud
+from app.wordcloud_image import WordcloudRenderer
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter, Sink
 
@@ -114,7 +113,7 @@ class LiveHub:
     and a busy stream sends no more than one update per interval (never one per post).
 
     The word cloud is rendered only while clients are connected and words changed, at most
-    every `wordcloud_interval` seconds: rendering costs tens of milliseconds.
+    every `wordcloud_interval` seconds, in a child process (see `app.wordcloud_image`).
     """
 
     def __init__(
@@ -133,6 +132,7 @@ class LiveHub:
         self.lock = threading.Lock()
         self.clients = 0
         self.wordcloud_png: bytes | None = None
+        self.renderer = WordcloudRenderer()
         self.wordcloud_version = 0
         # What is failing now (see `app.readiness`), for the dashboard's degraded banner.
         self.problems: Callable[[], list[dict]] = list
@@ -203,6 +203,7 @@ class LiveHub:
 
     def stop(self) -> None:
         self._stop.set()
+        self.renderer.close()
 
     def emit_once(self) -> bool:
         """Send an update if anything changed since the last one; True if sent."""
@@ -236,7 +237,7 @@ class LiveHub:
         if not frequencies:
             return False
         self._cloud_data_version = data_version
-        self.wordcloud_png = off_loop(render_wordcloud, frequencies)  # ~50 ms of drawing
+        self.wordcloud_png = self.renderer.render(frequencies)
         self.wordcloud_version += 1
         return True
 

@@ -18,7 +18,31 @@ from bench.kafka import cpu_seconds
 from bench.server import latency_summary
 from streaming.metrics import percentile
 
+WARM_UP_S = 3.0
 OLDEST = re.compile(rb'"oldest_received_at":\s*([0-9.]+)')
+# Runs in the page before its own scripts: times each dashboard update as the page receives
+# it (the browser's clock is the machine's), with the oldest post it carries.
+RECORD_FRAME_TIMES = """
+window.__updates = [];
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = function (...args) {
+  const socket = new NativeWebSocket(...args);
+  socket.addEventListener("message", (event) => {
+    const now = Date.now();
+    if (typeof event.data !== "string" || !event.data.startsWith('42/live,["update"')) return;
+    const oldest = /"oldest_received_at":\\s*([0-9.]+)/.exec(event.data);
+    const newest = /"newest_received_at":\\s*([0-9.]+)/.exec(event.data);
+    const count = /"new_posts":\\s*([0-9]+)/.exec(event.data);
+    if (oldest && newest && count) {
+      window.__updates.push([now, parseFloat(oldest[1]) * 1000, parseFloat(newest[1]) * 1000,
+                             parseInt(count[1], 10)]);
+    }
+  });
+  return socket;
+};
+window.WebSocket.prototype = NativeWebSocket.prototype;
+Object.assign(window.WebSocket, NativeWebSocket);
+"""
 
 
 class RawViewer(threading.Thread):
@@ -163,6 +187,10 @@ def concurrent_api_clients(
     }
 
 
+def _scored(url: str) -> int:
+    return requests.get(url + "/healthz", timeout=5).json()["scored"]
+
+
 def produce_to_browser(
     bootstrap: str,
     model_dir: Path,
@@ -181,17 +209,6 @@ def produce_to_browser(
     scenario.start_worker("b1")
     scenario.wait_until_sharing(["b1"])
     _, values, keys = synthetic_values(int(rate * duration), seed=2027)
-    latencies: list[float] = []
-
-    def on_frame(payload) -> None:
-        now = time.time()
-        if isinstance(payload, str):
-            payload = payload.encode()
-        if payload.startswith(b'42/live,["update"'):
-            found = OLDEST.search(payload)
-            if found:
-                latencies.append((now - float(found.group(1))) * 1000.0)
-
     try:
         with (
             running_server(model_dir, workdir, **scenario.env()) as live,
@@ -199,26 +216,54 @@ def produce_to_browser(
         ):
             browser = playwright.chromium.launch(executable_path=chromium)
             page = browser.new_page()
-            page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+            page.add_init_script(RECORD_FRAME_TIMES)
             page.goto(live.url + "/")
             page.wait_for_function("() => Number(document.body.dataset.updates) > 0")
-            time.sleep(2)
-            achieved = scenario.produce(values, keys, rate=rate)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                page.wait_for_timeout(500)  # lets Playwright deliver the frames
-                health = requests.get(live.url + "/healthz", timeout=5).json()
-                if health["scored"] >= len(values):
+            page.wait_for_timeout(2000)
+            rates: list[float] = []
+            producer = threading.Thread(
+                target=lambda: rates.append(scenario.produce(values, keys, rate=rate))
+            )
+            producer.start()
+            deadline = time.monotonic() + duration + 60
+            while producer.is_alive() and time.monotonic() < deadline:
+                page.wait_for_timeout(20)
+            settle = time.monotonic() + 30
+            while time.monotonic() < settle:
+                page.wait_for_timeout(20)
+                if page.evaluate("() => document.body.dataset.updates") and _scored(
+                    live.url
+                ) >= len(values):
                     break
             page.wait_for_timeout(1000)
+            updates = page.evaluate("() => window.__updates")
             browser.close()
+            achieved = rates[0] if rates else float("nan")
     finally:
         scenario.stop_all()
-    steady = latencies[len(latencies) // 10 :]
+    # Steady state: the first seconds warm the worker, the web node and the page up.
+    steady = [u for u in updates if updates and u[0] >= updates[0][0] + WARM_UP_S * 1000]
+    oldest = [now - first for now, first, _, _ in steady]
+    per_post = _per_post_latencies(steady)
     return {
         "target_posts_per_s": rate,
         "achieved_posts_per_s": round(achieved),
         "posts": len(values),
-        "updates": len(latencies),
-        "oldest_post_latency_ms": {**latency_summary(steady), "p95": percentile(steady, 0.95, 2)},
+        "updates": len(updates),
+        "latency_ms": {**latency_summary(per_post), "p95": percentile(per_post, 0.95, 2)},
+        "oldest_post_latency_ms": {**latency_summary(oldest), "p95": percentile(oldest, 0.95, 2)},
     }
+
+
+def _per_post_latencies(updates: list[list[float]]) -> list[float]:
+    """Each post's produce → browser time. An update brings `count` posts produced between
+    its oldest and newest times; the producer paces them evenly, so they are spread evenly
+    over that span (the span's ends are exact, from the posts' Kafka timestamps)."""
+    latencies: list[float] = []
+    for now, oldest, newest, count in updates:
+        if count == 1:
+            latencies.append(now - oldest)
+        elif count > 1:
+            step = (newest - oldest) / (count - 1)
+            latencies += [now - (oldest + i * step) for i in range(count)]
+    return latencies

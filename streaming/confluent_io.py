@@ -299,7 +299,12 @@ class ConfluentScoredTopicReader:
         """Scored posts and dead letters that arrived, waiting up to `timeout` seconds."""
         scored: list[ScoredPost] = []
         letters: list[DeadLetter] = []
-        for message in self.consumer.consume(num_messages=2000, timeout=timeout):
+        # Wait for the first message only, then take what else is there: `consume` alone
+        # would hold what arrived until `timeout` ran out or 2,000 messages came.
+        messages = self.consumer.consume(num_messages=1, timeout=timeout)
+        if messages:
+            messages += self.consumer.consume(num_messages=1999, timeout=0)
+        for message in messages:
             if message.error() is not None:
                 log.warning("reading scored posts: %s", message.error())
                 continue

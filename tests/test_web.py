@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from app import create_app
 from app.testing import run_config
-from streaming.records import POST_FIELDS
+from streaming.records import POST_FIELDS, parse_post
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -135,6 +135,39 @@ def test_healthz_reports_json(client, app):
 
 def test_no_word_cloud_before_posts_arrive(client):
     assert client.get("/wordcloud.png").status_code == 404
+
+
+def test_the_word_cloud_is_drawn_in_a_child_process_that_comes_back(app):
+    """The drawing process gives the PNG the library draws, and a killed one is replaced."""
+    from app.wordcloud_image import WordcloudRenderer, render_wordcloud
+
+    words = {"delayed": 40, "#refund": 25, "bags": 12, "crew": 7}
+    renderer = WordcloudRenderer()
+    try:
+        png = renderer.render(words)
+        assert png.startswith(b"\x89PNG") and png == render_wordcloud(words)
+        renderer._child.kill()
+        renderer._child.wait()
+        assert renderer.render(words) == png
+    finally:
+        renderer.close()
+
+
+def test_live_viewers_get_a_word_cloud(app, raw_posts):
+    hub = app.extensions["socialpulse"].hub
+    app.extensions["socialpulse"].dashboard_sink.write(
+        app.extensions["socialpulse"].pipeline.score_batch(
+            [parse_post(raw) for raw in raw_posts[:50]]
+        )
+    )
+    hub.clients = 1  # as if a viewer were connected
+    try:
+        assert hub.render_wordcloud_once() is True
+        response = app.test_client().get(f"/wordcloud.png?v={hub.wordcloud_version}")
+        assert response.status_code == 200 and response.data.startswith(b"\x89PNG")
+        assert hub.render_wordcloud_once() is False  # nothing new: not drawn again
+    finally:
+        hub.stop()
 
 
 # -- JSON API ---------------------------------------------------------------------------------
