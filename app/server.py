@@ -77,6 +77,39 @@ def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+class WebServer(BaseApplication):
+    """gunicorn, configured in code: one `WebWorker` serving an app already built.
+
+    Args:
+        wsgi_app: the app (built before the fork; background work starts after it).
+        settings: gunicorn settings.
+        read_timeout: seconds each socket read or write may wait (see `WebWorker`).
+        on_start: run in the worker once it is up: start background work here.
+        on_stop: run in the worker first thing on SIGTERM.
+    """
+
+    def __init__(
+        self,
+        wsgi_app: Callable,
+        settings: dict[str, Any],
+        read_timeout: float,
+        on_start: Callable[[], None],
+        on_stop: Callable[[], None],
+    ) -> None:
+        self.wsgi_app = wsgi_app
+        self.settings = {**settings, "post_worker_init": lambda worker: on_start()}
+        self.read_timeout = read_timeout
+        self.on_stop = on_stop
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in self.settings.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Callable:
+        return self.wsgi_app
+
+
 def serve_forever(
     wsgi_app: Callable,
     *,
@@ -91,36 +124,23 @@ def serve_forever(
 ) -> None:
     """Serve `wsgi_app` until SIGTERM or SIGINT: `on_start` runs in the worker once it is up
     (start background work there, after the fork); `on_stop` runs first on shutdown."""
-
-    class WebServer(BaseApplication):
-        def load_config(self) -> None:
-            settings = {
-                "bind": [bind_address(host, port)],
-                "workers": 1,
-                "worker_class": "app.server.WebWorker",
-                "worker_connections": max_connections,
-                # gunicorn reads each request's line and headers under this deadline (and
-                # waits as long for the next one on a kept-alive connection).
-                "keepalive": max(1, math.ceil(read_timeout)),
-                "graceful_timeout": max(1, math.ceil(shutdown_grace)),
-                "timeout": 30,  # the loop blocked this long: the worker is replaced
-                "loglevel": log_level.lower(),
-                "errorlog": "-",
-                "accesslog": None,
-                "proc_name": "socialpulse",
-                "control_socket_disable": True,  # no runtime-control socket in $HOME
-                "post_worker_init": lambda worker: on_start(),
-            }
-            for name, value in settings.items():
-                self.cfg.set(name, value)
-
-        def load(self) -> Callable:
-            return wsgi_app
-
-    server = WebServer()
-    server.read_timeout = read_timeout  # type: ignore[attr-defined]
-    server.on_stop = on_stop  # type: ignore[attr-defined]
-    server.run()
+    settings = {
+        "bind": [bind_address(host, port)],
+        "workers": 1,
+        "worker_class": "app.server.WebWorker",
+        "worker_connections": max_connections,
+        # gunicorn reads each request's line and headers under this deadline (and waits as
+        # long for the next one on a kept-alive connection).
+        "keepalive": max(1, math.ceil(read_timeout)),
+        "graceful_timeout": max(1, math.ceil(shutdown_grace)),
+        "timeout": 30,  # the loop blocked this long: the worker is replaced
+        "loglevel": log_level.lower(),
+        "errorlog": "-",
+        "accesslog": None,
+        "proc_name": "socialpulse",
+        "control_socket_disable": True,  # no runtime-control socket in $HOME
+    }
+    WebServer(wsgi_app, settings, read_timeout, on_start, on_stop).run()
 
 
 class WebWorker(GeventWorker):
