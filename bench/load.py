@@ -54,7 +54,8 @@ class RawViewer(threading.Thread):
         parts = urlsplit(url)
         self.address = f"ws://{parts.netloc}/socket.io/?EIO=4&transport=websocket"
         self.stop = stop
-        self.oldest_ms: list[float] = []
+        self.oldest_ms: list[float] = []  # per update: how long its oldest post waited
+        self.received_at: list[float] = []  # per update: when it arrived
         self.updates = 0
         self.dropped = False  # the server closed the connection before the end
         self.connected = threading.Event()
@@ -85,6 +86,7 @@ class RawViewer(threading.Thread):
                     found = OLDEST.search(frame)
                     if found:
                         self.oldest_ms.append((now - float(found.group(1))) * 1000.0)
+                        self.received_at.append(now)
         except (OSError, websocket.WebSocketException):
             self.dropped = not self.stop.is_set()
         finally:
@@ -107,6 +109,7 @@ def dashboard_viewers(
         time.sleep(min(10.0, duration / 6))  # settle
         for client in clients:
             client.oldest_ms.clear()
+            client.received_at.clear()
             client.updates = 0
         memory_start, threads = live.rss_mb(), [live.threads()]
         started = time.monotonic()
@@ -220,6 +223,12 @@ def produce_to_browser(
             page.goto(live.url + "/")
             page.wait_for_function("() => Number(document.body.dataset.updates) > 0")
             page.wait_for_timeout(2000)
+            # Beside the browser, a Socket.IO client in this process: the server's side of
+            # the same path, without the browser's share of the two cores.
+            stop = threading.Event()
+            viewer = RawViewer(live.url, stop)
+            viewer.start()
+            viewer.connected.wait(30)
             rates: list[float] = []
             producer = threading.Thread(
                 target=lambda: rates.append(scenario.produce(values, keys, rate=rate))
@@ -237,6 +246,7 @@ def produce_to_browser(
                     break
             page.wait_for_timeout(1000)
             updates = page.evaluate("() => window.__updates")
+            stop.set()
             browser.close()
             achieved = rates[0] if rates else float("nan")
     finally:
@@ -245,6 +255,9 @@ def produce_to_browser(
     steady = [u for u in updates if updates and u[0] >= updates[0][0] + WARM_UP_S * 1000]
     oldest = [now - first for now, first, _, _ in steady]
     per_post = _per_post_latencies(steady)
+    start = (updates[0][0] / 1000.0 + WARM_UP_S) if updates else 0.0
+    arrivals = zip(viewer.received_at, viewer.oldest_ms, strict=False)  # it may still append
+    client = [ms for at, ms in arrivals if at >= start]
     return {
         "target_posts_per_s": rate,
         "achieved_posts_per_s": round(achieved),
@@ -252,6 +265,10 @@ def produce_to_browser(
         "updates": len(updates),
         "latency_ms": {**latency_summary(per_post), "p95": percentile(per_post, 0.95, 2)},
         "oldest_post_latency_ms": {**latency_summary(oldest), "p95": percentile(oldest, 0.95, 2)},
+        "socketio_client_oldest_post_latency_ms": {
+            **latency_summary(client),
+            "p95": percentile(client, 0.95, 2),
+        },
     }
 
 
