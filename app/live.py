@@ -121,7 +121,7 @@ class LiveHub:
         socketio: SocketIO,
         aggregates: LiveAggregates,
         emit_interval: float = 0.125,
-        wordcloud_interval: float = 5.0,
+        wordcloud_interval: float = 10.0,
         source_name: str = "",
     ) -> None:
         self.socketio = socketio

@@ -75,6 +75,11 @@ class LiveServer:
             index += 1
         return pids
 
+    @property
+    def worker_pid(self) -> int:
+        """gunicorn's worker: the process that serves (its children draw word clouds)."""
+        return self.pids()[1]
+
     def threads(self) -> int:
         """OS threads across the server's processes."""
         return sum(len(list(Path(f"/proc/{pid}/task").iterdir())) for pid in self.pids())

@@ -54,15 +54,24 @@ class WordcloudRenderer:
         self._child: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
+    def start(self) -> None:
+        """Start the drawing process now: its start (a second or two of imports) is then
+        paid before the stream gets busy, not during its first word cloud."""
+        with self._lock:
+            self._started()
+
+    def _started(self) -> subprocess.Popen:
+        if self._child is None or self._child.poll() is not None:
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "app.wordcloud_image"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+        return self._child
+
     def render(self, frequencies: dict[str, int]) -> bytes:
         with self._lock:
-            if self._child is None or self._child.poll() is not None:
-                self._child = subprocess.Popen(
-                    [sys.executable, "-m", "app.wordcloud_image"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                )
-            child = self._child
+            child = self._started()
             assert child.stdin is not None and child.stdout is not None
             try:
                 child.stdin.write(json.dumps(frequencies).encode() + b"\n")
@@ -86,6 +95,8 @@ def _serve() -> None:
     """The child's loop: frequencies on stdin, PNGs on stdout, until stdin closes."""
     # Background work: on a busy machine the live updates go first, the word cloud waits.
     os.nice(10)
+    import wordcloud  # noqa: F401  (loaded before the first request, not during it)
+
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
         png = render_wordcloud(json.loads(line))

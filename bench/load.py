@@ -170,12 +170,12 @@ def concurrent_api_clients(
             return latencies, errors
 
         client(-1)  # warm up
-        server_cpu = cpu_seconds(live.pids()[-1])
+        server_cpu = cpu_seconds(live.worker_pid)
         started = time.monotonic()
         with ThreadPoolExecutor(clients) as pool:
             results = list(pool.map(client, range(clients)))
         elapsed = time.monotonic() - started
-        server_cpu = cpu_seconds(live.pids()[-1]) - server_cpu
+        server_cpu = cpu_seconds(live.worker_pid) - server_cpu
     latencies = [ms for found, _ in results for ms in found[len(found) // 10 :]]
     total = clients * requests_each
     return {

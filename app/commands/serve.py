@@ -86,6 +86,7 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
 
     def start() -> None:
         # In the worker, after the fork: background work never crosses a fork.
+        svc.hub.renderer.start()
         if stream_source is None:
             svc.start_kafka_feed(config.kafka_bootstrap)
         else:
