@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 import threading
 import time
@@ -259,8 +260,8 @@ class LiveAggregates:
             "trending": [
                 {"tag": tag, "count": n, "delta": n - trending_before.get(tag, 0)}
                 # Ties by name: every node lists the same ten, whatever order posts came in.
-                for tag, n in sorted(trending_now.items(), key=lambda item: (-item[1], item[0]))[
-                    :10
-                ]
+                for tag, n in heapq.nsmallest(
+                    10, trending_now.items(), key=lambda item: (-item[1], item[0])
+                )
             ],
         }

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
@@ -184,7 +185,7 @@ class Services:
             self.metrics.dead_lettered.inc(len(letters))
 
     def _open_feed(self) -> ScoredTopicReader | ConfluentScoredTopicReader:
-        client, topics = self._kafka_client(), self.config.topics
+        client, topics = self._kafka_client, self.config.topics
         # retried by the caller
         self._feed_call(client.ensure_topics, self._bootstrap, topics, timeout=5.0)
         # From as far back as the dashboard shows: every node, whenever it started, shows
@@ -196,6 +197,7 @@ class Services:
         self.aggregates.count_earlier(feed.earlier[topics.scored], feed.earlier[topics.dlq])
         return feed
 
+    @cached_property
     def _kafka_client(self) -> KafkaClient:
         from streaming.kafka_clients import kafka_client
 
@@ -204,7 +206,7 @@ class Services:
     def _feed_call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A call into the Kafka client; one that waits inside C runs on a native thread
         under gevent, so the web node keeps serving meanwhile."""
-        if self._kafka_client().blocks_in_c:
+        if self._kafka_client.blocks_in_c:
             return off_loop(function, *args, **kwargs)
         return function(*args, **kwargs)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
+from app.accounts import AccountError, AccountStore
 from app.config import Config, ConfigError
 
 KAFKA_HELP = "Kafka brokers [SOCIALPULSE_KAFKA_BOOTSTRAP]."
@@ -69,3 +72,12 @@ def load_kafka_config(**overrides: Any) -> Config:
     if not config.kafka_bootstrap:
         raise click.UsageError("set SOCIALPULSE_KAFKA_BOOTSTRAP or pass --kafka HOST:PORT")
     return config
+
+
+@contextmanager
+def account_store() -> Iterator[AccountStore]:
+    """This instance's users and tokens; an `AccountError` inside is a usage error."""
+    try:
+        yield AccountStore(load_config().accounts_path)
+    except AccountError as exc:
+        raise click.UsageError(str(exc)) from exc

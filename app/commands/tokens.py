@@ -6,12 +6,8 @@ import time
 
 import click
 
-from app.accounts import ROLES, SCOPES, AccountError, AccountStore
-from app.commands.options import load_config
-
-
-def _store() -> AccountStore:
-    return AccountStore(load_config().accounts_path)
+from app.accounts import ROLES, SCOPES
+from app.commands.options import account_store
 
 
 def _when(timestamp: float | None) -> str:
@@ -43,10 +39,8 @@ def tokens() -> None:
 )
 def create(name: str, scopes: tuple[str, ...], role: str) -> None:
     """Create a token called NAME and print it, once: only its hash is kept."""
-    try:
-        token, value = _store().create_token(name, scopes, role)
-    except AccountError as exc:
-        raise click.UsageError(str(exc)) from exc
+    with account_store() as store:
+        token, value = store.create_token(name, scopes, role)
     click.echo(f"created token {token.id} ({', '.join(token.scopes)}; acts as {role}):", err=True)
     click.echo(value)
 
@@ -55,17 +49,17 @@ def create(name: str, scopes: tuple[str, ...], role: str) -> None:
 @click.argument("token_id")
 def revoke(token_id: str) -> None:
     """Revoke the token TOKEN_ID (the id `tokens list` shows): it stops working at once."""
-    try:
-        _store().revoke_token(token_id)
-    except AccountError as exc:
-        raise click.UsageError(str(exc)) from exc
+    with account_store() as store:
+        store.revoke_token(token_id)
     click.echo(f"revoked {token_id}")
 
 
 @tokens.command("list")
 def list_tokens() -> None:
     """Every token: id, name, scopes, role, created, last used, revoked."""
-    for t in _store().tokens():
+    with account_store() as store:
+        found = store.tokens()
+    for t in found:
         click.echo(
             "\t".join(
                 [

@@ -6,12 +6,8 @@ import sys
 
 import click
 
-from app.accounts import ROLES, AccountError, AccountStore
-from app.commands.options import load_config
-
-
-def _store() -> AccountStore:
-    return AccountStore(load_config().accounts_path)
+from app.accounts import ROLES
+from app.commands.options import account_store
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -47,11 +43,8 @@ def users() -> None:
 @password_stdin_option
 def add(name: str, role: str, password_stdin: bool) -> None:
     """Add the user NAME, asking for a password (12 characters or more)."""
-    store = _store()
-    try:
+    with account_store() as store:
         store.add_user(name, _read_password(password_stdin), role)
-    except AccountError as exc:
-        raise click.UsageError(str(exc)) from exc
     click.echo(f"added {name} ({role})")
 
 
@@ -59,18 +52,17 @@ def add(name: str, role: str, password_stdin: bool) -> None:
 @click.argument("name")
 def remove(name: str) -> None:
     """Remove the user NAME; their sessions end at their next request."""
-    try:
-        _store().remove_user(name)
-    except AccountError as exc:
-        raise click.UsageError(str(exc)) from exc
+    with account_store() as store:
+        store.remove_user(name)
     click.echo(f"removed {name}")
 
 
 @users.command("list")
 def list_users() -> None:
     """Every user and role."""
-    for user in _store().users():
-        click.echo(f"{user.name}\t{user.role}")
+    with account_store() as store:
+        for user in store.users():
+            click.echo(f"{user.name}\t{user.role}")
 
 
 @users.command("set-role")
@@ -78,10 +70,8 @@ def list_users() -> None:
 @click.argument("role", type=click.Choice(ROLES))
 def set_role(name: str, role: str) -> None:
     """Give the user NAME another role (it applies at their next request)."""
-    try:
-        _store().set_role(name, role)
-    except AccountError as exc:
-        raise click.UsageError(str(exc)) from exc
+    with account_store() as store:
+        store.set_role(name, role)
     click.echo(f"{name} is now {role}")
 
 
@@ -90,11 +80,8 @@ def set_role(name: str, role: str) -> None:
 @password_stdin_option
 def set_password(name: str, password_stdin: bool) -> None:
     """Give the user NAME a new password; it ends their sessions."""
-    store = _store()
-    if store.user(name) is None:
-        raise click.UsageError(f"no user {name!r}")
-    try:
+    with account_store() as store:
+        if store.user(name) is None:
+            raise click.UsageError(f"no user {name!r}")
         store.set_password(name, _read_password(password_stdin))
-    except AccountError as exc:
-        raise click.UsageError(str(exc)) from exc
     click.echo(f"new password set for {name}; their sessions have ended")
