@@ -93,6 +93,15 @@ class FastTfidfVectorizer:
         # Feature index → term; `get_feature_names_out` rebuilds this on every call.
         self.terms = vectorizer.get_feature_names_out()
 
+    def __setstate__(self, state: dict) -> None:
+        # Artifacts saved before `terms` existed rebuild it from the vocabulary.
+        if "terms" not in state:
+            terms = np.empty(len(state["vocabulary"]), dtype=object)
+            for term, index in state["vocabulary"].items():
+                terms[index] = term
+            state["terms"] = terms
+        self.__dict__.update(state)
+
     def transform(self, docs: Sequence[str]) -> sparse.csr_matrix:
         lookup, findall = self.vocabulary.get, self.findall
         # `_simple_tokens` reproduces TOKEN_PATTERN only; another pattern keeps the regex.

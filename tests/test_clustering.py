@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 from collections import Counter
 
 import numpy as np
@@ -226,6 +227,18 @@ def test_fast_vectorizer_equals_sklearn_transform(labelled_docs):
         for batch in (docs[:300], ODD_DOCS, [d.upper() for d in ODD_DOCS]):
             expected = vectorizer.transform(batch).toarray()
             assert np.allclose(fast.transform(batch).toarray(), expected, rtol=0, atol=1e-12)
+
+
+def test_fast_vectorizer_saved_without_terms_loads_with_them(labelled_docs):
+    docs, _ = labelled_docs
+    vectorizer = StreamingTopicClusterer().make_vectorizer(len(docs)).fit(docs)
+    fast = FastTfidfVectorizer(vectorizer)
+    old = fast.__dict__.copy()
+    del old["terms"]  # as pickled before the attribute existed
+    loaded = FastTfidfVectorizer.__new__(FastTfidfVectorizer)
+    loaded.__setstate__(old)
+    assert list(loaded.terms) == list(vectorizer.get_feature_names_out())
+    assert list(pickle.loads(pickle.dumps(fast)).terms) == list(fast.terms)
 
 
 def test_empty_batch_gives_empty_predictions(clusterer):

@@ -205,3 +205,13 @@ def test_an_explanation_dict_is_what_asdict_gives(pipeline, fresh_posts):
     for scored in pipeline.score_batch(fresh_posts[:20]):
         explanation = pipeline.explain(scored)
         assert explanation.to_dict() == asdict(explanation)
+
+
+def test_score_and_explain_equals_scoring_then_explaining_each(pipeline, fresh_posts):
+    posts = fresh_posts[:30]
+    times = {"scored_at": 0, "latency_ms": 0, "received_at": 0}
+    together = pipeline.score_and_explain(posts, top=4)
+    apart = pipeline.score_batch(posts)
+    assert [s.to_dict() | times for s, _ in together] == [s.to_dict() | times for s in apart]
+    assert [e for _, e in together] == [pipeline.explain(s, top=4) for s in apart]
+    assert pipeline.score_and_explain([]) == []
