@@ -65,6 +65,16 @@ class Config:
             "`model_signing.key` in the instance folder, outside the model folder)"
         },
     )
+    mlflow_tracking_uri: str | None = field(
+        default=None,
+        metadata={
+            "help": "also log every training run to this MLflow tracking URI, when mlflow "
+            "is installed (the local experiment log is always kept)"
+        },
+    )
+    mlflow_experiment: str = field(
+        default="socialpulse", metadata={"help": "MLflow experiment of the training runs"}
+    )
     batch_max_posts: int = field(default=500, metadata={"help": "micro-batch size cap"})
     batch_max_wait: float = field(
         default=0.05, metadata={"help": "seconds a micro-batch may wait to fill"}

@@ -449,9 +449,11 @@ def save_result(
     root: Path,
     extra_files: Mapping[str, bytes] | None = None,
     key: ManifestKey | None = None,
+    mlflow_uri: str | None = None,
+    mlflow_experiment: str = "socialpulse",
 ) -> Path:
     """Save a training run as a new version under `root` (signed with `key`) and log it
-    with the experiments."""
+    with the experiments, and to MLflow at `mlflow_uri` when given."""
     from models.experiments import ExperimentLog, run_record
 
     files: dict[str, bytes] = {EVALUATION_FILE: _npz_bytes(result.evaluation)}
@@ -473,7 +475,14 @@ def save_result(
         extra_libraries=extra_libraries,
         key=key,
     )
-    ExperimentLog(root).append(run_record(result.bundle.manifest))
+    record = run_record(result.bundle.manifest)
+    if mlflow_uri:
+        from models.tracking import log_to_mlflow
+
+        record["mlflow_run_id"] = log_to_mlflow(
+            result.bundle.manifest, folder, mlflow_uri, mlflow_experiment
+        )
+    ExperimentLog(root).append(record)
     return folder
 
 

@@ -193,7 +193,14 @@ def train(
             }
             extra[REPORT_FILE] = build_report(draft, result.evaluation).encode()
             done("report")
-        folder = save_result(result, root, extra_files=extra, key=config.manifest_key())
+        folder = save_result(
+            result,
+            root,
+            extra_files=extra,
+            key=config.manifest_key(),
+            mlflow_uri=config.mlflow_tracking_uri,
+            mlflow_experiment=config.mlflow_experiment,
+        )
         done("save")
 
     metrics = result.metrics
