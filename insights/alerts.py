@@ -16,6 +16,8 @@ windows close. The baselines, and why they are the right tests:
   the standard error of a mean of n posts plus the usual window-to-window drift.
 - **Emerging.** A subject younger than `warmup_windows` (no usual share to speak of yet)
   with a count that the floor expectation `floor_expected` cannot explain (the same test).
+- **Viral.** A post far above its topic's and its author's usual engagement
+  (`insights.windows.ViralDetector`); the strongest few of a window become alerts.
 
 Many subjects are tested in every window, so a window's p-values are compared with
 `alpha / subjects tested` (Bonferroni; a subject is tested when it has the posts to fire):
@@ -39,7 +41,7 @@ from scipy import stats
 
 from insights.windows import SamplePost, SubjectWindow, WindowSummary
 
-ALERT_KINDS = ("volume_spike", "sentiment_shift", "emerging")
+ALERT_KINDS = ("volume_spike", "sentiment_shift", "emerging", "viral")
 SEVERITIES = ("info", "warning", "critical")
 MAX_DISPERSION = 2.0
 
@@ -59,6 +61,7 @@ class AlertRules:
     absorb: float = 0.25  # a firing window moves the baseline this fraction of usual
     min_sentiment_posts: int = 10
     min_sentiment_shift: float = 0.15
+    max_viral_per_window: int = 3  # the strongest viral candidates of a window become alerts
     cooldown_windows: int = 6
     resolve_windows: int = 2
     max_subjects: int = 50_000  # baselines kept; the longest unseen go first
@@ -76,6 +79,7 @@ class AlertRules:
             "absorb": 0 <= self.absorb <= 1,
             "min_sentiment_posts": self.min_sentiment_posts >= 2,
             "min_sentiment_shift": self.min_sentiment_shift >= 0,
+            "max_viral_per_window": self.max_viral_per_window >= 0,
             "cooldown_windows": self.cooldown_windows >= 0,
             "resolve_windows": self.resolve_windows >= 1,
             "max_subjects": self.max_subjects >= 1,
@@ -157,6 +161,8 @@ def explore_url(subject: str, start: float, end: float) -> str:
         query["cluster"] = subject.split(":", 1)[1]
     elif subject.startswith("keyword:"):
         query["q"] = subject.split(":", 1)[1]
+    elif subject.startswith("post:"):
+        query["post"] = subject.split(":", 1)[1]
     return "/explore?" + urlencode(query)
 
 
@@ -192,7 +198,11 @@ class AlertEngine:
         if window.total <= 0:
             return []
         rules = self.rules
-        findings = self._volume_findings(window) + self._sentiment_findings(window)
+        findings = (
+            self._volume_findings(window)
+            + self._sentiment_findings(window)
+            + self._viral_findings(window)
+        )
         firing = {(f.kind, f.subject) for f in findings}
         self._learn(window, {s for _, s in firing})
         changed = [self._record(f, window) for f in findings]
@@ -306,6 +316,34 @@ class AlertEngine:
                     round(baseline.mean, 4),
                     p,
                     severity,
+                    text,
+                    seen,
+                )
+            )
+        return findings
+
+    def _viral_findings(self, window: WindowSummary) -> list[Finding]:
+        strongest = sorted(window.viral, key=lambda c: (-c.z, c.post.id))
+        findings = []
+        for candidate in strongest[: self.rules.max_viral_per_window]:
+            post = candidate.post
+            ratio = candidate.engagement / max(candidate.topic_usual, 1.0)
+            text = (
+                f"a post by {post.author}: {candidate.engagement:,.0f} engagements, about "
+                f"{_times(ratio)} its topic's usual {candidate.topic_usual:,.0f}"
+            )
+            if candidate.author_usual is not None:
+                text += f" and the author's usual {candidate.author_usual:,.0f}"
+            seen = SubjectWindow()
+            seen.add(post.compound, post.compound <= -0.05, post)
+            findings.append(
+                Finding(
+                    "viral",
+                    f"post:{post.id}",
+                    candidate.engagement,
+                    candidate.topic_usual,
+                    float(stats.norm.sf(candidate.z)),
+                    "critical" if ratio >= 10 else "warning",
                     text,
                     seen,
                 )

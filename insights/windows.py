@@ -68,10 +68,89 @@ class WindowSummary:
     seconds: float
     total: int = 0
     subjects: dict[str, SubjectWindow] = field(default_factory=dict)
+    # Posts far above their topic's and author's usual engagement (see ViralDetector).
+    viral: list[ViralCandidate] = field(default_factory=list)
 
     @property
     def end(self) -> float:
         return self.start + self.seconds
+
+
+@dataclass(frozen=True)
+class ViralCandidate:
+    post: SamplePost
+    engagement: float  # the larger of observed and predicted
+    topic_usual: float
+    author_usual: float | None
+    z: float  # against the topic's usual, in log engagement
+
+
+class ViralDetector:
+    """Posts whose engagement (observed, or predicted where that is higher) is far above
+    both their topic cluster's norm and their author's.
+
+    Norms are exponentially weighted means and variances of log(1 + engagement), updated
+    after each post is judged, so a post is only compared with what came before it. A
+    candidate is at least `min_z` standard deviations above its topic (once the topic has
+    `min_topic_posts`), `min_author_ratio` × its author's usual (authors with
+    `min_author_posts` or more), and `min_engagement` in absolute terms.
+    """
+
+    def __init__(
+        self,
+        min_z: float = 4.0,
+        min_engagement: float = 100.0,
+        min_topic_posts: int = 50,
+        min_author_posts: int = 3,
+        min_author_ratio: float = 5.0,
+        span: float = 500.0,
+        max_authors: int = 100_000,
+    ) -> None:
+        self.min_z = min_z
+        self.min_engagement = min_engagement
+        self.min_topic_posts = min_topic_posts
+        self.min_author_posts = min_author_posts
+        self.min_author_ratio = min_author_ratio
+        self.rate = 2.0 / (span + 1.0)
+        self.max_authors = max_authors
+        self.topics: dict[int, list[float]] = {}  # cluster → [posts, mean, variance]
+        self.authors: dict[str, list[float]] = {}  # author → [posts, mean], last seen last
+
+    def judge(self, scored: ScoredPost, sample: SamplePost) -> ViralCandidate | None:
+        post = scored.post
+        observed = float(sum((post.engagement or {}).values()))
+        engagement = max(observed, float(scored.engagement.predicted), 0.0)
+        value = math.log1p(engagement)
+        topic = self.topics.setdefault(scored.cluster.id, [0, value, 1.0])
+        author = self.authors.pop(post.author, None)
+        candidate = None
+        if topic[0] >= self.min_topic_posts and engagement >= self.min_engagement:
+            z = (value - topic[1]) / math.sqrt(max(topic[2], 1e-6))
+            known = author is not None and author[0] >= self.min_author_posts
+            above_author = not known or value - author[1] >= math.log(self.min_author_ratio)
+            if z >= self.min_z and above_author:
+                candidate = ViralCandidate(
+                    sample,
+                    round(engagement, 2),
+                    round(math.expm1(topic[1]), 2),
+                    round(math.expm1(author[1]), 2) if known else None,
+                    round(z, 2),
+                )
+        # A candidate teaches its topic only what a usual post would (a topic's norm must
+        # not become viral), but its author all of it: their next hit is less surprising.
+        learned = topic[1] if candidate else value
+        topic[0] += 1
+        gap = learned - topic[1]
+        topic[1] += self.rate * gap
+        topic[2] = (1 - self.rate) * (topic[2] + self.rate * gap * gap)
+        if author is None:
+            author = [0, value]
+        author[0] += 1
+        author[1] += max(self.rate, 1.0 / author[0]) * (value - author[1])
+        self.authors[post.author] = author  # re-inserted: the dict stays in last-seen order
+        if len(self.authors) > self.max_authors:
+            del self.authors[next(iter(self.authors))]
+        return candidate
 
 
 def post_subjects(scored: ScoredPost, keywords: frozenset[str] = frozenset()) -> list[str]:
@@ -94,12 +173,19 @@ class EventTimeWindows:
         keywords: words counted as subjects of their own.
     """
 
-    def __init__(self, seconds: float, lateness: float, keywords: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        lateness: float,
+        keywords: Iterable[str] = (),
+        viral: ViralDetector | None = None,
+    ) -> None:
         if seconds <= 0 or lateness < 0:
             raise ValueError("windows need a positive length and a lateness of zero or more")
         self.seconds = seconds
         self.lateness = lateness
         self.keywords = frozenset(k.lower() for k in keywords)
+        self.viral = viral or ViralDetector()
         self.open: dict[int, WindowSummary] = {}
         self.watermark = -math.inf  # every window ending at or before it is closed
         self.late = 0
@@ -126,6 +212,9 @@ class EventTimeWindows:
                 compound,
                 t,
             )
+            candidate = self.viral.judge(scored, sample)
+            if candidate is not None:
+                window.viral.append(candidate)
             negative = scored.sentiment.label == "negative"
             for subject in post_subjects(scored, self.keywords):
                 target = window.subjects.get(subject)

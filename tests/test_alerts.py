@@ -209,3 +209,42 @@ def test_evaluate_alerts_command_prints_json():
     assert set(report["figures"]) == set(TARGETS)
     bad = CliRunner().invoke(main, ["evaluate", "alerts", "--seeds", "0"])
     assert bad.exit_code == 2 and "--seeds" in bad.output
+
+
+def with_engagement(post, predicted: float, author: str = "someone"):
+    from dataclasses import replace
+
+    from streaming.records import EngagementPrediction
+
+    return replace(
+        post,
+        post=replace(post.post, author=author),
+        engagement=EngagementPrediction(predicted, "high"),
+    )
+
+
+def test_a_post_far_above_its_topic_and_author_is_a_viral_candidate():
+    windows = EventTimeWindows(600.0, 60.0)
+    engine = AlertEngine(RULES)
+    posts = []
+    for i in range(300):
+        at = T0 + timedelta(seconds=20 * i)
+        usual = 8.0 + (i % 7)
+        posts.append(with_engagement(scored(f"post {i} #travel", at, cluster=2), usual, f"a{i}"))
+        # A famous author: always about 5,000, which is usual for them.
+        if i % 50 == 0:
+            posts.append(with_engagement(scored("hello #travel", at, cluster=2), 5000, "star"))
+        if i == 200:
+            hit = scored("this blew up #travel", at, cluster=2)
+            posts.append(with_engagement(hit, 9000, "a17"))
+    for closed in windows.add(posts) + windows.flush():
+        engine.close_window(closed)
+    viral = {a.subject: a for a in engine.alerts.values() if a.kind == "viral"}
+    alert = viral[f"post:{hit.post.id}"]
+    assert alert.observed == 9000 and alert.samples[0].text == "this blew up #travel"
+    assert alert.explanation.startswith("a post by a17: 9,000 engagements, about")
+    # The famous author's posts stop being news once their usual level is known.
+    star_posts = [p.post.id for p in posts if p.post.author == "star"]
+    assert not {f"post:{i}" for i in star_posts[3:]} & viral.keys()
+    assert len(viral) <= 1 + 3
+    assert "post=" in alert.explore_url
