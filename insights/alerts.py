@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -187,7 +187,7 @@ class AlertEngine:
     def __init__(self, rules: AlertRules | None = None) -> None:
         self.rules = rules or AlertRules()
         self.baselines: dict[str, Baseline] = {}
-        self.alerts: dict[str, Alert] = {}
+        self.alerts: dict[str, Alert] = {}  # open, acknowledged, or resolved within cooldown
         self._open: dict[tuple[str, str], str] = {}  # (kind, subject) → id of its alert
         self.windows_seen = 0
         self.dispersion = 0.1  # φ of the negative binomial, learned from calm subjects
@@ -215,8 +215,9 @@ class AlertEngine:
                 alert.status = "resolved"
                 alert.resolved_at = window.end
                 changed.append(replace(alert))
-            if alert.calm_windows > rules.cooldown_windows:
-                del self._open[key]
+            if alert.status == "resolved" and alert.calm_windows > rules.cooldown_windows:
+                del self._open[key]  # past its cooldown: the engine forgets it
+                del self.alerts[alert_id]
         self.windows_seen += 1
         return changed
 
@@ -449,12 +450,10 @@ class AlertEngine:
 
 
 def run_windows(windows: Iterable[WindowSummary], rules: AlertRules | None = None) -> list[Alert]:
-    """Every alert a sequence of closed windows raises, in its final state."""
+    """Every alert a sequence of closed windows raises, in its last state, oldest first."""
     engine = AlertEngine(rules)
+    final: dict[str, Alert] = {}
     for window in windows:
-        engine.close_window(window)
-    return list(engine.alerts.values())
-
-
-def alert_dicts(alerts: Sequence[Alert]) -> list[dict[str, Any]]:
-    return [a.to_dict() for a in alerts]
+        for alert in engine.close_window(window):
+            final[alert.id] = alert
+    return list(final.values())

@@ -156,12 +156,13 @@ def test_the_same_posts_give_the_same_alerts_whatever_the_micro_batches(batch, p
         windows = EventTimeWindows(600.0, 60.0)
         engine = AlertEngine(RULES)
         posts = posts_stream
+        closed = []
         for start in range(0, len(posts), size):
-            for closed in windows.add(posts[start : start + size]):
-                engine.close_window(closed)
-        for closed in windows.flush():
-            engine.close_window(closed)
-        return [a.to_dict() for a in engine.alerts.values()]
+            closed += windows.add(posts[start : start + size])
+        final = {
+            a.id: a.to_dict() for w in closed + windows.flush() for a in engine.close_window(w)
+        }
+        return list(final.values())
 
     expected = alerts_with(3)
     assert alerts_with(batch) == expected
@@ -237,9 +238,8 @@ def test_a_post_far_above_its_topic_and_author_is_a_viral_candidate():
         if i == 200:
             hit = scored("this blew up #travel", at, cluster=2)
             posts.append(with_engagement(hit, 9000, "a17"))
-    for closed in windows.add(posts) + windows.flush():
-        engine.close_window(closed)
-    viral = {a.subject: a for a in engine.alerts.values() if a.kind == "viral"}
+    changes = [a for w in windows.add(posts) + windows.flush() for a in engine.close_window(w)]
+    viral = {a.subject: a for a in changes if a.kind == "viral"}
     alert = viral[f"post:{hit.post.id}"]
     assert alert.observed == 9000 and alert.samples[0].text == "this blew up #travel"
     assert alert.explanation.startswith("a post by a17: 9,000 engagements, about")
@@ -248,3 +248,14 @@ def test_a_post_far_above_its_topic_and_author_is_a_viral_candidate():
     assert not {f"post:{i}" for i in star_posts[3:]} & viral.keys()
     assert len(viral) <= 1 + 3
     assert "post=" in alert.explore_url
+
+
+def test_the_engine_forgets_alerts_past_their_cooldown():
+    engine = AlertEngine(RULES)
+    for w in steady(10):
+        engine.close_window(w)
+    (alert,) = engine.close_window(window(10, {"#delayed": (300, -0.05)}))
+    assert alert.id in engine.alerts
+    for w in steady(30)[11:30]:
+        engine.close_window(w)
+    assert engine.alerts == {} and engine._open == {}
