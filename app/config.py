@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.security import default_allowed_hosts
 from models.signing import ManifestKey
@@ -170,6 +171,30 @@ class Config:
             "(client address, HTTPS, host)"
         },
     )
+    alert_window: float = field(
+        default=600.0, metadata={"help": "event-time window of the alert detectors (seconds)"}
+    )
+    alert_lateness: float = field(
+        default=60.0,
+        metadata={"help": "how late (event time) a post may arrive and still count for alerts"},
+    )
+    alert_keywords: str = field(
+        default="",
+        metadata={"help": "words watched as alert subjects of their own, comma-separated"},
+    )
+    alert_history: int = field(
+        default=1000, metadata={"help": "alerts each node keeps for the page and the API"}
+    )
+    webhook_urls: str = field(
+        default="",
+        metadata={
+            "help": "receivers of every alert (JSON POST), comma-separated; set it on one node only"
+        },
+    )
+    webhook_secret: str | None = field(
+        default=None,
+        metadata={"help": "HMAC-SHA256 key of the webhooks' signature header (16+ characters)"},
+    )
     instance_dir: str = field(
         default=str(PROJECT_ROOT / "instance"), metadata={"help": "per-instance state folder"}
     )
@@ -255,6 +280,15 @@ class Config:
             raise ConfigError(f"auth must be one of {', '.join(AUTH_MODES)}, not {self.auth!r}")
         if self.metrics_token is not None and len(self.metrics_token) < 16:
             raise ConfigError("metrics_token must be at least 16 characters long")
+        if self.alert_window <= 0 or self.alert_lateness < 0 or self.alert_history <= 0:
+            raise ConfigError("alert_window and alert_history must be positive, lateness ≥ 0")
+        if self.webhook_urls.strip():
+            if not self.webhook_secret or len(self.webhook_secret) < 16:
+                raise ConfigError("webhook_urls need webhook_secret (16+ characters) to sign")
+            for url in self.webhook_list:
+                parts = urlsplit(url)
+                if parts.scheme not in ("http", "https") or not parts.hostname:
+                    raise ConfigError(f"a webhook URL must be http(s)://host/…, not {url!r}")
 
     @property
     def topics(self) -> Topics:
@@ -287,6 +321,14 @@ class Config:
             if names:
                 return names
         return default_allowed_hosts(self.host)
+
+    @property
+    def webhook_list(self) -> list[str]:
+        return [u.strip() for u in self.webhook_urls.split(",") if u.strip()]
+
+    @property
+    def alert_keyword_list(self) -> list[str]:
+        return [w.strip().lower() for w in self.alert_keywords.split(",") if w.strip()]
 
     @property
     def allowed_origins(self) -> list[str] | None:

@@ -13,6 +13,7 @@ from flask_login import current_user
 from flask_socketio import Namespace, SocketIO, join_room
 
 from app.aggregates import LiveAggregates
+from app.alerting import AlertFilter, LiveAlerts
 from app.auth import socket_allowed
 from app.wordcloud_image import WordcloudRenderer
 from streaming.records import ScoredPost
@@ -24,6 +25,7 @@ NAMESPACE = "/live"
 UPDATE_EVENT = "update"
 SIGNED_OUT_EVENT = "signed_out"
 EMIT_TICK = 0.02  # how often the emitter looks for news: the most a change waits after a lull
+ALERTS_SHOWN = 20  # newest alerts a dashboard gets when it connects
 
 
 class KafkaQueueManager(python_socketio.KafkaManager):
@@ -65,13 +67,17 @@ class KafkaQueueManager(python_socketio.KafkaManager):
 
 
 class DashboardSink(Sink):
-    """Feeds scored posts and dead-letter counts into the dashboard's aggregates."""
+    """Feeds scored posts and dead-letter counts into the dashboard's aggregates, and the
+    posts into the alert detectors."""
 
-    def __init__(self, aggregates: LiveAggregates) -> None:
+    def __init__(self, aggregates: LiveAggregates, alerts: LiveAlerts | None = None) -> None:
         self.aggregates = aggregates
+        self.alerts = alerts
 
     def write(self, scored: Sequence[ScoredPost]) -> None:
         self.aggregates.add(scored)
+        if self.alerts is not None:
+            self.alerts.write(scored)
 
     def reject(self, letters: Sequence[DeadLetter]) -> None:
         if letters:
@@ -133,6 +139,7 @@ class LiveHub:
         self.clients = 0
         self.wordcloud_png: bytes | None = None
         self.renderer = WordcloudRenderer()
+        self.alerts: LiveAlerts | None = None  # the node's alert detectors, when any
         self.wordcloud_version = 0
         # What is failing now (see `app.readiness`), for the dashboard's degraded banner.
         self.problems: Callable[[], list[dict]] = list
@@ -153,6 +160,8 @@ class LiveHub:
     def current_state(self) -> dict:
         payload = self.aggregates.state()
         payload["posts"] = []
+        if self.alerts is not None:
+            payload["alerts"] = self.alerts.recent(AlertFilter(limit=ALERTS_SHOWN))
         return self._decorate(payload)
 
     def _decorate(self, payload: dict, problems: list[dict] | None = None) -> dict:
@@ -213,11 +222,14 @@ class LiveHub:
             self.aggregates.version,
             self.wordcloud_version,
             tuple((p["component"], p["reason"]) for p in problems),
+            self.alerts.version if self.alerts is not None else 0,
         )
         if version == self._emitted_version:
             return False
         self._emitted_version = version
         payload = self._decorate(self.aggregates.take_update(), problems)
+        if self.alerts is not None:
+            payload["alerts"] = self.alerts.take_changes()
         if self.clients:
             self.emit_here(payload)
         return True

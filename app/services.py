@@ -62,7 +62,7 @@ class Services:
     _heartbeat: float = field(default_factory=time.monotonic)  # the stream loop's last turn
 
     def __post_init__(self) -> None:
-        self.dashboard_sink = DashboardSink(self.aggregates)
+        self.dashboard_sink = DashboardSink(self.aggregates, self.hub.alerts)
         self.hub.problems = lambda: [p.to_dict() for p in self.problems()]
 
     def problems(self) -> list[Problem]:
@@ -113,7 +113,7 @@ class Services:
         )
         self._started = True
         self.hub.source_name = source.name
-        self.hub.start()
+        self._start_delivery()
         self.hub.socketio.start_background_task(self._run_stream)
 
     def _run_stream(self) -> None:
@@ -132,6 +132,8 @@ class Services:
             self.readiness.ok("scoring")
             if not handled and runner.source.exhausted:
                 runner.settle()
+                if self.hub.alerts is not None:
+                    self.hub.alerts.flush()  # a replay's last windows close too
                 self._finished = True
                 log.info("source %s is exhausted", runner.source.name)
                 return
@@ -148,8 +150,15 @@ class Services:
         self._bootstrap = bootstrap
         self._started = True
         self.hub.source_name = "kafka"
-        self.hub.start()
+        self._start_delivery()
         self.hub.socketio.start_background_task(self._run_feed)
+
+    def _start_delivery(self) -> None:
+        """The dashboard's pushes, and the alerts' webhooks."""
+        self.hub.start()
+        alerts = self.hub.alerts
+        if alerts is not None and alerts.webhooks is not None:
+            alerts.webhooks.start()
 
     def _run_feed(self) -> None:
         next_probe = 0.0
@@ -213,6 +222,9 @@ class Services:
     def stop(self) -> None:
         self._stop.set()
         self.hub.stop()
+        alerts = self.hub.alerts
+        if alerts is not None and alerts.webhooks is not None:
+            alerts.webhooks.stop()
         if self.runner is not None:
             self.runner.source.close()
         if self.feed is not None:

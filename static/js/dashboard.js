@@ -243,6 +243,69 @@
     els.clusterCanvas.dataset.points = String(sorted.length);
   }
 
+  // ---------------------------------------------------------------- alerts
+  // The newest alerts in a panel; an alert that opens while the page is open also shows as
+  // a toast. Every text goes in as text; a link is followed only to Explore.
+  var ALERTS_MAX = 8;
+  var alertsById = {};
+  var alertsSeenUpdate = false;  // the first update is the snapshot: no toasts for it
+
+  function exploreHref(url) {
+    return typeof url === "string" && url.indexOf("/explore?") === 0 ? url : "/alerts";
+  }
+
+  function alertItem(a) {
+    var item = el("li", "alert-item alert-item--" + String(a.severity || "warning"));
+    item.dataset.id = String(a.id || "");
+    item.dataset.status = String(a.status || "");
+    var head = el("div", "alert-item__head");
+    head.appendChild(el("span", "badge severity severity--" + String(a.severity || ""), a.severity));
+    head.appendChild(el("span", "alert-item__kind", String(a.kind || "").replace(/_/g, " ")));
+    if (a.status && a.status !== "open") head.appendChild(el("span", "muted", a.status));
+    item.appendChild(head);
+    item.appendChild(el("p", "alert-item__text", a.explanation));
+    var link = el("a", "alert-item__link", "Explore these posts");
+    link.href = exploreHref(a.explore_url);
+    item.appendChild(link);
+    return item;
+  }
+
+  function toast(a) {
+    var box = $("toasts");
+    if (!box) return;
+    var t = el("div", "toast toast--" + String(a.severity || "warning"));
+    t.setAttribute("role", "status");
+    t.appendChild(el("strong", null, String(a.kind || "alert").replace(/_/g, " ")));
+    t.appendChild(el("p", null, a.explanation));
+    box.appendChild(t);
+    while (box.children.length > 4) box.removeChild(box.firstChild);
+    setTimeout(function () { if (t.parentNode) t.parentNode.removeChild(t); }, 10000);
+  }
+
+  function renderAlerts(changes) {
+    var snapshot = !alertsSeenUpdate;
+    alertsSeenUpdate = true;
+    for (var i = 0; i < changes.length; i++) {
+      var a = changes[i];
+      if (!a || typeof a !== "object" || typeof a.id !== "string") continue;
+      var known = Object.prototype.hasOwnProperty.call(alertsById, a.id);
+      if (!known && !snapshot && a.status === "open") toast(a);
+      a._order = known ? alertsById[a.id]._order : (snapshot ? -i : Date.now() + i);
+      alertsById[a.id] = a;
+    }
+    var all = Object.keys(alertsById).map(function (k) { return alertsById[k]; });
+    all.sort(function (x, y) { return y._order - x._order; });
+    alertsById = {};
+    all.slice(0, 50).forEach(function (a) { alertsById[a.id] = a; });
+    var list = $("alerts-list");
+    if (!list) return;
+    list.textContent = "";
+    all.slice(0, ALERTS_MAX).forEach(function (a) { list.appendChild(alertItem(a)); });
+    var empty = $("alerts-empty");
+    if (empty) empty.hidden = all.length > 0;
+    list.dataset.count = String(Math.min(all.length, ALERTS_MAX));
+  }
+
   // ---------------------------------------------------------------- degraded banner
   // What the server reports failing, with the cause and since when; gone on recovery.
   function renderProblems(problems) {
@@ -437,7 +500,7 @@
   var perf = { last: 0, max: 0, total: 0, frames: 0, lastPosts: 0 };
 
   function emptyPending() {
-    return { posts: [], stats: null, series: null, clusters: null, trending: null, wordcloud: null, problems: null };
+    return { posts: [], stats: null, series: null, clusters: null, trending: null, wordcloud: null, problems: null, alerts: null };
   }
 
   function onUpdate(msg) {
@@ -458,6 +521,7 @@
       if (Array.isArray(msg.trending)) pending.trending = msg.trending;
       if (msg.wordcloud && typeof msg.wordcloud === "object") pending.wordcloud = msg.wordcloud;
       if (Array.isArray(msg.problems)) pending.problems = msg.problems;
+      if (Array.isArray(msg.alerts)) pending.alerts = (pending.alerts || []).concat(msg.alerts);
     }
     if (!frameRequested) {
       frameRequested = true;
@@ -478,7 +542,8 @@
       function () { if (p.clusters) renderClusters(p.clusters); },
       function () { if (p.trending) renderTrending(p.trending); },
       function () { if (p.wordcloud) renderWordcloud(p.wordcloud); },
-      function () { if (p.problems) renderProblems(p.problems); }
+      function () { if (p.problems) renderProblems(p.problems); },
+      function () { if (p.alerts) renderAlerts(p.alerts); }
     ];
     for (var i = 0; i < steps.length; i++) {
       try { steps[i](); } catch (err) { if (window.console) console.warn("dashboard render step failed", err); }
