@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 from collections import Counter
@@ -242,3 +243,37 @@ def test_news_in_stream_order_reaches_the_published_streaming_figure():
     )
     assert report.on_arrival.nmi >= 0.85  # MStream (KDD 2018): 0.850
     assert report.true_k / 1.5 <= report.live_clusters <= report.true_k * 1.5
+
+
+AIRLINE = SHARED_DATA / "twitter_airline_sentiment" / "Tweets.csv"
+
+
+@pytest.mark.skipif(
+    not AIRLINE.exists(), reason="../shared/data/twitter_airline_sentiment is not there"
+)
+def test_default_models_make_room_for_the_topics_of_a_real_feed(bundle):
+    """The first-start models learned synthetic topics; a replay of real airline tweets must
+    end with topics a person recognises, not with every post in one cluster."""
+    import csv
+
+    from models.clustering import topic_document
+    from streaming.records import InvalidPost
+
+    clusterer = copy.deepcopy(bundle.clusterer)
+    docs = []
+    with AIRLINE.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                docs.append(topic_document(parse_post({"text": row["text"]})))
+            except InvalidPost:
+                continue
+    for start in range(0, len(docs), 500):
+        score_micro_batch(clusterer, docs[start : start + 500])
+        clusterer.wait_for_refit()
+    clusterer.wait_for_refit(swap=True)
+    final = Counter(clusterer.predict(docs).tolist())
+    assert final.most_common(1)[0][1] < 0.2 * len(docs)
+    assert sum(1 for n in final.values() if n >= 0.01 * len(docs)) >= 10
+    terms = {cid: set(clusterer.top_terms(cid, 8)) for cid, _ in final.most_common(30)}
+    for words in ({"cancelled", "flightled"}, {"bag", "bags", "luggage"}, {"hold", "phone"}):
+        assert any(words & t for t in terms.values()), words

@@ -169,7 +169,9 @@ def clustering(
     Posts go through the live path (topic document, TF-IDF, online k-means with its refits)
     in micro-batches, in file order. Reported are NMI, ARI, V-measure and cosine silhouette
     of the clusters every post has at the end of the stream, and of the ids posts got on
-    arrival; for comparison, batch TF-IDF + KMeans and one-pass MiniBatchKMeans.
+    arrival; for comparison, batch TF-IDF + KMeans and one-pass MiniBatchKMeans. With
+    --k auto the clusterer opens, merges and retires topics itself (the live default), the
+    baselines get the true number of labels, and the topic counts are reported too.
     """
     from models.evaluation import evaluate_streaming_clustering
 
