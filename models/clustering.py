@@ -455,7 +455,7 @@ class _AutoTopics:
             features = state.transform(docs)
         counts = state.kmeans._counts * 0.5 ** (n / self.half_life)
         centers = state.kmeans.cluster_centers_
-        ids, labels = state.ids, list(state.labels)
+        ids, labels, unit = state.ids, list(state.labels), state.unit
         changed = state is not self.state_
 
         # Topics that faded retire, the heaviest one always stays; converged ones merge.
@@ -466,19 +466,18 @@ class _AutoTopics:
             for row in np.flatnonzero(faded):
                 self._event("retirement", [ids[row]], [_top_terms(centers[row], state, 5)])
             keep = ~faded
-            centers, counts, ids = centers[keep], counts[keep], ids[keep]
+            centers, counts, ids, unit = centers[keep], counts[keep], ids[keep], unit[keep]
             labels = [label for label, k in zip(labels, keep, strict=True) if k]
             changed = True
-        merged = self._merge(state, centers, counts, ids)
+        merged = self._merge(state, centers, counts, ids, unit)
         if merged is not None:
-            centers, counts, ids, keep = merged
+            centers, counts, ids, unit, keep = merged
             labels = [label for label, k in zip(labels, keep, strict=True) if k]
             changed = True
 
         # Posts that fit no centre: groups of them open topics, lone ones join the nearest.
         k = len(ids)
         if k:
-            unit = state.unit if not changed else _unit_rows(centers)
             similarity = np.asarray(features @ unit.T)
             rows = similarity.argmax(axis=1)
             best = similarity[np.arange(n), rows]
@@ -557,26 +556,29 @@ class _AutoTopics:
         self.touched_ = state.ids[touched].tolist()
         return touched
 
-    def _merge(self, state: ClusterState, centers, counts, ids):
-        """Merge the topics last moved into any other they have converged with."""
-        touched = [i for i in getattr(self, "touched_", ()) if i in set(ids.tolist())]
-        if not touched or len(ids) < 2 or self.merge_similarity >= 1.0:
+    def _merge(self, state: ClusterState, centers, counts, ids, unit):
+        """Merge each topic that last moved into another it has converged with (cosine of
+        the centres ≥ `merge_similarity`); the heavier one keeps its id. None if none did."""
+        touched = np.flatnonzero(np.isin(ids, self.touched_))
+        if not len(touched) or len(ids) < 2 or self.merge_similarity >= 1.0:
             return None
-        row_of = {int(cid): row for row, cid in enumerate(ids.tolist())}
-        unit = _unit_rows(centers)
+        similarity = unit[touched] @ unit.T
+        similarity[np.arange(len(touched)), touched] = -1.0
+        if similarity.max() < self.merge_similarity:
+            return None  # the usual case: no copy of the centres
+        centers, counts, unit = centers.copy(), counts.copy(), unit.copy()
         alive = np.ones(len(ids), dtype=bool)
-        merged_any = False
-        centers = centers.copy()
-        counts = counts.copy()
-        for cid in touched:
-            row = row_of[cid]
+        for i, row in enumerate(touched):
             if not alive[row]:
                 continue
-            similarity = unit @ unit[row]
-            similarity[row] = -1.0
-            similarity[~alive] = -1.0
-            other = int(similarity.argmax())
-            if similarity[other] < self.merge_similarity:
+            if alive.all():
+                candidates = similarity[i]
+            else:  # centres changed by an earlier merge of this batch
+                candidates = unit @ unit[row]
+                candidates[row] = -1.0
+                candidates[~alive] = -1.0
+            other = int(candidates.argmax())
+            if candidates[other] < self.merge_similarity:
                 continue
             keep, gone = (row, other) if counts[row] >= counts[other] else (other, row)
             total = counts[keep] + counts[gone]
@@ -588,10 +590,7 @@ class _AutoTopics:
             unit[keep] = _unit_rows(centers[keep : keep + 1])[0]
             alive[gone] = False
             self._event("merge", [ids[keep], ids[gone]], terms)
-            merged_any = True
-        if not merged_any:
-            return None
-        return centers[alive], counts[alive], ids[alive], alive
+        return centers[alive], counts[alive], ids[alive], unit[alive], alive
 
 
 class StreamingTopicClusterer(_AutoTopics):
