@@ -330,8 +330,10 @@ class _AutoTopics:
         ids: np.ndarray,
         labels: Sequence[str],
         n_docs: int,
+        unit: np.ndarray | None = None,
     ) -> ClusterState:
-        """A state whose MiniBatchKMeans holds `centers` and their (decayed) `counts`."""
+        """A state whose MiniBatchKMeans holds `centers` and their (decayed) `counts`
+        (`unit`: the centres at unit length, when the caller has them already)."""
         centers = np.ascontiguousarray(centers, dtype=np.float64)
         kmeans = MiniBatchKMeans(
             max(len(ids), 1),
@@ -358,7 +360,7 @@ class _AutoTopics:
             fast,
             n_docs,
             np.asarray(ids, dtype=np.int64),
-            _unit_rows(centers),
+            _unit_rows(centers) if unit is None else unit,
         )
 
     def _fit_auto(self, docs: list[str]) -> None:
@@ -408,16 +410,16 @@ class _AutoTopics:
         n = state.n_docs
         idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
         vectorizer = _grown_vectorizer(state.vectorizer, terms, idf)
-        centers = state.kmeans.cluster_centers_
-        centers = np.hstack([centers, np.zeros((centers.shape[0], len(terms)))])
+        padding = np.zeros((state.kmeans.cluster_centers_.shape[0], len(terms)))
         return self._auto_state(
             vectorizer,
             FastTfidfVectorizer(vectorizer),
-            centers,
+            np.hstack([state.kmeans.cluster_centers_, padding]),
             state.kmeans._counts,
             state.ids,
             state.labels,
             n,
+            np.hstack([state.unit, padding]),  # the new columns are zero: norms stay
         )
 
     def _project_state(
@@ -507,6 +509,8 @@ class _AutoTopics:
                 counts[lightest] = 0.0  # removed at the next batch; takes no posts now
                 centers = centers.copy()
                 centers[lightest] = 0.0
+                unit = unit.copy()
+                unit[lightest] = 0.0
                 changed = True
             center = np.asarray(features[members].mean(axis=0)).ravel()
             new_centers.append(center)
@@ -515,6 +519,7 @@ class _AutoTopics:
             self.next_id_ += 1
         if new_ids:
             centers = np.vstack([centers, np.array(new_centers)])
+            unit = np.vstack([unit, _unit_rows(np.array(new_centers))])
             counts = np.concatenate([counts, np.zeros(len(new_ids))])
             ids = np.concatenate([ids, np.array(new_ids, dtype=np.int64)])
             for row, cid in zip(range(k, k + len(new_ids)), new_ids, strict=True):
@@ -523,7 +528,16 @@ class _AutoTopics:
             changed = True
         if changed:
             state = self._auto_state(
-                state.vectorizer, state.fast, centers.copy(), counts, ids, labels, state.n_docs
+                # `centers` is a new array here (sliced, stacked or copied), or that of a
+                # grown vocabulary's state, which no reader has seen yet.
+                state.vectorizer,
+                state.fast,
+                centers,
+                counts,
+                ids,
+                labels,
+                state.n_docs,
+                unit,
             )
         else:
             state.kmeans._counts[:] = counts
@@ -562,21 +576,19 @@ class _AutoTopics:
         touched = np.flatnonzero(np.isin(ids, self.touched_))
         if not len(touched) or len(ids) < 2 or self.merge_similarity >= 1.0:
             return None
-        similarity = unit[touched] @ unit.T
+        # Centres hold a small share of the vocabulary: a sparse product is much cheaper.
+        every = sparse.csr_matrix(unit)
+        similarity = (every[touched] @ every.T).toarray()
         similarity[np.arange(len(touched)), touched] = -1.0
         if similarity.max() < self.merge_similarity:
             return None  # the usual case: no copy of the centres
         centers, counts, unit = centers.copy(), counts.copy(), unit.copy()
         alive = np.ones(len(ids), dtype=bool)
+        position = {int(row): i for i, row in enumerate(touched)}
         for i, row in enumerate(touched):
             if not alive[row]:
                 continue
-            if alive.all():
-                candidates = similarity[i]
-            else:  # centres changed by an earlier merge of this batch
-                candidates = unit @ unit[row]
-                candidates[row] = -1.0
-                candidates[~alive] = -1.0
+            candidates = similarity[i]
             other = int(candidates.argmax())
             if candidates[other] < self.merge_similarity:
                 continue
@@ -590,6 +602,14 @@ class _AutoTopics:
             unit[keep] = _unit_rows(centers[keep : keep + 1])[0]
             alive[gone] = False
             self._event("merge", [ids[keep], ids[gone]], terms)
+            # Only the kept centre moved: refresh its column (and its row, if it has one).
+            similarity[:, gone] = -1.0
+            similarity[:, keep] = unit[touched] @ unit[keep]
+            if keep in position:
+                refreshed = unit @ unit[keep]
+                refreshed[~alive] = -1.0
+                similarity[position[keep]] = refreshed
+            similarity[np.arange(len(touched)), touched] = -1.0
         return centers[alive], counts[alive], ids[alive], unit[alive], alive
 
 
@@ -944,11 +964,13 @@ def _match_to_old(old: np.ndarray, new: np.ndarray) -> np.ndarray:
 
 
 def _top_indices(center: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the `n` largest weights of `center`, largest first (ties by index)."""
-    n = min(n, center.shape[0])
+    """Indices of the `n` largest positive weights of `center`, largest first (ties by
+    index); a centre's positive terms are few, so only they are ranked."""
+    top = np.flatnonzero(center > 0)
     if n <= 0:
         return np.empty(0, dtype=np.int64)
-    top = np.argpartition(center, -n)[-n:]
+    if len(top) > n:
+        top = top[np.argpartition(center[top], -n)[-n:]]
     return top[np.lexsort((top, -center[top]))]
 
 

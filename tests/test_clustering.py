@@ -163,10 +163,14 @@ def test_cluster_ids_and_meanings_survive_learning_and_refits(any_clusterer, lab
     assert vocabulary_after - vocabulary_before, "the refits should have learned new words"
     after = clusterer.predict(fixed)
     if clusterer.auto:
-        # Topics may merge or retire (the lineage says so); the others keep their ids.
+        # Topics may merge or retire (the lineage says so); the others keep their ids. Posts
+        # of the hashtag topics stay put; posts of small word-only topics may drift to
+        # another small topic as centres move.
         live = np.isin(before, clusterer.cluster_ids_)
+        topical = live & np.isin(before, list(top_tag_before))
         assert live.mean() >= 0.75
-        assert (before == after)[live].mean() >= 0.9
+        assert (before == after)[topical].mean() >= 0.95
+        assert (before == after)[live].mean() >= 0.8
     else:
         assert (before == after).mean() >= 0.9
     for cid, tag in top_tag_before.items():

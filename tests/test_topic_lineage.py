@@ -151,7 +151,7 @@ def test_the_lineage_is_bounded():
 def test_converged_topics_merge_into_the_heavier_one():
     words = topic_words(0)
     texts = [" ".join(np.random.default_rng(i).choice(words, 5, replace=False)) for i in range(300)]
-    clusterer = StreamingTopicClusterer(merge_similarity=1.0).fit(texts[:100])
+    clusterer = StreamingTopicClusterer(merge_similarity=1.0, learn_batch_size=50).fit(texts[:100])
     # Two clusters of the same topic, as two seeds of one story may start apart.
     state = clusterer.state_
     clusterer.state_ = clusterer._auto_state(
