@@ -120,8 +120,11 @@ class ScoringPipeline:
             learn_lock=self._learn_lock,
         )
         engagements = self.engagement.predict(features.matrix)
-        labels = features.cluster_state.labels
-        assignments = [ClusterAssignment(i, label) for i, label in enumerate(labels)]
+        state = features.cluster_state
+        assignments = {
+            cid: ClusterAssignment(cid, label)
+            for cid, label in zip(state.cluster_ids, state.labels, strict=True)
+        }
         done = time.time()
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
         if received_at is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from app.commands.options import (
+    ClusterCount,
     column_mapping,
     encoding_option,
     load_config,
@@ -67,7 +68,12 @@ def _target_columns(values: tuple[str, ...]) -> list[str]:
     "always scores with the forest.",
 )
 @click.option(
-    "--k", "n_clusters", type=click.IntRange(min=2), default=12, show_default=True, help="Topics."
+    "--k",
+    "n_clusters",
+    type=ClusterCount(),
+    default="auto",
+    show_default=True,
+    help="Topics: a number, or 'auto' (born, merged and retired as the stream goes).",
 )
 @click.option(
     "--search/--no-search",
