@@ -172,6 +172,13 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _named(subject: str, seen: SubjectWindow) -> str:
+    """How an alert names its subject: a topic cluster by its words."""
+    if subject.startswith("cluster:") and seen.label:
+        return f"topic “{seen.label}” ({subject.replace(':', ' ')})"
+    return subject
+
+
 def _minutes(seconds: float) -> str:
     minutes = seconds / 60.0
     return f"{minutes:g} min" if minutes < 120 else f"{minutes / 60:g} h"
@@ -266,13 +273,15 @@ class AlertEngine:
             if new:
                 kind = "emerging"
                 severity = "critical" if count >= 3 * rules.min_count else "warning"
-                text = f"{subject}: new, {count} posts in {span} with no earlier history"
+                text = (
+                    f"{_named(subject, seen)}: new, {count} posts in {span} with no earlier history"
+                )
             else:
                 kind = "volume_spike"
                 severity = "critical" if ratio >= 5 else "warning"
                 text = (
-                    f"{subject}: {count} posts in {span}, about {_times(ratio)} the usual "
-                    f"{expected:.0f}"
+                    f"{_named(subject, seen)}: {count} posts in {span}, about {_times(ratio)} "
+                    f"the usual {expected:.0f}"
                 )
                 if baseline.mean is not None and count >= rules.min_sentiment_posts:
                     text += f"; sentiment {seen.mean_compound:+.2f} vs {baseline.mean:+.2f}"
@@ -306,8 +315,9 @@ class AlertEngine:
                 continue
             severity = "critical" if abs(shift) >= 0.4 else "warning"
             text = (
-                f"{subject}: sentiment {seen.mean_compound:+.2f} over {seen.count} posts in "
-                f"{_minutes(window.seconds)}, usually {baseline.mean:+.2f} (z = {z:+.1f})"
+                f"{_named(subject, seen)}: sentiment {seen.mean_compound:+.2f} over "
+                f"{seen.count} posts in {_minutes(window.seconds)}, usually "
+                f"{baseline.mean:+.2f} (z = {z:+.1f})"
             )
             findings.append(
                 Finding(

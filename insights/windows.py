@@ -39,6 +39,7 @@ class SubjectWindow:
     negative: int = 0
     # The most strongly felt posts (|compound|, ties by id): the ones worth showing.
     samples: list[tuple[float, str, SamplePost]] = field(default_factory=list)
+    label: str | None = None  # a topic cluster's words, for people to read
 
     def add(self, compound: float, negative: bool, sample: SamplePost | None = None) -> None:
         self.count += 1
@@ -220,6 +221,8 @@ class EventTimeWindows:
                 target = window.subjects.get(subject)
                 if target is None:
                     target = window.subjects[subject] = SubjectWindow()
+                    if subject.startswith("cluster:"):
+                        target.label = scored.cluster.label
                 target.add(compound, negative, sample)
             if t - self.lateness > self.watermark:
                 self.watermark = t - self.lateness

@@ -4,6 +4,7 @@ that do not depend on micro-batching, and the evaluation targets on planted stre
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,6 +16,7 @@ from app.cli import main
 from insights.alert_evaluation import TARGETS, evaluate_alerts
 from insights.alerts import AlertEngine, AlertRules, explore_url, nb_tail, run_windows
 from insights.windows import EventTimeWindows, SubjectWindow, WindowSummary, post_subjects
+from streaming.records import ClusterAssignment, EngagementPrediction
 from tests.test_aggregates import scored
 
 RULES = AlertRules(window_seconds=600.0, warmup_windows=4)
@@ -213,10 +215,6 @@ def test_evaluate_alerts_command_prints_json():
 
 
 def with_engagement(post, predicted: float, author: str = "someone"):
-    from dataclasses import replace
-
-    from streaming.records import EngagementPrediction
-
     return replace(
         post,
         post=replace(post.post, author=author),
@@ -259,3 +257,19 @@ def test_the_engine_forgets_alerts_past_their_cooldown():
     for w in steady(30)[11:30]:
         engine.close_window(w)
     assert engine.alerts == {} and engine._open == {}
+
+
+def test_a_topic_cluster_is_named_by_its_words():
+    windows = EventTimeWindows(600.0, 60.0)
+    engine = AlertEngine(RULES)
+    bags = ClusterAssignment(7, "bags · lost")
+    posts = []
+    for minute in range(90):
+        at = T0 + timedelta(minutes=minute)
+        posts += [scored(f"calm {k} #travel", at, cluster=0) for k in range(5)]
+        if minute >= 80:
+            posts += [replace(scored("bags lost again", at), cluster=bags) for _ in range(3)]
+    posts.append(scored("later #travel", T0 + timedelta(minutes=120)))
+    changes = [a for w in windows.add(posts) for a in engine.close_window(w)]
+    (topic,) = [a for a in changes if a.subject == "cluster:7"]
+    assert topic.explanation.startswith("topic “bags · lost” (cluster 7): new, 30 posts in 10 min")
