@@ -76,6 +76,10 @@ class Config:
     mlflow_experiment: str = field(
         default="socialpulse", metadata={"help": "MLflow experiment of the training runs"}
     )
+    model_check_interval: float = field(
+        default=30.0,
+        metadata={"help": "seconds between looks for a newer model version (Kafka mode)"},
+    )
     batch_max_posts: int = field(default=500, metadata={"help": "micro-batch size cap"})
     batch_max_wait: float = field(
         default=0.05, metadata={"help": "seconds a micro-batch may wait to fill"}
@@ -261,6 +265,7 @@ class Config:
             "max_connections",
             "read_timeout",
             "shutdown_grace",
+            "model_check_interval",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")

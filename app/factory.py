@@ -95,6 +95,7 @@ def create_app(config: Config | None = None) -> Flask:
         metrics=metrics,
         model_key=store.key,
         refused_models=store.refused,
+        store=store,
     )
     install(app, services)
     policy = init_access(app, config)

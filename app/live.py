@@ -16,6 +16,7 @@ from app.aggregates import LiveAggregates
 from app.alerting import AlertFilter, LiveAlerts
 from app.auth import socket_allowed
 from app.wordcloud_image import WordcloudRenderer
+from models.clustering import TopicEvent
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter, Sink
 
@@ -26,6 +27,8 @@ UPDATE_EVENT = "update"
 SIGNED_OUT_EVENT = "signed_out"
 EMIT_TICK = 0.02  # how often the emitter looks for news: the most a change waits after a lull
 ALERTS_SHOWN = 20  # newest alerts a dashboard gets when it connects
+TOPIC_EVENTS_SHOWN = 12  # newest topic births, merges and retirements on the dashboard
+NEW_TOPIC_SECONDS = 600.0  # a topic born this recently is marked new
 
 
 class KafkaQueueManager(python_socketio.KafkaManager):
@@ -140,6 +143,9 @@ class LiveHub:
         self.wordcloud_png: bytes | None = None
         self.renderer = WordcloudRenderer()
         self.alerts: LiveAlerts | None = None  # the node's alert detectors, when any
+        # The topic clusterer's lineage (births, merges, retirements), newest last.
+        self.topic_events: Callable[[], Sequence[TopicEvent]] = tuple
+        self._topics_sent: tuple = ()
         self.wordcloud_version = 0
         # What is failing now (see `app.readiness`), for the dashboard's degraded banner.
         self.problems: Callable[[], list[dict]] = list
@@ -162,7 +168,31 @@ class LiveHub:
         payload["posts"] = []
         if self.alerts is not None:
             payload["alerts"] = self.alerts.recent(AlertFilter(limit=ALERTS_SHOWN))
+        payload.update(self.topic_changes())
         return self._decorate(payload)
+
+    def topic_changes(self, now: float | None = None) -> dict:
+        """The newest lineage events, and the live topics born in the last ten minutes."""
+        now = time.time() if now is None else now
+        events = list(self.topic_events())  # a copy made in C: safe beside the learner
+        new: set[int] = set()
+        for event in events:
+            if event.kind == "birth" and event.time >= now - NEW_TOPIC_SECONDS:
+                new.update(event.cluster_ids)
+            elif event.kind == "retirement":
+                new.difference_update(event.cluster_ids)
+            elif event.kind == "merge":  # the first id absorbed the others
+                new.difference_update(event.cluster_ids[1:])
+        return {
+            "topic_events": [e.to_dict() for e in reversed(events[-TOPIC_EVENTS_SHOWN:])],
+            "new_topics": sorted(new),
+        }
+
+    def _topics_key(self, now: float) -> tuple:
+        """What changes the topic payload: a new event, or a minute passing (topics stop
+        being new)."""
+        events = self.topic_events()
+        return (events[-1].seq if events else 0, int(now // 60))
 
     def _decorate(self, payload: dict, problems: list[dict] | None = None) -> dict:
         payload["stats"]["source"] = self.source_name
@@ -218,11 +248,14 @@ class LiveHub:
         """Send an update if anything changed since the last one; True if sent."""
         problems = self.problems()
         # A problem appearing or clearing is news even when no post arrives.
+        now = time.time()
+        topics = self._topics_key(now)
         version = (
             self.aggregates.version,
             self.wordcloud_version,
             tuple((p["component"], p["reason"]) for p in problems),
             self.alerts.version if self.alerts is not None else 0,
+            topics,
         )
         if version == self._emitted_version:
             return False
@@ -230,6 +263,9 @@ class LiveHub:
         payload = self._decorate(self.aggregates.take_update(), problems)
         if self.alerts is not None:
             payload["alerts"] = self.alerts.take_changes()
+        if topics != self._topics_sent:
+            self._topics_sent = topics
+            payload.update(self.topic_changes(now))
         if self.clients:
             self.emit_here(payload)
         return True

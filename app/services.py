@@ -51,6 +51,7 @@ class Services:
     # The key model manifests are verified with, and the versions skipped at start as
     # unsigned or tampered with: (version, reason).
     model_key: ManifestKey | None = None
+    store: ModelStore | None = None  # where newer versions appear (followed with Kafka)
     refused_models: list[tuple[str, str]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     # The one way results reach the dashboard, whether scored here or by Kafka workers.
@@ -64,6 +65,9 @@ class Services:
     def __post_init__(self) -> None:
         self.dashboard_sink = DashboardSink(self.aggregates, self.hub.alerts)
         self.hub.problems = lambda: [p.to_dict() for p in self.problems()]
+        # The clusterer scoring now: the live one here, or the newest version the learning
+        # worker published (see `_follow_models`).
+        self.hub.topic_events = lambda: getattr(self.pipeline.clusterer, "lineage_", ())
 
     def problems(self) -> list[Problem]:
         """What fails now: reported failures, and a stream loop that stopped turning."""
@@ -152,6 +156,22 @@ class Services:
         self.hub.source_name = "kafka"
         self._start_delivery()
         self.hub.socketio.start_background_task(self._run_feed)
+        if self.store is not None:
+            self.hub.socketio.start_background_task(self._follow_models)
+
+    def _follow_models(self) -> None:
+        """With Kafka, the learning worker publishes new versions: use them too, so the form
+        and the API score with the clusters the stream has, and the dashboard shows their
+        births, merges and retirements."""
+        assert self.store is not None
+        while not self._stop.wait(self.config.model_check_interval):
+            try:
+                newer = off_loop(self.store.newer, self.pipeline.model_version)
+            except Exception:
+                log.exception("checking for a newer model version failed")
+                continue
+            if newer is not None:
+                self.pipeline = newer
 
     def _start_delivery(self) -> None:
         """The dashboard's pushes, and the alerts' webhooks."""

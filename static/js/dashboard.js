@@ -224,15 +224,23 @@
     els.sentimentCanvas.dataset.points = String(series.length);
   }
 
+  var newTopics = {};  // ids of topics born in the last ten minutes
+  var lastClusters = [];
+  var CLUSTERS_SHOWN = 15;
+
   function renderClusters(clusters) {
     if (!clusterChart) return;
-    if (!changed("clusters", clusters, ["id", "label", "count"])) return;
+    lastClusters = clusters;
+    if (!changed("clusters", clusters, ["id", "label", "count"]) && !newTopicsChanged) return;
+    newTopicsChanged = false;
     var sorted = clusters.filter(function (c) { return c && typeof c === "object"; }).slice();
     sorted.sort(function (a, b) { return (b.count || 0) - (a.count || 0); });
+    sorted = sorted.slice(0, CLUSTERS_SHOWN);
     var labels = [], data = [], colours = [];
     for (var i = 0; i < sorted.length; i++) {
       var c = sorted[i];
-      labels.push(c.label ? String(c.label) : "cluster " + c.id);
+      var name = c.label ? String(c.label) : "cluster " + c.id;
+      labels.push(newTopics[c.id] ? "★ " + name : name);
       data.push(isNum(c.count) ? c.count : 0);
       colours.push(clusterColour(c.id));
     }
@@ -241,6 +249,42 @@
     clusterChart.data.datasets[0].backgroundColor = colours;
     clusterChart.update("none");
     els.clusterCanvas.dataset.points = String(sorted.length);
+  }
+
+  // ---------------------------------------------------------------- topic lineage
+  var newTopicsChanged = false;
+  var TOPIC_VERBS = { birth: "born", merge: "merged", retirement: "retired", split: "split" };
+
+  function renderTopics(events, fresh) {
+    if (Array.isArray(fresh)) {
+      var next = {};
+      fresh.forEach(function (id) { if (isNum(id)) next[id] = true; });
+      newTopicsChanged = JSON.stringify(Object.keys(next)) !== JSON.stringify(Object.keys(newTopics));
+      newTopics = next;
+      if (newTopicsChanged) renderClusters(lastClusters);
+    }
+    if (!Array.isArray(events)) return;
+    var list = $("topic-events");
+    if (!list) return;
+    list.textContent = "";
+    events.slice(0, 12).forEach(function (e) {
+      if (!e || typeof e !== "object" || !Array.isArray(e.cluster_ids)) return;
+      var item = el("li", "topic-event topic-event--" + String(e.kind || ""));
+      var terms = Array.isArray(e.top_terms) && Array.isArray(e.top_terms[0]) ? e.top_terms[0].slice(0, 3).join(" · ") : "";
+      var ids = e.cluster_ids.map(function (id) { return "#" + id; });
+      var what = e.kind === "merge" && ids.length > 1 ?
+        ids.slice(1).join(", ") + " merged into " + ids[0] :
+        "topic " + ids.join(", ") + " " + (TOPIC_VERBS[e.kind] || String(e.kind || ""));
+      item.appendChild(el("span", "topic-event__what", what));
+      if (terms) item.appendChild(el("span", "topic-event__terms", terms));
+      if (isNum(e.time)) {
+        item.appendChild(el("span", "muted", new Date(e.time * 1000).toLocaleTimeString()));
+      }
+      list.appendChild(item);
+    });
+    list.dataset.count = String(list.children.length);
+    var empty = $("topic-events-empty");
+    if (empty) empty.hidden = list.children.length > 0;
   }
 
   // ---------------------------------------------------------------- alerts
@@ -500,7 +544,7 @@
   var perf = { last: 0, max: 0, total: 0, frames: 0, lastPosts: 0 };
 
   function emptyPending() {
-    return { posts: [], stats: null, series: null, clusters: null, trending: null, wordcloud: null, problems: null, alerts: null };
+    return { posts: [], stats: null, series: null, clusters: null, trending: null, wordcloud: null, problems: null, alerts: null, topicEvents: null, newTopics: null };
   }
 
   function onUpdate(msg) {
@@ -522,6 +566,8 @@
       if (msg.wordcloud && typeof msg.wordcloud === "object") pending.wordcloud = msg.wordcloud;
       if (Array.isArray(msg.problems)) pending.problems = msg.problems;
       if (Array.isArray(msg.alerts)) pending.alerts = (pending.alerts || []).concat(msg.alerts);
+      if (Array.isArray(msg.topic_events)) pending.topicEvents = msg.topic_events;
+      if (Array.isArray(msg.new_topics)) pending.newTopics = msg.new_topics;
     }
     if (!frameRequested) {
       frameRequested = true;
@@ -543,7 +589,8 @@
       function () { if (p.trending) renderTrending(p.trending); },
       function () { if (p.wordcloud) renderWordcloud(p.wordcloud); },
       function () { if (p.problems) renderProblems(p.problems); },
-      function () { if (p.alerts) renderAlerts(p.alerts); }
+      function () { if (p.alerts) renderAlerts(p.alerts); },
+      function () { if (p.topicEvents || p.newTopics) renderTopics(p.topicEvents, p.newTopics); }
     ];
     for (var i = 0; i < steps.length; i++) {
       try { steps[i](); } catch (err) { if (window.console) console.warn("dashboard render step failed", err); }
