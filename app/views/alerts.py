@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from app.alerting import STATUSES, AlertFilter, AlertFilterError
 from app.auth import require_role
@@ -10,6 +10,11 @@ from app.services import services
 from insights.alerts import ALERT_KINDS, SEVERITIES
 
 bp = Blueprint("alerts", __name__)
+
+
+def explore_available() -> bool:
+    """Whether links to Explore can be followed on this server."""
+    return any(rule.rule == "/explore" for rule in current_app.url_map.iter_rules())
 
 
 @bp.get("/alerts")
@@ -30,6 +35,7 @@ def alerts_page():
         severities=SEVERITIES,
         statuses=STATUSES,
         window_seconds=services().config.alert_window,
+        explore=explore_available(),
     )
     return page, 400 if error else 200
 

@@ -308,9 +308,12 @@
     if (a.status && a.status !== "open") head.appendChild(el("span", "muted", a.status));
     item.appendChild(head);
     item.appendChild(el("p", "alert-item__text", a.explanation));
-    var link = el("a", "alert-item__link", "Explore these posts");
-    link.href = exploreHref(a.explore_url);
-    item.appendChild(link);
+    var list = $("alerts-list");
+    if (list && list.dataset.explore === "1") {
+      var link = el("a", "alert-item__link", "Explore these posts");
+      link.href = exploreHref(a.explore_url);
+      item.appendChild(link);
+    }
     return item;
   }
 
