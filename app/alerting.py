@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 
 from app.webhooks import WebhookSender
+from insights.alert_rules import AlertRulesError, RuleSet, RulesFile
 from insights.alerts import ALERT_KINDS, SEVERITIES, Alert, AlertEngine, AlertRules
 from insights.windows import EventTimeWindows
 from streaming.records import ScoredPost
@@ -74,9 +75,19 @@ class LiveAlerts:
         history: int = 1000,
         webhooks: WebhookSender | None = None,
         registry: CollectorRegistry | None = None,
+        rules_file: RulesFile | None = None,
     ) -> None:
         self.windows = EventTimeWindows(rules.window_seconds, rules.lateness_seconds, keywords)
         self.engine = AlertEngine(rules)
+        self.base_rules = rules
+        self.rules_file = rules_file
+        self.rule_set = RuleSet()
+        self.rules_error: str | None = None  # why the file's rules are not in use
+        if rules_file is not None:
+            try:
+                self._use(rules_file.load(rules))
+            except (AlertRulesError, OSError) as exc:
+                self.rules_error = f"{rules_file.path}: {exc}; the default rules apply"
         self.history_size = history
         self.webhooks = webhooks
         self.version = 0
@@ -148,6 +159,21 @@ class LiveAlerts:
                 return None
             self._keep([self.engine.acknowledge(alert_id)])
             return self._alerts[alert_id]
+
+    def _use(self, rule_set: RuleSet) -> None:
+        self.rule_set = rule_set
+        self.engine.rules = rule_set.apply_to(self.base_rules)
+        self.engine.overrides = dict(rule_set.subjects)
+
+    def save_rules(self, text: str) -> RuleSet:
+        """Check and keep new rules (in the file too); on AlertRulesError nothing changes."""
+        if self.rules_file is None:
+            raise AlertRulesError("this node keeps no rules file")
+        with self._lock:
+            rule_set = self.rules_file.save(text, self.base_rules)
+            self._use(rule_set)
+            self.rules_error = None
+            return rule_set
 
     def flush(self) -> None:
         """Close the open windows (a finite source ended)."""

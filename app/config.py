@@ -186,6 +186,13 @@ class Config:
         default="",
         metadata={"help": "words watched as alert subjects of their own, comma-separated"},
     )
+    alert_rules_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON file of alert rule overrides, edited on the Alerts page by admins "
+            "(default: `alert_rules.json` in the instance folder)"
+        },
+    )
     alert_history: int = field(
         default=1000, metadata={"help": "alerts each node keeps for the page and the API"}
     )

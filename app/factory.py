@@ -21,6 +21,7 @@ from app.server import gevent_active, lift_read_timeout
 from app.services import Services, install, model_store
 from app.webhooks import WebhookSender
 from app.wordcloud_image import stop_words
+from insights.alert_rules import RulesFile
 from insights.alerts import AlertRules
 from models.signing import secret_file
 from streaming.metrics import StreamMetrics
@@ -32,6 +33,8 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -143,9 +146,20 @@ def live_alerts(config: Config, registry: CollectorRegistry) -> LiveAlerts:
             Path(config.instance_dir) / "webhook_dead_letters.jsonl",
         )
     rules = AlertRules(window_seconds=config.alert_window, lateness_seconds=config.alert_lateness)
-    return LiveAlerts(
-        rules, config.alert_keyword_list, config.alert_history, webhooks, registry=registry
+    rules_file = RulesFile(
+        config.alert_rules_file or Path(config.instance_dir) / "alert_rules.json"
     )
+    alerts = LiveAlerts(
+        rules,
+        config.alert_keyword_list,
+        config.alert_history,
+        webhooks,
+        registry=registry,
+        rules_file=rules_file,
+    )
+    if alerts.rules_error:
+        log.error("alert rules refused: %s", alerts.rules_error)
+    return alerts
 
 
 def _message_queue(config: Config) -> KafkaQueueManager | None:

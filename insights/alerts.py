@@ -89,6 +89,20 @@ class AlertRules:
             raise ValueError(f"invalid alert rules: {', '.join(bad)} out of range")
 
 
+@dataclass(frozen=True)
+class SubjectRule:
+    """Overrides for one subject: its own minimum count, a sensitivity (× `alpha`: above 1
+    it fires more readily, below 1 less), its own cooldown, or no alerts at all."""
+
+    min_count: int | None = None
+    sensitivity: float = 1.0
+    cooldown_windows: int | None = None
+    mute: bool = False
+
+
+_NO_OVERRIDE = SubjectRule()
+
+
 @dataclass
 class Baseline:
     """What is usual for one subject."""
@@ -198,6 +212,13 @@ class AlertEngine:
         self._open: dict[tuple[str, str], str] = {}  # (kind, subject) → id of its alert
         self.windows_seen = 0
         self.dispersion = 0.1  # φ of the negative binomial, learned from calm subjects
+        self.overrides: dict[str, SubjectRule] = {}
+
+    def rule(self, subject: str) -> SubjectRule:
+        return self.overrides.get(subject, _NO_OVERRIDE)
+
+    def min_count(self, subject: str) -> int:
+        return self.rule(subject).min_count or self.rules.min_count
 
     def close_window(self, window: WindowSummary) -> list[Alert]:
         """Test every subject of a closed window, update the baselines, and return the
@@ -205,11 +226,13 @@ class AlertEngine:
         if window.total <= 0:
             return []
         rules = self.rules
-        findings = (
-            self._volume_findings(window)
+        findings = [
+            finding
+            for finding in self._volume_findings(window)
             + self._sentiment_findings(window)
             + self._viral_findings(window)
-        )
+            if not self.rule(finding.subject).mute  # learned from, never raised
+        ]
         firing = {(f.kind, f.subject) for f in findings}
         self._learn(window, {s for _, s in firing})
         changed = [self._record(f, window) for f in findings]
@@ -222,7 +245,10 @@ class AlertEngine:
                 alert.status = "resolved"
                 alert.resolved_at = window.end
                 changed.append(replace(alert))
-            if alert.status == "resolved" and alert.calm_windows > rules.cooldown_windows:
+            cooldown = self.rule(alert.subject).cooldown_windows
+            if cooldown is None:
+                cooldown = rules.cooldown_windows
+            if alert.status == "resolved" and alert.calm_windows > cooldown:
                 del self._open[key]  # past its cooldown: the engine forgets it
                 del self.alerts[alert_id]
         self.windows_seen += 1
@@ -241,15 +267,16 @@ class AlertEngine:
         total = window.total
         subjects = window.subjects
         # Subjects under `min_count` can never fire, so they are not among the tests.
-        tested = sum(w.count >= rules.min_count for w in subjects.values())
-        threshold = rules.alpha / max(1, tested)
+        tested = sum(w.count >= self.min_count(s) for s, w in subjects.items())
         stream_warm = self.windows_seen >= rules.warmup_windows
         findings = []
         for subject in sorted(subjects):
             seen = subjects[subject]
             count = seen.count
-            if count < rules.min_count:
+            min_count = self.min_count(subject)
+            if count < min_count:
                 continue
+            threshold = rules.alpha * self.rule(subject).sensitivity / max(1, tested)
             baseline = self.baselines.get(subject)
             new = baseline is None or baseline.windows < rules.warmup_windows
             if new and not stream_warm:
@@ -272,7 +299,7 @@ class AlertEngine:
             span = _minutes(window.seconds)
             if new:
                 kind = "emerging"
-                severity = "critical" if count >= 3 * rules.min_count else "warning"
+                severity = "critical" if count >= 3 * min_count else "warning"
                 text = (
                     f"{_named(subject, seen)}: new, {count} posts in {span} with no earlier history"
                 )
@@ -302,9 +329,9 @@ class AlertEngine:
             ):
                 continue
             candidates.append((subject, seen, baseline))
-        threshold = rules.alpha / max(1, len(candidates))
         findings = []
         for subject, seen, baseline in candidates:
+            threshold = rules.alpha * self.rule(subject).sensitivity / max(1, len(candidates))
             shift = seen.mean_compound - baseline.mean
             if abs(shift) < rules.min_sentiment_shift:
                 continue
