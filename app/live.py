@@ -151,8 +151,9 @@ class LiveHub:
         self.socketio.on_namespace(LiveNamespace(self))
 
     def current_state(self) -> dict:
+        """What a viewer gets on connecting: the state and the newest posts of the feed."""
         payload = self.aggregates.state()
-        payload["posts"] = []
+        payload["posts"] = self.aggregates.latest_posts()
         return self._decorate(payload)
 
     def _decorate(self, payload: dict, problems: list[dict] | None = None) -> dict:

@@ -12,18 +12,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
-from app.aggregates import LiveAggregates
+from app.aggregates import FEED_SIZE, RECENT_IDS_KEPT, LiveAggregates
 from app.config import Config
 from app.live import DashboardSink, LiveHub
 from app.readiness import Problem, Readiness
 from app.server import OffLoopScorer, OffLoopSource, off_loop
+from archive.metrics import ArchiveMetrics
+from archive.sink import ArchiveKeeper, ArchiveSink
+from archive.store import ArchiveStore
 from models.pipeline import ScoringPipeline
 from models.signing import ManifestKey
 from models.store import ModelStore
 from streaming.kafka_common import broker_unreachable
 from streaming.metrics import StreamMetrics
 from streaming.runner import StreamRunner
-from streaming.sinks import LogDeadLetterSink
+from streaming.sinks import LogDeadLetterSink, Sink
 from streaming.sources import ColumnMapping, FileSource, Source, SyntheticSource
 
 if TYPE_CHECKING:
@@ -60,14 +63,36 @@ class Services:
     _finished: bool = False  # a finite source ran dry: quiet, not stalled
     _bootstrap: str = ""
     _heartbeat: float = field(default_factory=time.monotonic)  # the stream loop's last turn
+    # The archive (None when off): its keeper everywhere, its sink in embedded mode only
+    # (with Kafka, `socialpulse archive` writes it).
+    archive_keeper: ArchiveKeeper | None = field(init=False, default=None)
+    archive_sink: ArchiveSink | None = field(init=False, default=None)
+    _restored: bool = False  # the dashboard started from the archive's history
 
     def __post_init__(self) -> None:
         self.dashboard_sink = DashboardSink(self.aggregates)
         self.hub.problems = lambda: [p.to_dict() for p in self.problems()]
+        url = self.config.archive_database_url
+        if url:
+            embedded = not self.config.kafka_bootstrap
+            self.archive_keeper = ArchiveKeeper(
+                ArchiveStore(url),
+                self.config.archive_retention_days,
+                prune=embedded,
+                metrics=ArchiveMetrics(self.metrics.registry, "web"),
+                offload=off_loop,
+            )
+            if embedded:
+                self.archive_sink = ArchiveSink(
+                    self.archive_keeper, max_buffered=self.config.archive_buffer
+                )
 
     def problems(self) -> list[Problem]:
         """What fails now: reported failures, and a stream loop that stopped turning."""
         problems = self.readiness.problems()
+        keeper = self.archive_keeper
+        if keeper is not None and keeper.error is not None:
+            problems.append(Problem("archive", keeper.error, keeper.error_since or time.time()))
         stalled = time.monotonic() - self._heartbeat
         if self.streaming and not self._finished and stalled > self.config.stall_after:
             since = time.time() - stalled
@@ -96,15 +121,70 @@ class Services:
             "dead_lettered": self.aggregates.dead_lettered,
             "duplicates_dropped": self.aggregates.duplicates,
             "uptime_s": round(time.time() - self.started_at, 1),
+            "archive": self.archive_status(),
         }
+
+    def archive_status(self) -> dict[str, Any] | None:
+        """The archive's state, disk used and rows; None when there is no archive."""
+        if self.archive_sink is not None:
+            return self.archive_sink.health()
+        if self.archive_keeper is not None:
+            return self.archive_keeper.health()
+        return None
+
+    def restore_history(self) -> bool:
+        """Rebuild the dashboard from the archive (windows, clusters, trends, feed, totals
+        and the ids already counted); False when there is none or it cannot be read (then
+        the dashboard starts empty and the archive shows degraded)."""
+        keeper = self.archive_keeper
+        if keeper is None or not keeper.ensure_ready():
+            return False
+        config = self.config
+        try:
+            history = keeper.call(
+                keeper.store.history,
+                config.window_seconds,
+                config.windows_kept,
+                FEED_SIZE,
+                RECENT_IDS_KEPT,
+            )
+        except Exception as exc:
+            keeper.fail(f"cannot read history from the archive: {type(exc).__name__}: {exc}")
+            return False
+        self.aggregates.restore(
+            history.posts,
+            history.feed,
+            history.recent_ids,
+            history.total_posts,
+            history.total_dead_letters,
+        )
+        log.info(
+            "dashboard restored from the archive: %d posts in the windows, %d in all",
+            len(history.posts),
+            history.total_posts,
+        )
+        self._restored = bool(history.total_posts or history.total_dead_letters)
+        return self._restored
+
+    def _run_archive_keeper(self) -> None:
+        """With Kafka: keep the archive's figures fresh (the archive command writes it)."""
+        keeper = self.archive_keeper
+        assert keeper is not None
+        while not self._stop.is_set():
+            if keeper.ensure_ready():
+                keeper.maintain(recover=True)
+            self._stop.wait(5.0)
 
     def start_stream(self, source: Source) -> None:
         """Run `source` through the pipeline into the dashboard, in the background."""
         config = self.config
+        sinks: list[Sink] = [self.dashboard_sink, LogDeadLetterSink()]
+        if self.archive_sink is not None:
+            sinks.append(self.archive_sink)
         self.runner = StreamRunner(
             OffLoopSource(source),
             OffLoopScorer(self.pipeline),
-            [self.dashboard_sink, LogDeadLetterSink()],
+            sinks,
             batch_max_posts=config.batch_max_posts,
             batch_max_wait=config.batch_max_wait,
             max_text_length=config.max_text_length,
@@ -119,6 +199,9 @@ class Services:
     def _run_stream(self) -> None:
         runner = self.runner
         assert runner is not None
+        self.restore_history()  # before the first post, so nothing is counted twice
+        if self.archive_sink is not None:
+            self.hub.socketio.start_background_task(self.archive_sink.run)
         while not self._stop.is_set():
             try:
                 handled = runner.run_once()
@@ -152,6 +235,9 @@ class Services:
         self.hub.socketio.start_background_task(self._run_feed)
 
     def _run_feed(self) -> None:
+        self.restore_history()  # before the feed, so nothing is counted twice
+        if self.archive_keeper is not None:
+            self.hub.socketio.start_background_task(self._run_archive_keeper)
         next_probe = 0.0
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
@@ -194,7 +280,8 @@ class Services:
         feed = self._feed_call(
             client.reader, self._bootstrap, topics.scored, topics.dlq, since=since
         )
-        self.aggregates.count_earlier(feed.earlier[topics.scored], feed.earlier[topics.dlq])
+        if not self._restored:  # the archive's totals already count what came before
+            self.aggregates.count_earlier(feed.earlier[topics.scored], feed.earlier[topics.dlq])
         return feed
 
     @cached_property
@@ -215,6 +302,8 @@ class Services:
         self.hub.stop()
         if self.runner is not None:
             self.runner.source.close()
+        if self.archive_sink is not None:
+            self.archive_sink.close()  # stores what is buffered (for up to 10 s)
         if self.feed is not None:
             self._feed_call(self.feed.close)
 
