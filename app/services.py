@@ -68,6 +68,7 @@ class Services:
     archive_keeper: ArchiveKeeper | None = field(init=False, default=None)
     archive_sink: ArchiveSink | None = field(init=False, default=None)
     _restored: bool = False  # the dashboard started from the archive's history
+    _restoring: bool = False  # not ready until then: viewers would see an empty dashboard
 
     def __post_init__(self) -> None:
         self.dashboard_sink = DashboardSink(self.aggregates)
@@ -90,6 +91,10 @@ class Services:
     def problems(self) -> list[Problem]:
         """What fails now: reported failures, and a stream loop that stopped turning."""
         problems = self.readiness.problems()
+        if self._restoring:
+            problems.append(
+                Problem("history", "rebuilding the dashboard from the archive", self.started_at)
+            )
         keeper = self.archive_keeper
         if keeper is not None and keeper.error is not None:
             problems.append(Problem("archive", keeper.error, keeper.error_since or time.time()))
@@ -136,6 +141,12 @@ class Services:
         """Rebuild the dashboard from the archive (windows, clusters, trends, feed, totals
         and the ids already counted); False when there is none or it cannot be read (then
         the dashboard starts empty and the archive shows degraded)."""
+        try:
+            return self._restore_history()
+        finally:
+            self._restoring = False
+
+    def _restore_history(self) -> bool:
         keeper = self.archive_keeper
         if keeper is None or not keeper.ensure_ready():
             return False
@@ -192,6 +203,7 @@ class Services:
             metrics=self.metrics,
         )
         self._started = True
+        self._restoring = self.archive_keeper is not None
         self.hub.source_name = source.name
         self.hub.start()
         self.hub.socketio.start_background_task(self._run_stream)
@@ -230,6 +242,7 @@ class Services:
         """
         self._bootstrap = bootstrap
         self._started = True
+        self._restoring = self.archive_keeper is not None
         self.hub.source_name = "kafka"
         self.hub.start()
         self.hub.socketio.start_background_task(self._run_feed)

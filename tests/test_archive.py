@@ -3,7 +3,7 @@ retention, hostile text, migrations, and the sink through a database outage."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import socket
 import threading
 import time
@@ -24,46 +24,9 @@ from archive.sink import ArchiveKeeper, ArchiveSink
 from archive.store import ArchiveStore, normalise_url, redact
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter
+from tests.conftest import postgres_url, with_schema
 
 DAY = 86_400.0
-
-
-def postgres_url() -> str:
-    """The server `make test` starts (postgres/pg.sh); in CI a missing one fails the run."""
-    url = os.environ.get("SOCIALPULSE_TEST_POSTGRES")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("SOCIALPULSE_TEST_POSTGRES is not set: run the suite with `make test`")
-        pytest.skip(
-            "no PostgreSQL server: SOCIALPULSE_TEST_POSTGRES is unset (`make test` starts one "
-            "with postgres/pg.sh and sets it)"
-        )
-    return normalise_url(url)
-
-
-def with_schema(url: str, schema: str) -> str:
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def archive_url(request, tmp_path):
-    """A fresh, empty archive on each engine: a SQLite file, or a PostgreSQL schema of its
-    own (dropped afterwards)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'archive.sqlite3'}"
-        return
-    base = postgres_url()
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield with_schema(base, schema)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -332,26 +295,20 @@ class TcpProxy:
             pass
         finally:
             for s in (source, target):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def stop(self) -> None:
         if self._listener is not None:
             # shutdown wakes the thread blocked in accept; close alone would leave the
             # port listening until the next connection.
-            try:
+            with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self._listener.close()
             self._listener = None
         for s in self._sockets:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
         self._sockets = []
 
