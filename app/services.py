@@ -68,7 +68,7 @@ class Services:
     archive_keeper: ArchiveKeeper | None = field(init=False, default=None)
     archive_sink: ArchiveSink | None = field(init=False, default=None)
     _restored: bool = False  # the dashboard started from the archive's history
-    _restoring: bool = False  # not ready until then: viewers would see an empty dashboard
+    _history_read: bool = False  # restore_history ran (once per process)
 
     def __post_init__(self) -> None:
         self.dashboard_sink = DashboardSink(self.aggregates)
@@ -91,10 +91,6 @@ class Services:
     def problems(self) -> list[Problem]:
         """What fails now: reported failures, and a stream loop that stopped turning."""
         problems = self.readiness.problems()
-        if self._restoring:
-            problems.append(
-                Problem("history", "rebuilding the dashboard from the archive", self.started_at)
-            )
         keeper = self.archive_keeper
         if keeper is not None and keeper.error is not None:
             problems.append(Problem("archive", keeper.error, keeper.error_since or time.time()))
@@ -139,14 +135,13 @@ class Services:
 
     def restore_history(self) -> bool:
         """Rebuild the dashboard from the archive (windows, clusters, trends, feed, totals
-        and the ids already counted); False when there is none or it cannot be read (then
-        the dashboard starts empty and the archive shows degraded)."""
-        try:
-            return self._restore_history()
-        finally:
-            self._restoring = False
-
-    def _restore_history(self) -> bool:
+        and the ids already counted), once, before the first post arrives, so nothing is
+        counted twice; False when there is none or it cannot be read (then the dashboard
+        starts empty and the archive shows degraded). `serve` calls it before the server
+        listens, so no viewer ever sees a dashboard still empty."""
+        if self._history_read:
+            return self._restored
+        self._history_read = True
         keeper = self.archive_keeper
         if keeper is None or not keeper.ensure_ready():
             return False
@@ -175,6 +170,7 @@ class Services:
             history.total_posts,
         )
         self._restored = bool(history.total_posts or history.total_dead_letters)
+        keeper.maintain()  # the disk and row figures from the start, and old rows pruned
         return self._restored
 
     def _run_archive_keeper(self) -> None:
@@ -203,7 +199,6 @@ class Services:
             metrics=self.metrics,
         )
         self._started = True
-        self._restoring = self.archive_keeper is not None
         self.hub.source_name = source.name
         self.hub.start()
         self.hub.socketio.start_background_task(self._run_stream)
@@ -211,7 +206,7 @@ class Services:
     def _run_stream(self) -> None:
         runner = self.runner
         assert runner is not None
-        self.restore_history()  # before the first post, so nothing is counted twice
+        self.restore_history()  # (if `serve` has not yet) before the first post
         if self.archive_sink is not None:
             self.hub.socketio.start_background_task(self.archive_sink.run)
         while not self._stop.is_set():
@@ -242,13 +237,12 @@ class Services:
         """
         self._bootstrap = bootstrap
         self._started = True
-        self._restoring = self.archive_keeper is not None
         self.hub.source_name = "kafka"
         self.hub.start()
         self.hub.socketio.start_background_task(self._run_feed)
 
     def _run_feed(self) -> None:
-        self.restore_history()  # before the feed, so nothing is counted twice
+        self.restore_history()  # (if `serve` has not yet) before the feed
         if self.archive_keeper is not None:
             self.hub.socketio.start_background_task(self._run_archive_keeper)
         next_probe = 0.0

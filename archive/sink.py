@@ -14,11 +14,12 @@ retention pruning, and the disk and row figures `/healthz` and `/metrics` show.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -77,6 +78,16 @@ class ArchiveKeeper:
 
     def call(self, function: Callable[..., T], *args: Any) -> T:
         return self.offload(function, *args)
+
+    @contextlib.contextmanager
+    def calls_in_place(self) -> Iterator[None]:
+        """Run database calls on the calling thread meanwhile (e.g. before a fork, where
+        no thread pool may be started)."""
+        offload, self.offload = self.offload, _direct
+        try:
+            yield
+        finally:
+            self.offload = offload
 
     def ensure_ready(self) -> bool:
         """Migrate the schema once; False (and degraded) while the database refuses."""
@@ -249,6 +260,7 @@ class ArchiveSink(Sink):
         """The writer loop: store, retry with backoff, maintain; returns after `close`."""
         self._running = True
         failures = 0
+        self.keeper.ensure_ready()  # the schema at start-up, not with the first post
         try:
             while True:
                 with self._cond:

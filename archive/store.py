@@ -344,8 +344,8 @@ class ArchiveStore:
             if known is None or row["scored_at"] >= known["scored_at"]:
                 rows[row["id"]] = row
         letter_rows: dict[str, dict[str, Any]] = {}
-        for letter in letters:
-            row = dead_letter_row(letter, now)
+        for index, letter in enumerate(letters):
+            row = dead_letter_row(letter, now + index * 1e-6)
             letter_rows.setdefault(row["id"], row)
         engine = self.engine
         with engine.begin() as connection:
