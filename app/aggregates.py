@@ -35,6 +35,7 @@ FEED_FIELDS = (
     "latency_ms",
 )
 RECENT_IDS_KEPT = 100_000
+RECENT_LETTERS_KEPT = 10_000
 
 
 class RecentIds:
@@ -118,6 +119,7 @@ class LiveAggregates:
         self._latencies: deque[float] = deque(maxlen=2000)
         self._cluster_labels: dict[int, str] = {}
         self._recent_ids = RecentIds(recent_ids)
+        self._recent_letters = RecentIds(RECENT_LETTERS_KEPT)
         self.total = 0
         self.duplicates = 0
         self.dead_lettered = 0
@@ -153,16 +155,20 @@ class LiveAggregates:
         recent_ids: Sequence[str] = (),
         total: int = 0,
         dead_lettered: int = 0,
+        recent_letters: Sequence[str] = (),
     ) -> None:
         """Start from history (the archive): `posts` fill the windows, `feed` (oldest
-        first) is what a new viewer sees first, `recent_ids` are remembered so that a post
-        delivered again is not counted again, and `total`/`dead_lettered` are the counts so
-        far (the restored posts included). Nothing restored counts toward the rate or the
+        first) is what a new viewer sees first, `recent_ids` (and `recent_letters`, dead
+        letters' keys) are remembered so that what is delivered again is not counted
+        again, and `total`/`dead_lettered` are the counts so far (the restored posts
+        included). Nothing restored counts toward the rate or the
         latency figures."""
         with self._lock:
             fresh = [s for s in posts if self._recent_ids.add(s.post.id)]
             for post_id in recent_ids:
                 self._recent_ids.add(post_id)
+            for key in recent_letters:
+                self._recent_letters.add(key)
             self._count_locked(fresh)
             self._latest.extend(feed[-FEED_SIZE:])
             self.total += total
@@ -202,10 +208,15 @@ class LiveAggregates:
             self.dead_lettered += dead_lettered
             self.version += 1
 
-    def add_dead_letters(self, count: int) -> None:
+    def add_dead_letters(self, count: int, keys: Sequence[str] | None = None) -> None:
+        """Count dead letters; with `keys` (one per letter, the same for the same input
+        from the same place), a letter seen recently is a redelivery and not counted."""
         with self._lock:
-            self.dead_lettered += count
-            self.version += 1
+            if keys is not None:
+                count = sum(1 for key in keys if self._recent_letters.add(key))
+            if count:
+                self.dead_lettered += count
+                self.version += 1
 
     # -- readers (emitter thread) ---------------------------------------------------------
     def take_update(self, now: float | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from flask_socketio import Namespace, SocketIO, join_room
 from app.aggregates import LiveAggregates
 from app.auth import socket_allowed
 from app.wordcloud_image import WordcloudRenderer
+from archive.store import dead_letter_id
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter, Sink
 
@@ -75,7 +76,10 @@ class DashboardSink(Sink):
 
     def reject(self, letters: Sequence[DeadLetter]) -> None:
         if letters:
-            self.aggregates.add_dead_letters(len(letters))
+            # Keyed as the archive keys them: a re-published dead letter counts once.
+            self.aggregates.add_dead_letters(
+                len(letters), [dead_letter_id(letter) for letter in letters]
+            )
 
 
 class LiveNamespace(Namespace):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
-from app.aggregates import FEED_SIZE, RECENT_IDS_KEPT, LiveAggregates
+from app.aggregates import FEED_SIZE, RECENT_IDS_KEPT, RECENT_LETTERS_KEPT, LiveAggregates
 from app.config import Config
 from app.live import DashboardSink, LiveHub
 from app.readiness import Problem, Readiness
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 EXTENSION = "socialpulse"
+ARCHIVE_OVERLAP = 30.0  # s of the scored topic read again after the archive's newest post
 T = TypeVar("T")
 
 
@@ -68,6 +69,7 @@ class Services:
     archive_keeper: ArchiveKeeper | None = field(init=False, default=None)
     archive_sink: ArchiveSink | None = field(init=False, default=None)
     _restored: bool = False  # the dashboard started from the archive's history
+    _archived_until: float | None = None  # when the newest archived post was scored
     _history_read: bool = False  # restore_history ran (once per process)
 
     def __post_init__(self) -> None:
@@ -153,6 +155,7 @@ class Services:
                 config.windows_kept,
                 FEED_SIZE,
                 RECENT_IDS_KEPT,
+                RECENT_LETTERS_KEPT,
             )
         except Exception as exc:
             keeper.fail(f"cannot read history from the archive: {type(exc).__name__}: {exc}")
@@ -163,6 +166,7 @@ class Services:
             history.recent_ids,
             history.total_posts,
             history.total_dead_letters,
+            history.recent_letter_ids,
         )
         log.info(
             "dashboard restored from the archive: %d posts in the windows, %d in all",
@@ -170,6 +174,7 @@ class Services:
             history.total_posts,
         )
         self._restored = bool(history.total_posts or history.total_dead_letters)
+        self._archived_until = history.newest_scored_at
         keeper.maintain()  # the disk and row figures from the start, and old rows pruned
         return self._restored
 
@@ -284,6 +289,11 @@ class Services:
         # From as far back as the dashboard shows: every node, whenever it started, shows
         # the same windows, trends and feed, and the same totals (the rest is counted).
         since = time.time() - self.config.window_seconds * self.config.windows_kept
+        if self._restored and self._archived_until is not None:
+            # What the archive holds is shown already: read only what is newer (with a
+            # margin for partitions the archive consumer has not caught up on; the ids of
+            # the last archived posts are remembered, so the overlap is not counted twice).
+            since = max(since, self._archived_until - ARCHIVE_OVERLAP)
         feed = self._feed_call(
             client.reader, self._bootstrap, topics.scored, topics.dlq, since=since
         )

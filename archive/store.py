@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -191,6 +191,8 @@ class History:
         recent_ids: ids of the most recently archived posts, so a post delivered again is
             not counted again.
         total_posts / total_dead_letters: everything archived (within retention).
+        newest_scored_at: when the newest archived post was scored (None: empty).
+        recent_letter_ids: ids of the dead letters archived last.
     """
 
     posts: list[ScoredPost]
@@ -198,6 +200,8 @@ class History:
     recent_ids: list[str]
     total_posts: int
     total_dead_letters: int
+    newest_scored_at: float | None = None
+    recent_letter_ids: list[str] = field(default_factory=list)
 
 
 class ArchiveStore:
@@ -412,14 +416,21 @@ class ArchiveStore:
             return list(connection.execute(select(dead_letters)))
 
     def history(
-        self, window_seconds: int, windows_kept: int, feed_size: int, ids_kept: int
+        self,
+        window_seconds: int,
+        windows_kept: int,
+        feed_size: int,
+        ids_kept: int,
+        letters_kept: int = 10_000,
     ) -> History:
         """What the dashboard needs at start: the posts of the newest `windows_kept` windows
         (by event time, as the live windows are kept), the newest `feed_size` posts, and
         the ids of the `ids_kept` posts archived last."""
         with self.engine.connect() as connection:
             total_posts, total_letters = _counts(connection)
-            newest = connection.execute(select(func.max(posts.c.created_at))).scalar()
+            newest, newest_scored = connection.execute(
+                select(func.max(posts.c.created_at), func.max(posts.c.scored_at))
+            ).one()
             window_posts: list[ScoredPost] = []
             if newest is not None:
                 newest_key = int(newest) // window_seconds
@@ -437,7 +448,16 @@ class ArchiveStore:
                     select(posts.c.id).order_by(posts.c.first_seen_at.desc()).limit(ids_kept)
                 ).scalars()
             )[::-1]
-        return History(window_posts, feed, ids, total_posts, total_letters)
+            letter_ids = list(
+                connection.execute(
+                    select(dead_letters.c.id)
+                    .order_by(dead_letters.c.first_seen_at.desc())
+                    .limit(letters_kept)
+                ).scalars()
+            )[::-1]
+        return History(
+            window_posts, feed, ids, total_posts, total_letters, newest_scored, letter_ids
+        )
 
     def close(self) -> None:
         with self._lock:

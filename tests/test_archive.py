@@ -317,3 +317,28 @@ def test_aggregates_restored_from_the_archive_match_the_live_ones(store, scored)
     # A post delivered again after the restart is not counted again.
     restored.add(posts[:10])
     assert restored.total == len(posts) and restored.duplicates == 10
+
+
+def test_the_archive_command_migrates_and_prunes_without_kafka(archive_url, scored):
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    env = {"SOCIALPULSE_ARCHIVE_URL": archive_url, "SOCIALPULSE_KAFKA_BOOTSTRAP": ""}
+    result = CliRunner(env=env).invoke(main, ["archive", "--migrate"])
+    assert result.exit_code == 0, result.output
+    assert "at revision 0001" in result.output
+    store = ArchiveStore(archive_url)
+    try:
+        store.write(scored[:4], now=time.time() - 10 * DAY)
+        store.write(scored[4:6])
+        env["SOCIALPULSE_ARCHIVE_RETENTION_DAYS"] = "7"
+        result = CliRunner(env=env).invoke(main, ["archive", "--prune"])
+        assert result.exit_code == 0, result.output
+        assert "deleted 4 posts and 0 dead letters" in result.output
+        assert store.counts() == (2, 0)
+        # Without --migrate or --prune it consumes Kafka, and says what it needs.
+        result = CliRunner(env=env).invoke(main, ["archive"])
+        assert result.exit_code == 2 and "SOCIALPULSE_KAFKA_BOOTSTRAP" in result.output
+    finally:
+        store.close()

@@ -32,11 +32,13 @@ def scenario(kafka_bootstrap, model_dir, bundle, tmp_path):
     scenario.stop_all()
 
 
-def publish_results(scenario: KafkaScenario, pipeline) -> tuple[set[str], int]:
+def publish_results(
+    scenario: KafkaScenario, pipeline, n_posts: int = N_POSTS
+) -> tuple[set[str], int]:
     """Scored posts and dead letters on their topics, as scoring workers publish them."""
     from confluent_kafka import Producer
 
-    raws = [strip_private(p) for p in SyntheticPostGenerator(seed=77).take(N_POSTS)]
+    raws = [strip_private(p) for p in SyntheticPostGenerator(seed=77).take(n_posts)]
     scored = pipeline.score_batch([parse_post(r) for r in raws])
     producer = Producer({"bootstrap.servers": scenario.bootstrap, "linger.ms": 20})
     for item in scored:
@@ -190,3 +192,55 @@ def test_a_broker_restart_under_the_archiver_loses_and_duplicates_nothing(
         scenario.stop_all()
         store.close()
         subprocess.run([*broker, "down", "--clean"], env=env, cwd=PROJECT_ROOT)
+
+
+def test_web_nodes_started_on_one_archive_show_the_same_dashboard(
+    scenario, pipeline, model_dir, tmp_path
+):
+    """Two Kafka-mode web nodes, one archive (filled by `socialpulse archive`): each starts
+    from the archive, reads the scored topic after it, and counts every post once."""
+    import requests
+    import socketio
+
+    from app.testing import running_server
+
+    url = f"sqlite:///{tmp_path / 'shared-archive.sqlite3'}"
+    store = ArchiveStore(url)
+    try:
+        ids, n_letters = publish_results(scenario, pipeline, n_posts=3000)
+        start_archiver(scenario, url, "archiver")
+        wait_for(lambda: counts(store) == (len(ids), n_letters), 120, "the archive to fill", 0.5)
+    finally:
+        store.close()
+
+    def state(node_url: str) -> dict:
+        updates: list[dict] = []
+        client = socketio.Client(reconnection=False)
+        client.on("update", updates.append, namespace="/live")
+        client.connect(node_url, namespaces=["/live"], transports=["websocket"], wait_timeout=10)
+        try:
+            wait_for(lambda: updates, 10, "the state")
+        finally:
+            client.disconnect()
+        return updates[0]
+
+    env = scenario.env(SOCIALPULSE_ARCHIVE_URL=url)
+    seen = []
+    for name in ("a", "b"):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        with running_server(model_dir, workdir, **env) as node:
+            wait_for(
+                lambda node=node: (
+                    requests.get(node.url + "/healthz", timeout=5).json()["duplicates_dropped"] > 0
+                ),
+                60,
+                "the node to read the scored topic past the archive",
+            )
+            seen.append(state(node.url))
+    first, second = seen
+    assert first["stats"]["total"] == second["stats"]["total"] == len(ids)
+    assert first["stats"]["dead_lettered"] == second["stats"]["dead_lettered"] == n_letters
+    for key in ("sentiment_series", "clusters", "trending"):
+        assert first[key] == second[key], key
+    assert {p["id"] for p in first["posts"]} == {p["id"] for p in second["posts"]}
