@@ -342,3 +342,39 @@ def test_the_archive_command_migrates_and_prunes_without_kafka(archive_url, scor
         assert result.exit_code == 2 and "SOCIALPULSE_KAFKA_BOOTSTRAP" in result.output
     finally:
         store.close()
+
+
+def test_the_archive_consumer_reads_scored_posts_and_keeps_what_it_cannot_read(scored):
+    from archive.consumer import decode
+    from streaming.sources import SourceRecord
+
+    def record(topic, offset, value, headers=None):
+        position = {"topic": topic, "partition": 0, "offset": offset}
+        return SourceRecord(value, 10.0, position, None, b"k", headers)
+
+    worker_headers = [
+        ("reason", b"'text' is empty"),
+        ("source", b"kafka"),
+        ("source.topic", b"posts"),
+        ("source.partition", b"2"),
+        ("source.offset", b"41"),
+    ]
+    posts, letters = decode(
+        [
+            record("p.scored", 0, scored[0].to_json()),
+            record("p.scored", 1, b"\x00 not json"),
+            record("p.scored", 2, None),
+            record("p.dlq", 0, b'{"text": ""}', worker_headers),
+            record("p.dlq", 1, b"foreign", None),
+        ],
+        "p.dlq",
+    )
+    assert posts == [scored[0]]
+    reasons = [letter.reason for letter in letters]
+    assert reasons[0].startswith("unreadable scored post") and reasons[1].startswith(
+        "unreadable scored post"
+    )
+    assert letters[2].reason == "'text' is empty"
+    assert letters[2].position == {"topic": "posts", "partition": "2", "offset": "41"}
+    # A dead letter no worker wrote keeps where it was read, so it has an id of its own.
+    assert letters[3].position == {"topic": "p.dlq", "partition": 0, "offset": 1}
