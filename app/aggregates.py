@@ -237,10 +237,12 @@ class LiveAggregates:
         return payload
 
     def latest_posts(self, now: float | None = None) -> list[dict[str, Any]]:
-        """The newest posts as feed items, newest first (a new viewer's feed)."""
+        """The newest posts already sent in an update, as feed items, newest first: a new
+        viewer's feed. The posts still to be sent come in the next update (once)."""
         now = time.time() if now is None else now
         with self._lock:
-            posts = list(self._latest)
+            pending = {id(s) for s in self._new_posts}
+            posts = [s for s in self._latest if id(s) not in pending]
         return _feed(posts, now)
 
     def state(self) -> dict[str, Any]:
