@@ -85,7 +85,7 @@ bench: setup $(BENCH_STAMP) chromium
 	KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh down --clean || true; \
 	exit $$status
 
-## lint: ruff check, format check, and the import layers (app → archive → models → streaming)
+## lint: ruff check, format check, and the import layers (app → insights → archive → models → streaming)
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
