@@ -300,6 +300,7 @@ def test_aggregates_restored_from_the_archive_match_the_live_ones(store, scored)
     ]
     live = LiveAggregates(window_seconds=10, windows_kept=30)
     live.add(posts)
+    live.take_update()  # sent to the viewers: now part of a new viewer's feed
     store.write(posts)
     history = store.history(10, 30, 50, 1000)
     restored = LiveAggregates(window_seconds=10, windows_kept=30)
