@@ -18,6 +18,8 @@ from streaming.topics import Topics
 PREFIX = "SOCIALPULSE_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AUTH_MODES = ("auto", "required", "off")
+# The archive databases SocialPulse speaks to (see `archive.store`).
+ARCHIVE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://", "postgres://")
 # Settings that were renamed: setting the old name is an error that names the new one.
 RENAMED = {"BATCH_MAX_WAIT_MS": "BATCH_MAX_WAIT (now in seconds, e.g. 0.1)"}
 
@@ -228,6 +230,29 @@ class Config:
     consumer_group: str = field(
         default="socialpulse-workers", metadata={"help": "consumer group of the workers"}
     )
+    archive_url: str | None = field(
+        default=None,
+        metadata={
+            "help": "database of the archive: `sqlite:///path` or `postgresql://user:password@"
+            "host:port/db`; `off` keeps no archive (default: `archive.sqlite3` in the instance "
+            "folder)"
+        },
+    )
+    archive_retention_days: float = field(
+        default=30.0,
+        metadata={"help": "days archived posts and dead letters are kept (0 = forever)"},
+    )
+    archive_buffer: int = field(
+        default=50_000,
+        metadata={
+            "help": "posts and dead letters held in memory while the archive database is "
+            "unavailable; when full, the embedded stream waits (nothing is dropped)"
+        },
+    )
+    archive_group: str = field(
+        default="socialpulse-archive",
+        metadata={"help": "consumer group of `socialpulse archive`"},
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -273,6 +298,7 @@ class Config:
             "read_timeout",
             "shutdown_grace",
             "model_check_interval",
+            "archive_buffer",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
@@ -301,6 +327,14 @@ class Config:
                 parts = urlsplit(url)
                 if parts.scheme not in ("http", "https") or not parts.hostname:
                     raise ConfigError(f"a webhook URL must be http(s)://host/…, not {url!r}")
+        if self.archive_retention_days < 0:
+            raise ConfigError("archive_retention_days must be ≥ 0 (0 keeps everything)")
+        url = self.archive_database_url
+        if url is not None and not url.startswith(ARCHIVE_SCHEMES):
+            raise ConfigError(
+                "archive_url must start with sqlite:/// or postgresql:// (or be `off`), "
+                f"not {url.split(':', 1)[0]!r}"
+            )
 
     @property
     def topics(self) -> Topics:
@@ -319,6 +353,15 @@ class Config:
         return ManifestKey.from_file(
             self.model_key_file or Path(self.instance_dir) / "model_signing.key"
         )
+
+    @property
+    def archive_database_url(self) -> str | None:
+        """The archive's SQLAlchemy URL; None when the archive is off."""
+        if self.archive_url is None:
+            return f"sqlite:///{Path(self.instance_dir).resolve() / 'archive.sqlite3'}"
+        if self.archive_url.strip().lower() in ("off", "none"):
+            return None
+        return self.archive_url.strip()
 
     @property
     def accounts_path(self) -> Path:

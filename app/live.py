@@ -16,6 +16,7 @@ from app.aggregates import LiveAggregates
 from app.alerting import AlertFilter, LiveAlerts
 from app.auth import socket_allowed
 from app.wordcloud_image import WordcloudRenderer
+from archive.store import dead_letter_id
 from models.clustering import TopicEvent
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter, Sink
@@ -84,7 +85,10 @@ class DashboardSink(Sink):
 
     def reject(self, letters: Sequence[DeadLetter]) -> None:
         if letters:
-            self.aggregates.add_dead_letters(len(letters))
+            # Keyed as the archive keys them: a re-published dead letter counts once.
+            self.aggregates.add_dead_letters(
+                len(letters), [dead_letter_id(letter) for letter in letters]
+            )
 
 
 class LiveNamespace(Namespace):
@@ -164,8 +168,9 @@ class LiveHub:
         self.socketio.on_namespace(LiveNamespace(self))
 
     def current_state(self) -> dict:
+        """What a viewer gets on connecting: the state and the newest posts of the feed."""
         payload = self.aggregates.state()
-        payload["posts"] = []
+        payload["posts"] = self.aggregates.latest_posts()
         if self.alerts is not None:
             payload["alerts"] = self.alerts.recent(AlertFilter(limit=ALERTS_SHOWN))
         payload.update(self.topic_changes())
