@@ -10,6 +10,7 @@ copy per node (they carry the alert's id to drop repeats).
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter
 from app.webhooks import WebhookSender
 from insights.alert_rules import AlertRulesError, RuleSet, RulesFile
 from insights.alerts import ALERT_KINDS, SEVERITIES, Alert, AlertEngine, AlertRules
+from insights.health import PipelineHealth
 from insights.windows import EventTimeWindows
 from streaming.records import ScoredPost
 
@@ -79,6 +81,7 @@ class LiveAlerts:
     ) -> None:
         self.windows = EventTimeWindows(rules.window_seconds, rules.lateness_seconds, keywords)
         self.engine = AlertEngine(rules)
+        self.health = PipelineHealth()
         self.base_rules = rules
         self.rules_file = rules_file
         self.rule_set = RuleSet()
@@ -108,7 +111,13 @@ class LiveAlerts:
                 for window in self.windows.add(scored)
                 for change in self.engine.close_window(window)
             ]
+            changes += self.health.observe(scored, 0, time.time())
             self._keep(changes)
+
+    def reject(self, letters: int) -> None:
+        """Count dead letters for the pipeline's health."""
+        with self._lock:
+            self._keep(self.health.observe((), letters, time.time()))
 
     def _keep(self, changes: list[Alert]) -> None:
         for alert in changes:
@@ -155,9 +164,12 @@ class LiveAlerts:
     def acknowledge(self, alert_id: str) -> dict[str, Any] | None:
         """Mark an alert seen; None when this node does not know it."""
         with self._lock:
-            if alert_id not in self._alerts or alert_id not in self.engine.alerts:
+            engine = next(
+                (e for e in (self.engine, self.health.engine) if alert_id in e.alerts), None
+            )
+            if alert_id not in self._alerts or engine is None:
                 return None
-            self._keep([self.engine.acknowledge(alert_id)])
+            self._keep([engine.acknowledge(alert_id)])
             return self._alerts[alert_id]
 
     def _use(self, rule_set: RuleSet) -> None:

@@ -89,6 +89,8 @@ class DashboardSink(Sink):
             self.aggregates.add_dead_letters(
                 len(letters), [dead_letter_id(letter) for letter in letters]
             )
+            if self.alerts is not None:
+                self.alerts.reject(len(letters))
 
 
 class LiveNamespace(Namespace):

@@ -41,7 +41,7 @@ from scipy import stats
 
 from insights.windows import SamplePost, SubjectWindow, WindowSummary
 
-ALERT_KINDS = ("volume_spike", "sentiment_shift", "emerging", "viral")
+ALERT_KINDS = ("volume_spike", "sentiment_shift", "emerging", "viral", "pipeline_health")
 SEVERITIES = ("info", "warning", "critical")
 MAX_DISPERSION = 2.0
 
@@ -225,7 +225,6 @@ class AlertEngine:
         alerts this window opened or extended (each a snapshot)."""
         if window.total <= 0:
             return []
-        rules = self.rules
         findings = [
             finding
             for finding in self._volume_findings(window)
@@ -233,8 +232,16 @@ class AlertEngine:
             + self._viral_findings(window)
             if not self.rule(finding.subject).mute  # learned from, never raised
         ]
+        self._learn(window, {f.subject for f in findings})
+        changed = self.settle(findings, window)
+        self.windows_seen += 1
+        return changed
+
+    def settle(self, findings: list[Finding], window: WindowSummary) -> list[Alert]:
+        """Turn one window's findings into alerts: new ones, merged repeats, and the alerts
+        that stayed calm long enough to resolve."""
+        rules = self.rules
         firing = {(f.kind, f.subject) for f in findings}
-        self._learn(window, {s for _, s in firing})
         changed = [self._record(f, window) for f in findings]
         for key, alert_id in list(self._open.items()):
             if key in firing:
@@ -251,7 +258,6 @@ class AlertEngine:
             if alert.status == "resolved" and alert.calm_windows > cooldown:
                 del self._open[key]  # past its cooldown: the engine forgets it
                 del self.alerts[alert_id]
-        self.windows_seen += 1
         return changed
 
     def acknowledge(self, alert_id: str) -> Alert:
