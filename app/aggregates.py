@@ -128,16 +128,17 @@ class LiveAggregates:
         self.model_version = ""
 
     # -- writers (stream thread) ----------------------------------------------------------
-    def add(self, batch: Sequence[ScoredPost]) -> None:
-        """Count each post once: a post id seen recently is a redelivery, not a new post."""
+    def add(self, batch: Sequence[ScoredPost]) -> list[ScoredPost]:
+        """Count each post once: a post id seen recently is a redelivery, not a new post.
+        Returns the posts that were new."""
         if not batch:
-            return
+            return []
         with self._lock:
             fresh = [s for s in batch if self._recent_ids.add(s.post.id)]
             self.duplicates += len(batch) - len(fresh)
             batch = fresh
             if not batch:
-                return
+                return []
             self._count_locked(batch)
             self._new_posts.extend(batch[-FEED_SIZE:])
             self._latest.extend(batch[-FEED_SIZE:])
@@ -147,6 +148,7 @@ class LiveAggregates:
             self._rate_marks.append((time.monotonic(), len(batch)))
             self.model_version = batch[-1].model_version
             self.version += 1
+            return batch
 
     def restore(
         self,

@@ -119,6 +119,23 @@ class LiveAlerts:
         with self._lock:
             self._keep(self.health.observe((), letters, time.time()))
 
+    @property
+    def warm_seconds(self) -> float:
+        """How much history the baselines need: the warm-up and the share's span."""
+        rules = self.engine.rules
+        return rules.window_seconds * (rules.warmup_windows + rules.share_span)
+
+    def warm(self, posts: Sequence[ScoredPost]) -> None:
+        """Learn from past posts (oldest first) before the live ones: baselines, and the
+        alerts they raised, kept as history without webhooks, counters or toasts."""
+        with self._lock:
+            changes = [c for w in self.windows.add(posts) for c in self.engine.close_window(w)]
+            for alert in changes:
+                self._alerts[alert.id] = alert.to_dict()
+                self._alerts.move_to_end(alert.id)
+            while len(self._alerts) > self.history_size:
+                self._alerts.popitem(last=False)
+
     def _keep(self, changes: list[Alert]) -> None:
         for alert in changes:
             record = alert.to_dict()

@@ -79,9 +79,9 @@ class DashboardSink(Sink):
         self.alerts = alerts
 
     def write(self, scored: Sequence[ScoredPost]) -> None:
-        self.aggregates.add(scored)
-        if self.alerts is not None:
-            self.alerts.write(scored)
+        fresh = self.aggregates.add(scored)
+        if self.alerts is not None and fresh:
+            self.alerts.write(fresh)  # a redelivered post counts once here too
 
     def reject(self, letters: Sequence[DeadLetter]) -> None:
         if letters:

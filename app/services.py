@@ -19,7 +19,7 @@ from app.readiness import Problem, Readiness
 from app.server import OffLoopScorer, OffLoopSource, off_loop
 from archive.metrics import ArchiveMetrics
 from archive.sink import ArchiveKeeper, ArchiveSink
-from archive.store import ArchiveStore
+from archive.store import ArchiveStore, History
 from models.pipeline import ScoringPipeline
 from models.signing import ManifestKey
 from models.store import ModelStore
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 EXTENSION = "socialpulse"
 ARCHIVE_OVERLAP = 30.0  # s of the scored topic read again after the archive's newest post
+ALERT_WARM_POSTS = 200_000  # the most archived posts replayed into the alert detectors
 T = TypeVar("T")
 
 
@@ -179,8 +180,25 @@ class Services:
         )
         self._restored = bool(history.total_posts or history.total_dead_letters)
         self._archived_until = history.newest_scored_at
+        self._warm_alerts(history)
         keeper.maintain()  # the disk and row figures from the start, and old rows pruned
         return self._restored
+
+    def _warm_alerts(self, history: History) -> None:
+        """Replay the archive's last hours through the alert detectors, so their baselines
+        (and the recent alerts) are back at once instead of after an hour of warm-up."""
+        alerts, keeper = self.hub.alerts, self.archive_keeper
+        if alerts is None or keeper is None or not history.posts:
+            return
+        newest = max(p.post.created_at.timestamp() for p in history.posts)
+        since = newest - alerts.warm_seconds
+        try:
+            posts = keeper.call(keeper.store.posts_since, since, ALERT_WARM_POSTS)
+        except Exception as exc:
+            log.warning("alert baselines start empty: cannot read the archive: %s", exc)
+            return
+        alerts.warm(posts)
+        log.info("alert baselines warmed with %d archived posts", len(posts))
 
     def _run_archive_keeper(self) -> None:
         """With Kafka: keep the archive's figures fresh (the archive command writes it)."""

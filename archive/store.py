@@ -459,6 +459,18 @@ class ArchiveStore:
             window_posts, feed, ids, total_posts, total_letters, newest_scored, letter_ids
         )
 
+    def posts_since(self, created_from: float, limit: int) -> list[ScoredPost]:
+        """Posts created at or after `created_from`, oldest first (ties by id), at most
+        the newest `limit` of them."""
+        with self.engine.connect() as connection:
+            newest_first = connection.execute(
+                select(posts)
+                .where(posts.c.created_at >= created_from)
+                .order_by(posts.c.created_at.desc(), posts.c.id.desc())
+                .limit(limit)
+            )
+            return [scored_from_row(r) for r in newest_first][::-1]
+
     def close(self) -> None:
         with self._lock:
             if self._engine is not None:

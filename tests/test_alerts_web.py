@@ -13,10 +13,12 @@ from werkzeug.datastructures import MultiDict
 
 from app import create_app
 from app.accounts import AccountStore
-from app.alerting import AlertFilter, AlertFilterError
+from app.alerting import AlertFilter, AlertFilterError, LiveAlerts
 from app.services import services
 from app.testing import csrf_from, log_in, run_config, wait_for
 from app.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from archive.store import ArchiveStore
+from insights.alerts import AlertRules
 from tests.test_aggregates import scored
 from tests.test_alerts import T0
 
@@ -214,3 +216,32 @@ def test_an_alert_is_posted_to_a_webhook_signed(model_dir, tmp_path, bundle):
         secret.encode(), headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER]
     )
     assert json.loads(body)["subject"] in {"#outage", "cluster:1"}
+
+
+def test_warming_from_history_equals_having_seen_it_and_raises_nothing_new(node):
+    posts = burst_posts()
+    cut = len(posts) // 2
+    with node.app_context():
+        alerts = services().hub.alerts
+        alerts.warm(posts[:cut])
+        assert alerts.take_changes() == []  # history: no toasts, no webhooks
+        alerts.write(posts[cut:])
+        warmed = {a["id"]: a for a in alerts.recent()}
+    straight = LiveAlerts(AlertRules())
+    straight.write(posts)
+    assert warmed == {a["id"]: a for a in straight.recent()}
+
+
+def test_a_restarted_node_gets_its_alert_baselines_back_from_the_archive(config):
+    first = create_app(config)
+    posts = burst_posts()
+    store = ArchiveStore(config.archive_database_url)
+    store.migrate()
+    store.write(posts[:-1])  # everything but the post that closes the burst's window
+    store.close()
+    with first.app_context():
+        assert services().restore_history()
+        alerts = services().hub.alerts
+        assert alerts.engine.windows_seen >= 12  # two hours of windows learned
+        feed(first, posts[-1:])
+        assert {a["subject"] for a in alerts.recent()} == {"#outage", "cluster:1"}
