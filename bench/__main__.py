@@ -34,6 +34,13 @@ TARGETS = (
     ),
     ("api", "single_post_ms.p99", "<=", 20, "API p99 ≤ 20 ms"),
     (
+        "alerts",
+        "detectors_share_of_pipeline",
+        "<=",
+        0.1,
+        "alert detectors ≤ 10 % of the pipeline's time at 10,000 subjects",
+    ),
+    (
         "dashboard",
         "update_latency_oldest_post_ms.p99",
         "<=",
@@ -127,7 +134,7 @@ def _two_worker_ceiling(client: dict) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (1-minute memory run)")
-    parser.add_argument("--only", default="pipeline,api,dashboard,load,kafka")
+    parser.add_argument("--only", default="pipeline,api,alerts,dashboard,load,kafka")
     parser.add_argument("--duration", type=float, help="seconds of the dashboard/memory run")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -151,6 +158,14 @@ def main() -> None:
     if "api" in sections:
         print("API latency …", flush=True)
         results["api"] = server.api_latency(model_dir, workdir, 300 if args.quick else 1000)
+    if "alerts" in sections:
+        from bench import alerts
+
+        print("alert detectors at 10,000 subjects …", flush=True)
+        n_alert_posts = 50_000 if args.quick else 200_000
+        results["alerts"] = alerts.detector_cost(
+            model_dir, [parse_post(v) for v in values[:n_alert_posts]]
+        )
     if "dashboard" in sections:
         print(f"dashboard at 1,000 posts/s for {duration:.0f} s …", flush=True)
         results["dashboard"] = server.dashboard_latency_and_memory(

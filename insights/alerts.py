@@ -401,11 +401,11 @@ class AlertEngine:
         rate = 2.0 / (rules.share_span + 1.0)
         total = window.total
         excess = scale = 0.0  # the pooled moments of φ: Σ((x − μ)² − μ) and Σ μ²
-        for subject in sorted(self.baselines.keys() | window.subjects.keys()):
+        for subject in window.subjects.keys() - self.baselines.keys():
+            self.baselines[subject] = Baseline()
+        # In the baselines' own order (first seen first): the same input, the same sums.
+        for subject, baseline in self.baselines.items():
             seen = window.subjects.get(subject)
-            baseline = self.baselines.get(subject)
-            if baseline is None:
-                baseline = self.baselines[subject] = Baseline()
             step = rate * (rules.absorb if subject in firing else 1.0)
             count = seen.count if seen else 0
             expected = baseline.share * total

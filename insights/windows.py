@@ -41,24 +41,47 @@ class SubjectWindow:
     samples: list[tuple[float, str, SamplePost]] = field(default_factory=list)
     label: str | None = None  # a topic cluster's words, for people to read
 
-    def add(self, compound: float, negative: bool, sample: SamplePost | None = None) -> None:
+    def add(
+        self, compound: float, negative: bool, sample: SamplePost | ScoredPost | None = None
+    ) -> None:
+        """Count one post; `sample` (the post, or what to show of it) may be kept."""
         self.count += 1
         self.compound_sum += compound
         self.compound_squares += compound * compound
         self.negative += negative
         if sample is not None:
-            entry = (abs(compound), sample.id, sample)
-            if len(self.samples) < MAX_SAMPLES:
-                heapq.heappush(self.samples, entry)
-            elif entry[:2] > self.samples[0][:2]:
-                heapq.heapreplace(self.samples, entry)
+            strength = abs(compound)
+            samples = self.samples
+            if len(samples) < MAX_SAMPLES:
+                heapq.heappush(samples, (strength, _sample_id(sample), sample))
+            elif strength >= samples[0][0]:  # compared in full only when it may get in
+                entry = (strength, _sample_id(sample), sample)
+                if entry[:2] > samples[0][:2]:
+                    heapq.heapreplace(samples, entry)
 
     @property
     def mean_compound(self) -> float:
         return self.compound_sum / self.count if self.count else 0.0
 
     def sample_posts(self) -> list[SamplePost]:
-        return [s for _, _, s in sorted(self.samples, key=lambda e: (-e[0], e[1]))]
+        ordered = sorted(self.samples, key=lambda e: (-e[0], e[1]))
+        return [s if isinstance(s, SamplePost) else sample_of(s) for _, _, s in ordered]
+
+
+def _sample_id(sample: SamplePost | ScoredPost) -> str:
+    return sample.id if isinstance(sample, SamplePost) else sample.post.id
+
+
+def sample_of(scored: ScoredPost) -> SamplePost:
+    """What an alert shows of a post."""
+    post = scored.post
+    return SamplePost(
+        post.id,
+        post.author,
+        post.text[:SAMPLE_TEXT_CHARS],
+        scored.sentiment.compound,
+        post.created_at.timestamp(),
+    )
 
 
 @dataclass
@@ -117,7 +140,7 @@ class ViralDetector:
         self.topics: dict[int, list[float]] = {}  # cluster → [posts, mean, variance]
         self.authors: dict[str, list[float]] = {}  # author → [posts, mean], last seen last
 
-    def judge(self, scored: ScoredPost, sample: SamplePost) -> ViralCandidate | None:
+    def judge(self, scored: ScoredPost) -> ViralCandidate | None:
         post = scored.post
         observed = float(sum((post.engagement or {}).values()))
         engagement = max(observed, float(scored.engagement.predicted), 0.0)
@@ -131,7 +154,7 @@ class ViralDetector:
             above_author = not known or value - author[1] >= math.log(self.min_author_ratio)
             if z >= self.min_z and above_author:
                 candidate = ViralCandidate(
-                    sample,
+                    sample_of(scored),
                     round(engagement, 2),
                     round(math.expm1(topic[1]), 2),
                     round(math.expm1(author[1]), 2) if known else None,
@@ -190,43 +213,41 @@ class EventTimeWindows:
         self.open: dict[int, WindowSummary] = {}
         self.watermark = -math.inf  # every window ending at or before it is closed
         self.late = 0
+        self._oldest_end = math.inf  # the end of the oldest open window
 
     def add(self, posts: Sequence[ScoredPost]) -> list[WindowSummary]:
         """Take posts in order; the windows they closed, oldest first."""
         closed: list[WindowSummary] = []
+        seconds, lateness, keywords = self.seconds, self.lateness, self.keywords
         for scored in posts:
             t = scored.post.created_at.timestamp()
-            index = math.floor(t / self.seconds)
-            start = index * self.seconds
-            if start + self.seconds <= self.watermark:
+            index = math.floor(t / seconds)
+            start = index * seconds
+            if start + seconds <= self.watermark:
                 self.late += 1
                 continue
             window = self.open.get(index)
             if window is None:
-                window = self.open[index] = WindowSummary(start, self.seconds)
+                window = self.open[index] = WindowSummary(start, seconds)
+                self._oldest_end = min(self._oldest_end, start + seconds)
             window.total += 1
             compound = scored.sentiment.compound
-            sample = SamplePost(
-                scored.post.id,
-                scored.post.author,
-                scored.post.text[:SAMPLE_TEXT_CHARS],
-                compound,
-                t,
-            )
-            candidate = self.viral.judge(scored, sample)
+            candidate = self.viral.judge(scored)
             if candidate is not None:
                 window.viral.append(candidate)
             negative = scored.sentiment.label == "negative"
-            for subject in post_subjects(scored, self.keywords):
-                target = window.subjects.get(subject)
+            subjects = window.subjects
+            for subject in post_subjects(scored, keywords):
+                target = subjects.get(subject)
                 if target is None:
-                    target = window.subjects[subject] = SubjectWindow()
+                    target = subjects[subject] = SubjectWindow()
                     if subject.startswith("cluster:"):
                         target.label = scored.cluster.label
-                target.add(compound, negative, sample)
-            if t - self.lateness > self.watermark:
-                self.watermark = t - self.lateness
-                closed += self._close_until(self.watermark)
+                target.add(compound, negative, scored)
+            if t - lateness > self.watermark:
+                self.watermark = t - lateness
+                if self.watermark >= self._oldest_end:
+                    closed += self._close_until(self.watermark)
         return closed
 
     def flush(self) -> list[WindowSummary]:
@@ -236,4 +257,6 @@ class EventTimeWindows:
 
     def _close_until(self, watermark: float) -> list[WindowSummary]:
         done = sorted(i for i, w in self.open.items() if w.end <= watermark)
-        return [self.open.pop(i) for i in done]
+        closed = [self.open.pop(i) for i in done]
+        self._oldest_end = min((w.end for w in self.open.values()), default=math.inf)
+        return closed
