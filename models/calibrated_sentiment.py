@@ -196,52 +196,94 @@ class StackedSentimentModel(VaderSentimentModel):
         return weights * len(y) / len(names)
 
     def _fit_vocabulary(self, terms: list[list[Any]]) -> None:
+        """Unigrams, then bigrams, seen in at least `min_df` texts, and their idf.
+
+        A bigram that often is made of two unigrams that often, so each bigram is stored as
+        the code `first word's id × unigrams + second word's id` (sorted, for a vectorized
+        lookup), next to its feature index.
+        """
         document_frequency: Counter[Any] = Counter()
         for doc in terms:
             document_frequency.update(set(doc))
         kept = [term for term, df in document_frequency.items() if df >= self.min_df]
-        self.vocabulary_ = {term: i for i, term in enumerate(kept)}
+        unigrams = [term for term in kept if isinstance(term, str)]
+        bigrams = [term for term in kept if not isinstance(term, str)]
+        self.vocabulary_ = {term: i for i, term in enumerate(unigrams)}
+        n_unigrams = len(unigrams)
+        codes = np.array(
+            [self.vocabulary_[a] * n_unigrams + self.vocabulary_[b] for a, b in bigrams],
+            dtype=np.int64,
+        )
+        order = np.argsort(codes)
+        self.bigram_codes_ = codes[order]
+        self.bigram_ids_ = (n_unigrams + order).astype(np.int64)
+        self.bigrams_ = [bigrams[i] for i in order]
+        self.n_features_ = n_unigrams + len(bigrams)
         n = len(terms)
         # scikit-learn's smooth idf: ln((1 + n) / (1 + df)) + 1.
-        self.idf_ = np.array([math.log((1 + n) / (1 + document_frequency[t])) + 1 for t in kept])
+        self.idf_ = np.array(
+            [math.log((1 + n) / (1 + document_frequency[t])) + 1 for t in unigrams + bigrams]
+        )
+
+    def feature_names(self) -> list[Any]:
+        """Each feature's unigram (str) or bigram (pair of str), in column order."""
+        names: list[Any] = list(self.vocabulary_)
+        bigrams = [None] * (self.n_features_ - len(names))
+        for pair, index in zip(self.bigrams_, self.bigram_ids_.tolist(), strict=True):
+            bigrams[index - len(names)] = pair
+        return names + bigrams
 
     # -- scoring ---------------------------------------------------------------------------
     @staticmethod
-    def _vader(texts: Sequence[str]) -> tuple[np.ndarray, list[list[str]]]:
-        analyze = _shared_vader().scores_and_words
-        scored = [analyze(text) for text in texts]
-        scores = np.array([s for s, _ in scored], dtype=np.float64).reshape(len(texts), 4)
-        return scores, [w for _, w in scored]
+    def _vader(texts: Sequence[str]) -> tuple[np.ndarray, Sequence[list[str]]]:
+        """VADER's (neg, neu, pos, compound) of each text as rows, and the words it read."""
+        scored = list(map(_shared_vader().scores_and_words, texts))
+        if not scored:
+            return np.zeros((0, 4)), []
+        raw, words = zip(*scored, strict=True)
+        return np.array(raw, dtype=np.float64), words
 
     def _tfidf(self, words: Sequence[list[str]]) -> sparse.csr_matrix:
         """Sublinear TF-IDF of each text's unigrams and bigrams, l2-normalized rows (as
         TfidfVectorizer(sublinear_tf=True) on `_terms`; tested).
 
         The batch's words are looked up in one pass that runs in C (`map` over the
-        vocabulary's `get`), bigrams as pairs of neighbouring words: a pair that spans two
-        texts is dropped. Per post this costs a fraction of VADER's own time.
+        vocabulary's `get`); bigrams are pairs of neighbouring word ids, found by binary
+        search among the bigram codes (a pair that spans two texts is dropped). Per post
+        this costs a fraction of VADER's own time.
         """
         n = len(words)
         lengths = np.fromiter(map(len, words), dtype=np.int64, count=n)
         flat = list(chain.from_iterable(words))
-        lookup = self.vocabulary_.get
-        unigrams = np.fromiter(map(lookup, flat, repeat(-1)), dtype=np.int64, count=len(flat))
-        pairs = pairwise(flat)
-        bigrams = np.fromiter(
-            map(lookup, pairs, repeat(-1)), dtype=np.int64, count=max(len(flat) - 1, 0)
+        unigrams = np.fromiter(
+            map(self.vocabulary_.get, flat, repeat(-1)), dtype=np.int64, count=len(flat)
         )
         rows = np.repeat(np.arange(n), lengths)
-        same_text = rows[:-1] == rows[1:]
-        ids = np.concatenate([unigrams, bigrams[same_text]])
-        owners = np.concatenate([rows, rows[:-1][same_text]])
+        first, second = unigrams[:-1], unigrams[1:]
+        candidate = (rows[:-1] == rows[1:]) & (first >= 0) & (second >= 0)
+        codes = first[candidate] * len(self.vocabulary_) + second[candidate]
+        bigrams = np.full(len(codes), -1, dtype=np.int64)
+        if len(self.bigram_codes_) and len(codes):
+            at = np.minimum(np.searchsorted(self.bigram_codes_, codes), len(self.bigram_codes_) - 1)
+            found = self.bigram_codes_[at] == codes
+            bigrams[found] = self.bigram_ids_[at[found]]
+        ids = np.concatenate([unigrams, bigrams])
+        owners = np.concatenate([rows, rows[:-1][candidate]])
         known = ids >= 0
+        # Each (text, term) once with its count, sorted by text then term: a CSR matrix.
+        width = self.n_features_
+        cells, term_counts = np.unique(owners[known] * width + ids[known], return_counts=True)
+        cell_rows = cells // width
+        row_lengths = np.bincount(cell_rows, minlength=n)
         counts = sparse.csr_matrix(
-            (np.ones(int(known.sum())), (owners[known], ids[known])),
-            shape=(n, len(self.vocabulary_)),
+            (
+                term_counts.astype(np.float64),
+                cells - cell_rows * width,
+                np.concatenate([[0], np.cumsum(row_lengths)]),
+            ),
+            shape=(n, width),
         )
-        counts.sum_duplicates()
         data = (np.log(counts.data) + 1.0) * self.idf_[counts.indices]
-        row_lengths = np.diff(counts.indptr)
         squares = np.zeros(n)
         nonempty = row_lengths > 0
         if data.size:
@@ -274,13 +316,13 @@ class StackedSentimentModel(VaderSentimentModel):
         scores, words = self._vader(texts)
         probabilities = self._probabilities(scores, words)
         best = probabilities.argmax(axis=1)
-        top = probabilities[np.arange(len(best)), best]
+        top = map(round, probabilities[np.arange(len(best)), best].tolist(), repeat(4))
+        labels = [LABELS[b] for b in best.tolist()]
+        # VADER's own floats (the rows of `scores` hold the same values), positionally.
         return [
-            Sentiment(
-                compound, pos, neu, neg, sentiment_label(compound), LABELS[b], round(float(p), 4)
-            )
-            for (neg, neu, pos, compound), b, p in zip(
-                scores.tolist(), best.tolist(), top.tolist(), strict=True
+            Sentiment(compound, pos, neu, neg, sentiment_label(compound), label, p)
+            for (neg, neu, pos, compound), label, p in zip(
+                scores.tolist(), labels, top, strict=True
             )
         ]
 
@@ -289,7 +331,7 @@ class StackedSentimentModel(VaderSentimentModel):
         return {
             "kind": self.kind,
             "params": {k: v for k, v in vars(self).items() if not k.endswith("_")},
-            "features": len(getattr(self, "vocabulary_", {})),
+            "features": getattr(self, "n_features_", 0),
             "train_rows": getattr(self, "n_train_", 0),
         }
 

@@ -93,10 +93,12 @@ def test_tfidf_equals_scikit_learn():
     ours = model._tfidf(docs).toarray()
     reference = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True).fit(docs)
     expected = reference.transform(docs).toarray()
-    names = [t if isinstance(t, str) else " ".join(t) for t in model.vocabulary_]
+    names = [t if isinstance(t, str) else " ".join(t) for t in model.feature_names()]
+    assert sorted(names) == sorted(reference.vocabulary_)
     assert np.allclose(ours, expected[:, [reference.vocabulary_[name] for name in names]])
     # A bigram never spans two texts: "good" ends one and "bad" starts the next.
-    assert ("good", "bad") not in model.vocabulary_
+    assert ("good", "bad") not in model.feature_names()
+    assert model._tfidf([["good", "bad"]])[0, len(model.vocabulary_) :].nnz == 0
 
 
 def test_fit_refuses_unknown_labels_and_too_few_examples():
