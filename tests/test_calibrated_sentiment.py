@@ -240,3 +240,30 @@ def test_better_than_vader_on_held_out_tweets(shared_data):
         vader = f1_score(actual, [s.label for s in scored], average="macro")
         ours = f1_score(actual, [s.calibrated_label for s in scored], average="macro")
         assert ours > vader + 0.03, (group, vader, ours)
+
+
+def test_train_fits_the_sentiment_model_when_given_labelled_files(tmp_path):
+    from models.datasets import synthetic_dataset
+    from models.experiments import ExperimentLog
+    from models.sentiment_training import SentimentData
+    from models.training import TrainingOptions, save_result, train
+
+    texts, labels = made_up_tweets(200, seed=8)
+    data = SentimentData(texts, labels, ["made-up.jsonl"] * 200, {"files": [], "rows": 200})
+    options = TrainingOptions(search=False, n_clusters=4, author_window=0)
+    stages: list[str] = []
+    result = train(synthetic_dataset(600, seed=3), options, stages.append, sentiment_data=data)
+    assert "sentiment model" in stages
+    assert isinstance(result.bundle.sentiment, StackedSentimentModel)
+    assert result.params["sentiment"]["kind"] == "stacked"
+    holdout = result.metrics["sentiment_holdout"]["made-up.jsonl"]
+    assert holdout["model"]["macro_f1"] > holdout["vader"]["macro_f1"]
+    save_result(result, tmp_path)
+    [run] = ExperimentLog(tmp_path).runs()
+    assert run["sentiment"]["kind"] == "stacked"
+    assert run["sentiment"]["holdout"]["made-up.jsonl"]["rows"] == holdout["test_rows"]
+
+    plain = train(synthetic_dataset(600, seed=3), options)
+    assert isinstance(plain.bundle.sentiment, VaderFallbackSentimentModel)
+    assert plain.params["sentiment"]["kind"] == "vader-fallback"
+    assert "sentiment_holdout" not in plain.metrics
