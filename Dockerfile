@@ -5,6 +5,8 @@ COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt
 COPY pyproject.toml README.md ./
 COPY app ./app
+COPY insights ./insights
+COPY archive ./archive
 COPY streaming ./streaming
 COPY models ./models
 COPY templates ./templates

@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_KAFKA_PORT ?= 19092
+TEST_PG_PORT ?= 15432
 CHROMIUM ?= /usr/bin/chromium
 
 
-.PHONY: help setup setup-nn run test test-unit bench lint format kafka-up kafka-down chromium clean
+.PHONY: help setup setup-nn run test test-unit bench lint format kafka-up kafka-down pg-up pg-down chromium postgres clean
 
 ## help: list these targets (the `##` comments of this file)
 help:
@@ -48,17 +49,28 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq chromium chromium-driver fonts-noto-color-emoji >/dev/null; }
 
+## postgres: install Debian's PostgreSQL server for the archive tests, when missing
+postgres:
+	@dpkg -s postgresql >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq postgresql >/dev/null; }
+
 ## run: start the dashboard on http://127.0.0.1:5000 with the embedded synthetic stream
 run: setup
 	$(BIN)/socialpulse serve
 
-## test: the whole suite, against a real Kafka broker started (and stopped) here
-test: setup-nn chromium
+## test: the whole suite, against a real Kafka broker and PostgreSQL server started (and
+##       stopped) here
+test: setup-nn chromium postgres
 	@KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh up
+	@PG_PORT=$(TEST_PG_PORT) bash postgres/pg.sh up || { \
+		KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh down --clean; exit 1; }
 	@status=0; \
 	SOCIALPULSE_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) CHROMIUM=$(CHROMIUM) \
+	SOCIALPULSE_TEST_POSTGRES=$$(PG_PORT=$(TEST_PG_PORT) bash postgres/pg.sh url) \
 		$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh down --clean || true; \
+	PG_PORT=$(TEST_PG_PORT) bash postgres/pg.sh down --clean || true; \
 	exit $$status
 
 ## test-unit: the fast tests only (no broker, no browser)
@@ -73,7 +85,7 @@ bench: setup $(BENCH_STAMP) chromium
 	KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh down --clean || true; \
 	exit $$status
 
-## lint: ruff check, format check, and the import layers (app → models → streaming)
+## lint: ruff check, format check, and the import layers (app → insights → archive → models → streaming)
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -83,6 +95,13 @@ lint: setup
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## pg-up / pg-down: a throwaway PostgreSQL on 127.0.0.1:$${PG_PORT:-15432} (postgres/pg.sh)
+pg-up: postgres
+	bash postgres/pg.sh up
+
+pg-down:
+	bash postgres/pg.sh down
 
 ## kafka-up / kafka-down: a local single-node Kafka (KRaft) on 127.0.0.1:$${KAFKA_PORT:-9092}
 kafka-up:

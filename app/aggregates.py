@@ -35,6 +35,7 @@ FEED_FIELDS = (
     "latency_ms",
 )
 RECENT_IDS_KEPT = 100_000
+RECENT_LETTERS_KEPT = 10_000
 
 
 class RecentIds:
@@ -109,6 +110,8 @@ class LiveAggregates:
         self._lock = threading.Lock()
         self._windows: OrderedDict[int, Window] = OrderedDict()
         self._new_posts: deque[ScoredPost] = deque(maxlen=FEED_SIZE)
+        # The newest posts, whether sent or not: what a viewer who connects now sees first.
+        self._latest: deque[ScoredPost] = deque(maxlen=FEED_SIZE)
         # When each post since the last update entered SocialPulse: every post counts toward
         # the latency figures, not only the ones shown in the feed.
         self._pending_received: list[float] = []
@@ -116,6 +119,7 @@ class LiveAggregates:
         self._latencies: deque[float] = deque(maxlen=2000)
         self._cluster_labels: dict[int, str] = {}
         self._recent_ids = RecentIds(recent_ids)
+        self._recent_letters = RecentIds(RECENT_LETTERS_KEPT)
         self.total = 0
         self.duplicates = 0
         self.dead_lettered = 0
@@ -124,43 +128,79 @@ class LiveAggregates:
         self.model_version = ""
 
     # -- writers (stream thread) ----------------------------------------------------------
-    def add(self, batch: Sequence[ScoredPost]) -> None:
-        """Count each post once: a post id seen recently is a redelivery, not a new post."""
+    def add(self, batch: Sequence[ScoredPost]) -> list[ScoredPost]:
+        """Count each post once: a post id seen recently is a redelivery, not a new post.
+        Returns the posts that were new."""
         if not batch:
-            return
+            return []
         with self._lock:
             fresh = [s for s in batch if self._recent_ids.add(s.post.id)]
             self.duplicates += len(batch) - len(fresh)
             batch = fresh
             if not batch:
-                return
-            for scored in batch:
-                key = int(scored.post.created_at.timestamp()) // self.window_seconds
-                window = self._windows.get(key)
-                if window is None:
-                    if (
-                        self._windows
-                        and len(self._windows) >= self.windows_kept
-                        and key < next(iter(self._windows))
-                    ):
-                        self.late += 1  # older than anything kept: counted, not drawn
-                        continue
-                    # Compare with the newest key before inserting: afterwards it is `key`.
-                    out_of_order = bool(self._windows) and key < next(reversed(self._windows))
-                    window = self._windows[key] = Window()
-                    if out_of_order:
-                        self._windows = OrderedDict(sorted(self._windows.items()))
-                    while len(self._windows) > self.windows_kept:
-                        self._windows.popitem(last=False)
-                window.add(scored, self.stop_words)
-                self._cluster_labels[scored.cluster.id] = scored.cluster.label
+                return []
+            self._count_locked(batch)
             self._new_posts.extend(batch[-FEED_SIZE:])
+            self._latest.extend(batch[-FEED_SIZE:])
             if len(self._pending_received) < 100_000:
                 self._pending_received.extend(s.received_at for s in batch if s.received_at)
             self.total += len(batch)
             self._rate_marks.append((time.monotonic(), len(batch)))
             self.model_version = batch[-1].model_version
             self.version += 1
+            return batch
+
+    def restore(
+        self,
+        posts: Sequence[ScoredPost],
+        feed: Sequence[ScoredPost] = (),
+        recent_ids: Sequence[str] = (),
+        total: int = 0,
+        dead_lettered: int = 0,
+        recent_letters: Sequence[str] = (),
+    ) -> None:
+        """Start from history (the archive): `posts` fill the windows, `feed` (oldest
+        first) is what a new viewer sees first, `recent_ids` (and `recent_letters`, dead
+        letters' keys) are remembered so that what is delivered again is not counted
+        again, and `total`/`dead_lettered` are the counts so far (the restored posts
+        included). Nothing restored counts toward the rate or the
+        latency figures."""
+        with self._lock:
+            fresh = [s for s in posts if self._recent_ids.add(s.post.id)]
+            for post_id in recent_ids:
+                self._recent_ids.add(post_id)
+            for key in recent_letters:
+                self._recent_letters.add(key)
+            self._count_locked(fresh)
+            self._latest.extend(feed[-FEED_SIZE:])
+            self.total += total
+            self.dead_lettered += dead_lettered
+            if feed:
+                self.model_version = feed[-1].model_version
+            self.version += 1
+
+    def _count_locked(self, batch: Sequence[ScoredPost]) -> None:
+        """Add posts to their event-time windows (the lock is held)."""
+        for scored in batch:
+            key = int(scored.post.created_at.timestamp()) // self.window_seconds
+            window = self._windows.get(key)
+            if window is None:
+                if (
+                    self._windows
+                    and len(self._windows) >= self.windows_kept
+                    and key < next(iter(self._windows))
+                ):
+                    self.late += 1  # older than anything kept: counted, not drawn
+                    continue
+                # Compare with the newest key before inserting: afterwards it is `key`.
+                out_of_order = bool(self._windows) and key < next(reversed(self._windows))
+                window = self._windows[key] = Window()
+                if out_of_order:
+                    self._windows = OrderedDict(sorted(self._windows.items()))
+                while len(self._windows) > self.windows_kept:
+                    self._windows.popitem(last=False)
+            window.add(scored, self.stop_words)
+            self._cluster_labels[scored.cluster.id] = scored.cluster.label
 
     def count_earlier(self, scored: int, dead_lettered: int) -> None:
         """Count posts and dead letters from before this node's history starts (in totals
@@ -170,10 +210,15 @@ class LiveAggregates:
             self.dead_lettered += dead_lettered
             self.version += 1
 
-    def add_dead_letters(self, count: int) -> None:
+    def add_dead_letters(self, count: int, keys: Sequence[str] | None = None) -> None:
+        """Count dead letters; with `keys` (one per letter, the same for the same input
+        from the same place), a letter seen recently is a redelivery and not counted."""
         with self._lock:
-            self.dead_lettered += count
-            self.version += 1
+            if keys is not None:
+                count = sum(1 for key in keys if self._recent_letters.add(key))
+            if count:
+                self.dead_lettered += count
+                self.version += 1
 
     # -- readers (emitter thread) ---------------------------------------------------------
     def take_update(self, now: float | None = None) -> dict[str, Any]:
@@ -190,14 +235,17 @@ class LiveAggregates:
         payload["oldest_received_at"] = min(received) if received else None
         payload["newest_received_at"] = max(received) if received else None
         payload["new_posts"] = len(received)
-        feed = []
-        for scored in reversed(posts):  # newest first
-            full = scored.to_dict()
-            record = {name: full[name] for name in FEED_FIELDS}
-            record["e2e_ms"] = round(max(0.0, now - scored.received_at) * 1000.0, 1)
-            feed.append(record)
-        payload["posts"] = feed
+        payload["posts"] = _feed(posts, now)
         return payload
+
+    def latest_posts(self, now: float | None = None) -> list[dict[str, Any]]:
+        """The newest posts already sent in an update, as feed items, newest first: a new
+        viewer's feed. The posts still to be sent come in the next update (once)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            pending = {id(s) for s in self._new_posts}
+            posts = [s for s in self._latest if id(s) not in pending]
+        return _feed(posts, now)
 
     def state(self) -> dict[str, Any]:
         with self._lock:
@@ -265,3 +313,14 @@ class LiveAggregates:
                 )
             ],
         }
+
+
+def _feed(posts: Sequence[ScoredPost], now: float) -> list[dict[str, Any]]:
+    """Feed items of `posts` (oldest first), newest first."""
+    feed = []
+    for scored in reversed(posts):
+        full = scored.to_dict()
+        record = {name: full[name] for name in FEED_FIELDS}
+        record["e2e_ms"] = round(max(0.0, now - scored.received_at) * 1000.0, 1)
+        feed.append(record)
+    return feed

@@ -48,8 +48,8 @@ def analyze(
             status=413,
         )
     results = []
-    for scored in pipeline.score_batch(posts, learn=False):
+    for scored, explanation in pipeline.score_and_explain(posts):
         record = scored.to_dict()
-        record["explanation"] = pipeline.explain(scored).to_dict()
+        record["explanation"] = explanation.to_dict()
         results.append(record)
     return results

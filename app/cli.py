@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from app.commands import evaluate, produce, report, serve, tokens, topics, train, users, worker
+from app.commands import (
+    archive,
+    evaluate,
+    produce,
+    report,
+    serve,
+    tokens,
+    topics,
+    train,
+    users,
+    worker,
+)
 from app.config import documented_settings
 
 
@@ -34,6 +45,7 @@ for command in (
     report.report,
     users.users,
     tokens.tokens,
+    archive.archive,
 ):
     main.add_command(command)
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.security import default_allowed_hosts
 from models.signing import ManifestKey
@@ -17,6 +18,8 @@ from streaming.topics import Topics
 PREFIX = "SOCIALPULSE_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AUTH_MODES = ("auto", "required", "off")
+# The archive databases SocialPulse speaks to (see `archive.store`).
+ARCHIVE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://", "postgres://")
 # Settings that were renamed: setting the old name is an error that names the new one.
 RENAMED = {"BATCH_MAX_WAIT_MS": "BATCH_MAX_WAIT (now in seconds, e.g. 0.1)"}
 
@@ -64,6 +67,20 @@ class Config:
             "help": "file holding the model signing key, created when missing (default: "
             "`model_signing.key` in the instance folder, outside the model folder)"
         },
+    )
+    mlflow_tracking_uri: str | None = field(
+        default=None,
+        metadata={
+            "help": "also log every training run to this MLflow tracking URI, when mlflow "
+            "is installed (the local experiment log is always kept)"
+        },
+    )
+    mlflow_experiment: str = field(
+        default="socialpulse", metadata={"help": "MLflow experiment of the training runs"}
+    )
+    model_check_interval: float = field(
+        default=30.0,
+        metadata={"help": "seconds between looks for a newer model version (Kafka mode)"},
     )
     batch_max_posts: int = field(default=500, metadata={"help": "micro-batch size cap"})
     batch_max_wait: float = field(
@@ -160,6 +177,37 @@ class Config:
             "(client address, HTTPS, host)"
         },
     )
+    alert_window: float = field(
+        default=600.0, metadata={"help": "event-time window of the alert detectors (seconds)"}
+    )
+    alert_lateness: float = field(
+        default=60.0,
+        metadata={"help": "how late (event time) a post may arrive and still count for alerts"},
+    )
+    alert_keywords: str = field(
+        default="",
+        metadata={"help": "words watched as alert subjects of their own, comma-separated"},
+    )
+    alert_rules_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON file of alert rule overrides, edited on the Alerts page by admins "
+            "(default: `alert_rules.json` in the instance folder)"
+        },
+    )
+    alert_history: int = field(
+        default=1000, metadata={"help": "alerts each node keeps for the page and the API"}
+    )
+    webhook_urls: str = field(
+        default="",
+        metadata={
+            "help": "receivers of every alert (JSON POST), comma-separated; set it on one node only"
+        },
+    )
+    webhook_secret: str | None = field(
+        default=None,
+        metadata={"help": "HMAC-SHA256 key of the webhooks' signature header (16+ characters)"},
+    )
     instance_dir: str = field(
         default=str(PROJECT_ROOT / "instance"), metadata={"help": "per-instance state folder"}
     )
@@ -181,6 +229,29 @@ class Config:
     topic_partitions: int = field(default=6, metadata={"help": "partitions of `posts`"})
     consumer_group: str = field(
         default="socialpulse-workers", metadata={"help": "consumer group of the workers"}
+    )
+    archive_url: str | None = field(
+        default=None,
+        metadata={
+            "help": "database of the archive: `sqlite:///path` or `postgresql://user:password@"
+            "host:port/db`; `off` keeps no archive (default: `archive.sqlite3` in the instance "
+            "folder)"
+        },
+    )
+    archive_retention_days: float = field(
+        default=30.0,
+        metadata={"help": "days archived posts and dead letters are kept (0 = forever)"},
+    )
+    archive_buffer: int = field(
+        default=50_000,
+        metadata={
+            "help": "posts and dead letters held in memory while the archive database is "
+            "unavailable; when full, the embedded stream waits (nothing is dropped)"
+        },
+    )
+    archive_group: str = field(
+        default="socialpulse-archive",
+        metadata={"help": "consumer group of `socialpulse archive`"},
     )
 
     @classmethod
@@ -226,6 +297,8 @@ class Config:
             "max_connections",
             "read_timeout",
             "shutdown_grace",
+            "model_check_interval",
+            "archive_buffer",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
@@ -245,6 +318,23 @@ class Config:
             raise ConfigError(f"auth must be one of {', '.join(AUTH_MODES)}, not {self.auth!r}")
         if self.metrics_token is not None and len(self.metrics_token) < 16:
             raise ConfigError("metrics_token must be at least 16 characters long")
+        if self.alert_window <= 0 or self.alert_lateness < 0 or self.alert_history <= 0:
+            raise ConfigError("alert_window and alert_history must be positive, lateness ≥ 0")
+        if self.webhook_urls.strip():
+            if not self.webhook_secret or len(self.webhook_secret) < 16:
+                raise ConfigError("webhook_urls need webhook_secret (16+ characters) to sign")
+            for url in self.webhook_list:
+                parts = urlsplit(url)
+                if parts.scheme not in ("http", "https") or not parts.hostname:
+                    raise ConfigError(f"a webhook URL must be http(s)://host/…, not {url!r}")
+        if self.archive_retention_days < 0:
+            raise ConfigError("archive_retention_days must be ≥ 0 (0 keeps everything)")
+        url = self.archive_database_url
+        if url is not None and not url.startswith(ARCHIVE_SCHEMES):
+            raise ConfigError(
+                "archive_url must start with sqlite:/// or postgresql:// (or be `off`), "
+                f"not {url.split(':', 1)[0]!r}"
+            )
 
     @property
     def topics(self) -> Topics:
@@ -265,6 +355,15 @@ class Config:
         )
 
     @property
+    def archive_database_url(self) -> str | None:
+        """The archive's SQLAlchemy URL; None when the archive is off."""
+        if self.archive_url is None:
+            return f"sqlite:///{Path(self.instance_dir).resolve() / 'archive.sqlite3'}"
+        if self.archive_url.strip().lower() in ("off", "none"):
+            return None
+        return self.archive_url.strip()
+
+    @property
     def accounts_path(self) -> Path:
         """The SQLite file of users and API tokens."""
         return Path(self.instance_dir) / "accounts.sqlite3"
@@ -277,6 +376,14 @@ class Config:
             if names:
                 return names
         return default_allowed_hosts(self.host)
+
+    @property
+    def webhook_list(self) -> list[str]:
+        return [u.strip() for u in self.webhook_urls.split(",") if u.strip()]
+
+    @property
+    def alert_keyword_list(self) -> list[str]:
+        return [w.strip().lower() for w in self.alert_keywords.split(",") if w.strip()]
 
     @property
     def allowed_origins(self) -> list[str] | None:

@@ -8,17 +8,23 @@ from pathlib import Path
 from flask import Flask, request
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
+from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
 from app.aggregates import LiveAggregates
+from app.alerting import LiveAlerts
 from app.auth import init_access
 from app.config import PROJECT_ROOT, Config
 from app.live import KafkaQueueManager, LiveHub
 from app.security import HostCheck, TlsAwareSessions, behind_proxies
 from app.server import gevent_active, lift_read_timeout
 from app.services import Services, install, model_store
+from app.webhooks import WebhookSender
 from app.wordcloud_image import stop_words
+from insights.alert_rules import RulesFile
+from insights.alerts import AlertRules
 from models.signing import secret_file
+from streaming.metrics import StreamMetrics
 
 csrf = CSRFProtect()
 
@@ -27,6 +33,8 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -78,16 +86,25 @@ def create_app(config: Config | None = None) -> Flask:
     )
     hub = LiveHub(socketio, aggregates, config.emit_interval, config.wordcloud_interval)
     hub.register()
+    metrics = StreamMetrics("web")
+    hub.alerts = live_alerts(config, metrics.registry)
     store = model_store(config)
     pipeline = store.load()
     services = Services(
-        config, pipeline, aggregates, hub, model_key=store.key, refused_models=store.refused
+        config,
+        pipeline,
+        aggregates,
+        hub,
+        metrics=metrics,
+        model_key=store.key,
+        refused_models=store.refused,
+        store=store,
     )
     install(app, services)
     policy = init_access(app, config)
     hub.session_valid = policy.session_valid
 
-    from app.views import admin, analyze, api, dashboard, health, login, models
+    from app.views import admin, alerts, analyze, api, dashboard, health, login, models
 
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(analyze.bp)
@@ -96,6 +113,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(models.bp)
     app.register_blueprint(login.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(alerts.bp)
     csrf.exempt(api.bp)  # JSON API: no cookies or sessions, so no cross-site form to forge
 
     @app.errorhandler(HTTPException)
@@ -114,6 +132,34 @@ def create_app(config: Config | None = None) -> Flask:
         return response
 
     return app
+
+
+def live_alerts(config: Config, registry: CollectorRegistry) -> LiveAlerts:
+    """The node's alert detectors, with webhooks when receivers are configured (their
+    delivery threads start with the stream, see `Services`)."""
+    webhooks = None
+    if config.webhook_list:
+        assert config.webhook_secret is not None  # validated with the config
+        webhooks = WebhookSender(
+            config.webhook_list,
+            config.webhook_secret.encode(),
+            Path(config.instance_dir) / "webhook_dead_letters.jsonl",
+        )
+    rules = AlertRules(window_seconds=config.alert_window, lateness_seconds=config.alert_lateness)
+    rules_file = RulesFile(
+        config.alert_rules_file or Path(config.instance_dir) / "alert_rules.json"
+    )
+    alerts = LiveAlerts(
+        rules,
+        config.alert_keyword_list,
+        config.alert_history,
+        webhooks,
+        registry=registry,
+        rules_file=rules_file,
+    )
+    if alerts.rules_error:
+        log.error("alert rules refused: %s", alerts.rules_error)
+    return alerts
 
 
 def _message_queue(config: Config) -> KafkaQueueManager | None:

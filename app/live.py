@@ -13,8 +13,11 @@ from flask_login import current_user
 from flask_socketio import Namespace, SocketIO, join_room
 
 from app.aggregates import LiveAggregates
+from app.alerting import AlertFilter, LiveAlerts
 from app.auth import socket_allowed
 from app.wordcloud_image import WordcloudRenderer
+from archive.store import dead_letter_id
+from models.clustering import TopicEvent
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter, Sink
 
@@ -24,6 +27,9 @@ NAMESPACE = "/live"
 UPDATE_EVENT = "update"
 SIGNED_OUT_EVENT = "signed_out"
 EMIT_TICK = 0.02  # how often the emitter looks for news: the most a change waits after a lull
+ALERTS_SHOWN = 20  # newest alerts a dashboard gets when it connects
+TOPIC_EVENTS_SHOWN = 12  # newest topic births, merges and retirements on the dashboard
+NEW_TOPIC_SECONDS = 600.0  # a topic born this recently is marked new
 
 
 class KafkaQueueManager(python_socketio.KafkaManager):
@@ -65,17 +71,26 @@ class KafkaQueueManager(python_socketio.KafkaManager):
 
 
 class DashboardSink(Sink):
-    """Feeds scored posts and dead-letter counts into the dashboard's aggregates."""
+    """Feeds scored posts and dead-letter counts into the dashboard's aggregates, and the
+    posts into the alert detectors."""
 
-    def __init__(self, aggregates: LiveAggregates) -> None:
+    def __init__(self, aggregates: LiveAggregates, alerts: LiveAlerts | None = None) -> None:
         self.aggregates = aggregates
+        self.alerts = alerts
 
     def write(self, scored: Sequence[ScoredPost]) -> None:
-        self.aggregates.add(scored)
+        fresh = self.aggregates.add(scored)
+        if self.alerts is not None and fresh:
+            self.alerts.write(fresh)  # a redelivered post counts once here too
 
     def reject(self, letters: Sequence[DeadLetter]) -> None:
         if letters:
-            self.aggregates.add_dead_letters(len(letters))
+            # Keyed as the archive keys them: a re-published dead letter counts once.
+            self.aggregates.add_dead_letters(
+                len(letters), [dead_letter_id(letter) for letter in letters]
+            )
+            if self.alerts is not None:
+                self.alerts.reject(len(letters))
 
 
 class LiveNamespace(Namespace):
@@ -133,6 +148,10 @@ class LiveHub:
         self.clients = 0
         self.wordcloud_png: bytes | None = None
         self.renderer = WordcloudRenderer()
+        self.alerts: LiveAlerts | None = None  # the node's alert detectors, when any
+        # The topic clusterer's lineage (births, merges, retirements), newest last.
+        self.topic_events: Callable[[], Sequence[TopicEvent]] = tuple
+        self._topics_sent: tuple = ()
         self.wordcloud_version = 0
         # What is failing now (see `app.readiness`), for the dashboard's degraded banner.
         self.problems: Callable[[], list[dict]] = list
@@ -151,9 +170,36 @@ class LiveHub:
         self.socketio.on_namespace(LiveNamespace(self))
 
     def current_state(self) -> dict:
+        """What a viewer gets on connecting: the state and the newest posts of the feed."""
         payload = self.aggregates.state()
-        payload["posts"] = []
+        payload["posts"] = self.aggregates.latest_posts()
+        if self.alerts is not None:
+            payload["alerts"] = self.alerts.recent(AlertFilter(limit=ALERTS_SHOWN))
+        payload.update(self.topic_changes())
         return self._decorate(payload)
+
+    def topic_changes(self, now: float | None = None) -> dict:
+        """The newest lineage events, and the live topics born in the last ten minutes."""
+        now = time.time() if now is None else now
+        events = list(self.topic_events())  # a copy made in C: safe beside the learner
+        new: set[int] = set()
+        for event in events:
+            if event.kind == "birth" and event.time >= now - NEW_TOPIC_SECONDS:
+                new.update(event.cluster_ids)
+            elif event.kind == "retirement":
+                new.difference_update(event.cluster_ids)
+            elif event.kind == "merge":  # the first id absorbed the others
+                new.difference_update(event.cluster_ids[1:])
+        return {
+            "topic_events": [e.to_dict() for e in reversed(events[-TOPIC_EVENTS_SHOWN:])],
+            "new_topics": sorted(new),
+        }
+
+    def _topics_key(self, now: float) -> tuple:
+        """What changes the topic payload: a new event, or a minute passing (topics stop
+        being new)."""
+        events = self.topic_events()
+        return (events[-1].seq if events else 0, int(now // 60))
 
     def _decorate(self, payload: dict, problems: list[dict] | None = None) -> dict:
         payload["stats"]["source"] = self.source_name
@@ -209,15 +255,24 @@ class LiveHub:
         """Send an update if anything changed since the last one; True if sent."""
         problems = self.problems()
         # A problem appearing or clearing is news even when no post arrives.
+        now = time.time()
+        topics = self._topics_key(now)
         version = (
             self.aggregates.version,
             self.wordcloud_version,
             tuple((p["component"], p["reason"]) for p in problems),
+            self.alerts.version if self.alerts is not None else 0,
+            topics,
         )
         if version == self._emitted_version:
             return False
         self._emitted_version = version
         payload = self._decorate(self.aggregates.take_update(), problems)
+        if self.alerts is not None:
+            payload["alerts"] = self.alerts.take_changes()
+        if topics != self._topics_sent:
+            self._topics_sent = topics
+            payload.update(self.topic_changes(now))
         if self.clients:
             self.emit_here(payload)
         return True

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.alerting import STATUSES
 from app.config import Config
+from insights.alerts import ALERT_KINDS, SEVERITIES
 from streaming.records import ENGAGEMENT_KEYS, MAX_COUNT
 
 _NULLABLE_STRING = {"type": "string", "nullable": True}
@@ -20,6 +22,36 @@ def _object(properties: dict[str, Any], required: list[str] | None = None) -> di
     if required:
         schema["required"] = required
     return schema
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+_NUMBER = {"type": "number"}
+ALERT: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "kind", "subject", "severity", "status", "explanation", "samples"],
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"type": "string", "enum": list(ALERT_KINDS)},
+        "subject": {"type": "string", "description": "#tag, cluster:<id>, keyword:<w>, post:<id>"},
+        "window_start": _NUMBER,
+        "window_end": _NUMBER,
+        "first_window": _NUMBER,
+        "observed": _NUMBER,
+        "expected": _NUMBER,
+        "score": {"type": "number", "description": "−log10 of the p-value"},
+        "p_value": _NUMBER,
+        "severity": {"type": "string", "enum": list(SEVERITIES)},
+        "explanation": {"type": "string"},
+        "samples": {"type": "array", "maxItems": 5, "items": {"type": "object"}},
+        "explore_url": {"type": "string"},
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "occurrences": {"type": "integer"},
+        "resolved_at": {"type": "number", "nullable": True},
+    },
+}
 
 
 def openapi_spec(config: Config) -> dict[str, Any]:
@@ -232,6 +264,41 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                     "security": [{"bearer": []}],
                 }
             },
+            "/api/v1/alerts": {
+                "get": {
+                    "summary": "The newest alerts first, filtered",
+                    "operationId": "alerts",
+                    "parameters": [
+                        _query("kind", {"type": "string", "enum": list(ALERT_KINDS)}),
+                        _query("severity", {"type": "string", "enum": list(SEVERITIES)}),
+                        _query("status", {"type": "string", "enum": list(STATUSES)}),
+                        _query("subject", {"type": "string", "maxLength": 200}),
+                        _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Alerts this node keeps, newest first.",
+                            "content": {
+                                "application/json": {
+                                    "schema": _object(
+                                        {
+                                            "alerts": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Alert"},
+                                            }
+                                        },
+                                        ["alerts"],
+                                    )
+                                }
+                            },
+                        },
+                        "400": error_response("An unknown filter or a bad value."),
+                        "401": error_response("No API token, or an unknown or revoked one."),
+                        "403": error_response("The token lacks the `read` scope."),
+                    },
+                    "security": [{"bearer": []}],
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "This description",
@@ -247,7 +314,7 @@ def openapi_spec(config: Config) -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": {"Post": post, "Analysis": analysis, "Error": error},
+            "schemas": {"Post": post, "Analysis": analysis, "Error": error, "Alert": ALERT},
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

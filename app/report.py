@@ -70,13 +70,23 @@ def _metric_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _cluster_ids(evaluation: Mapping[str, np.ndarray]) -> list[int]:
+    """The id of each labelled cluster (versions saved before ids were stored: 0 … k−1)."""
+    if "cluster_ids" in evaluation:
+        return [int(i) for i in evaluation["cluster_ids"]]
+    return list(range(len(evaluation["cluster_labels"])))
+
+
 def _cluster_profiles(evaluation: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     clusters = evaluation["cluster"]
     target = evaluation["target"].astype(np.float64)
     sentiment = evaluation["sentiment"].astype(np.float64)
     profiles = []
-    for cid, (label, terms) in enumerate(
-        zip(evaluation["cluster_labels"], evaluation["cluster_terms"], strict=True)
+    for cid, label, terms in zip(
+        _cluster_ids(evaluation),
+        evaluation["cluster_labels"],
+        evaluation["cluster_terms"],
+        strict=True,
     ):
         members = clusters == cid
         n = int(members.sum())
@@ -149,8 +159,10 @@ def _correlation(plt, sns, ev, names) -> str:
 
 
 def _cluster_bars(plt, sns, ev) -> str:
-    counts = np.bincount(ev["cluster"].astype(int), minlength=len(ev["cluster_labels"]))
-    labels = [f"{i}: {label}" for i, label in enumerate(ev["cluster_labels"])]
+    ids = _cluster_ids(ev)
+    clusters = ev["cluster"].astype(int)
+    counts = np.array([int((clusters == i).sum()) for i in ids])
+    labels = [f"{i}: {label}" for i, label in zip(ids, ev["cluster_labels"], strict=True)]
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(labels) + 1.2))
     sns.barplot(x=counts, y=labels, color="#6366f1", ax=ax, orient="h")
     ax.set_xlabel("posts")

@@ -12,18 +12,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
-from app.aggregates import LiveAggregates
+from app.aggregates import FEED_SIZE, RECENT_IDS_KEPT, RECENT_LETTERS_KEPT, LiveAggregates
 from app.config import Config
 from app.live import DashboardSink, LiveHub
 from app.readiness import Problem, Readiness
 from app.server import OffLoopScorer, OffLoopSource, off_loop
+from archive.metrics import ArchiveMetrics
+from archive.sink import ArchiveKeeper, ArchiveSink
+from archive.store import ArchiveStore, History
 from models.pipeline import ScoringPipeline
 from models.signing import ManifestKey
 from models.store import ModelStore
 from streaming.kafka_common import broker_unreachable
 from streaming.metrics import StreamMetrics
 from streaming.runner import StreamRunner
-from streaming.sinks import LogDeadLetterSink
+from streaming.sinks import LogDeadLetterSink, Sink
 from streaming.sources import ColumnMapping, FileSource, Source, SyntheticSource
 
 if TYPE_CHECKING:
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 EXTENSION = "socialpulse"
+ARCHIVE_OVERLAP = 30.0  # s of the scored topic read again after the archive's newest post
+ALERT_WARM_POSTS = 200_000  # the most archived posts replayed into the alert detectors
 T = TypeVar("T")
 
 
@@ -51,6 +56,7 @@ class Services:
     # The key model manifests are verified with, and the versions skipped at start as
     # unsigned or tampered with: (version, reason).
     model_key: ManifestKey | None = None
+    store: ModelStore | None = None  # where newer versions appear (followed with Kafka)
     refused_models: list[tuple[str, str]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     # The one way results reach the dashboard, whether scored here or by Kafka workers.
@@ -60,14 +66,41 @@ class Services:
     _finished: bool = False  # a finite source ran dry: quiet, not stalled
     _bootstrap: str = ""
     _heartbeat: float = field(default_factory=time.monotonic)  # the stream loop's last turn
+    # The archive (None when off): its keeper everywhere, its sink in embedded mode only
+    # (with Kafka, `socialpulse archive` writes it).
+    archive_keeper: ArchiveKeeper | None = field(init=False, default=None)
+    archive_sink: ArchiveSink | None = field(init=False, default=None)
+    _restored: bool = False  # the dashboard started from the archive's history
+    _archived_until: float | None = None  # when the newest archived post was scored
+    _history_read: bool = False  # restore_history ran (once per process)
 
     def __post_init__(self) -> None:
-        self.dashboard_sink = DashboardSink(self.aggregates)
+        self.dashboard_sink = DashboardSink(self.aggregates, self.hub.alerts)
         self.hub.problems = lambda: [p.to_dict() for p in self.problems()]
+        # The clusterer scoring now: the live one here, or the newest version the learning
+        # worker published (see `_follow_models`).
+        self.hub.topic_events = lambda: getattr(self.pipeline.clusterer, "lineage_", ())
+        url = self.config.archive_database_url
+        if url:
+            embedded = not self.config.kafka_bootstrap
+            self.archive_keeper = ArchiveKeeper(
+                ArchiveStore(url),
+                self.config.archive_retention_days,
+                prune=embedded,
+                metrics=ArchiveMetrics(self.metrics.registry, "web"),
+                offload=off_loop,
+            )
+            if embedded:
+                self.archive_sink = ArchiveSink(
+                    self.archive_keeper, max_buffered=self.config.archive_buffer
+                )
 
     def problems(self) -> list[Problem]:
         """What fails now: reported failures, and a stream loop that stopped turning."""
         problems = self.readiness.problems()
+        keeper = self.archive_keeper
+        if keeper is not None and keeper.error is not None:
+            problems.append(Problem("archive", keeper.error, keeper.error_since or time.time()))
         stalled = time.monotonic() - self._heartbeat
         if self.streaming and not self._finished and stalled > self.config.stall_after:
             since = time.time() - stalled
@@ -96,15 +129,96 @@ class Services:
             "dead_lettered": self.aggregates.dead_lettered,
             "duplicates_dropped": self.aggregates.duplicates,
             "uptime_s": round(time.time() - self.started_at, 1),
+            "archive": self.archive_status(),
         }
+
+    def archive_status(self) -> dict[str, Any] | None:
+        """The archive's state, disk used and rows; None when there is no archive."""
+        if self.archive_sink is not None:
+            return self.archive_sink.health()
+        if self.archive_keeper is not None:
+            return self.archive_keeper.health()
+        return None
+
+    def restore_history(self) -> bool:
+        """Rebuild the dashboard from the archive (windows, clusters, trends, feed, totals
+        and the ids already counted), once, before the first post arrives, so nothing is
+        counted twice; False when there is none or it cannot be read (then the dashboard
+        starts empty and the archive shows degraded). `serve` calls it before the server
+        listens, so no viewer ever sees a dashboard still empty."""
+        if self._history_read:
+            return self._restored
+        self._history_read = True
+        keeper = self.archive_keeper
+        if keeper is None or not keeper.ensure_ready():
+            return False
+        config = self.config
+        try:
+            history = keeper.call(
+                keeper.store.history,
+                config.window_seconds,
+                config.windows_kept,
+                FEED_SIZE,
+                RECENT_IDS_KEPT,
+                RECENT_LETTERS_KEPT,
+            )
+        except Exception as exc:
+            keeper.fail(f"cannot read history from the archive: {type(exc).__name__}: {exc}")
+            return False
+        self.aggregates.restore(
+            history.posts,
+            history.feed,
+            history.recent_ids,
+            history.total_posts,
+            history.total_dead_letters,
+            history.recent_letter_ids,
+        )
+        log.info(
+            "dashboard restored from the archive: %d posts in the windows, %d in all",
+            len(history.posts),
+            history.total_posts,
+        )
+        self._restored = bool(history.total_posts or history.total_dead_letters)
+        self._archived_until = history.newest_scored_at
+        self._warm_alerts(history)
+        keeper.maintain()  # the disk and row figures from the start, and old rows pruned
+        return self._restored
+
+    def _warm_alerts(self, history: History) -> None:
+        """Replay the archive's last hours through the alert detectors, so their baselines
+        (and the recent alerts) are back at once instead of after an hour of warm-up."""
+        alerts, keeper = self.hub.alerts, self.archive_keeper
+        if alerts is None or keeper is None or not history.posts:
+            return
+        newest = max(p.post.created_at.timestamp() for p in history.posts)
+        since = newest - alerts.warm_seconds
+        try:
+            posts = keeper.call(keeper.store.posts_since, since, ALERT_WARM_POSTS)
+        except Exception as exc:
+            log.warning("alert baselines start empty: cannot read the archive: %s", exc)
+            return
+        alerts.warm(posts)
+        log.info("alert baselines warmed with %d archived posts", len(posts))
+
+    def _run_archive_keeper(self) -> None:
+        """With Kafka: keep the archive's figures fresh (the archive command writes it)."""
+        keeper = self.archive_keeper
+        assert keeper is not None
+        while not self._stop.is_set():
+            if keeper.ensure_ready():
+                keeper.maintain(recover=True)
+            self._stop.wait(5.0)
 
     def start_stream(self, source: Source) -> None:
         """Run `source` through the pipeline into the dashboard, in the background."""
         config = self.config
+        sinks: list[Sink] = [self.dashboard_sink, LogDeadLetterSink()]
+        if self.archive_sink is not None:
+            sinks.append(self.archive_sink)
         self.runner = StreamRunner(
             OffLoopSource(source),
             OffLoopScorer(self.pipeline),
-            [self.dashboard_sink, LogDeadLetterSink()],
+            sinks,
             batch_max_posts=config.batch_max_posts,
             batch_max_wait=config.batch_max_wait,
             max_text_length=config.max_text_length,
@@ -113,12 +227,15 @@ class Services:
         )
         self._started = True
         self.hub.source_name = source.name
-        self.hub.start()
+        self._start_delivery()
         self.hub.socketio.start_background_task(self._run_stream)
 
     def _run_stream(self) -> None:
         runner = self.runner
         assert runner is not None
+        self.restore_history()  # (if `serve` has not yet) before the first post
+        if self.archive_sink is not None:
+            self.hub.socketio.start_background_task(self.archive_sink.run)
         while not self._stop.is_set():
             try:
                 handled = runner.run_once()
@@ -132,6 +249,8 @@ class Services:
             self.readiness.ok("scoring")
             if not handled and runner.source.exhausted:
                 runner.settle()
+                if self.hub.alerts is not None:
+                    self.hub.alerts.flush()  # a replay's last windows close too
                 self._finished = True
                 log.info("source %s is exhausted", runner.source.name)
                 return
@@ -148,10 +267,36 @@ class Services:
         self._bootstrap = bootstrap
         self._started = True
         self.hub.source_name = "kafka"
-        self.hub.start()
+        self._start_delivery()
         self.hub.socketio.start_background_task(self._run_feed)
+        if self.store is not None:
+            self.hub.socketio.start_background_task(self._follow_models)
+
+    def _follow_models(self) -> None:
+        """With Kafka, the learning worker publishes new versions: use them too, so the form
+        and the API score with the clusters the stream has, and the dashboard shows their
+        births, merges and retirements."""
+        assert self.store is not None
+        while not self._stop.wait(self.config.model_check_interval):
+            try:
+                newer = off_loop(self.store.newer, self.pipeline.model_version)
+            except Exception:
+                log.exception("checking for a newer model version failed")
+                continue
+            if newer is not None:
+                self.pipeline = newer
+
+    def _start_delivery(self) -> None:
+        """The dashboard's pushes, and the alerts' webhooks."""
+        self.hub.start()
+        alerts = self.hub.alerts
+        if alerts is not None and alerts.webhooks is not None:
+            alerts.webhooks.start()
 
     def _run_feed(self) -> None:
+        self.restore_history()  # (if `serve` has not yet) before the feed
+        if self.archive_keeper is not None:
+            self.hub.socketio.start_background_task(self._run_archive_keeper)
         next_probe = 0.0
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
@@ -191,10 +336,16 @@ class Services:
         # From as far back as the dashboard shows: every node, whenever it started, shows
         # the same windows, trends and feed, and the same totals (the rest is counted).
         since = time.time() - self.config.window_seconds * self.config.windows_kept
+        if self._restored and self._archived_until is not None:
+            # What the archive holds is shown already: read only what is newer (with a
+            # margin for partitions the archive consumer has not caught up on; the ids of
+            # the last archived posts are remembered, so the overlap is not counted twice).
+            since = max(since, self._archived_until - ARCHIVE_OVERLAP)
         feed = self._feed_call(
             client.reader, self._bootstrap, topics.scored, topics.dlq, since=since
         )
-        self.aggregates.count_earlier(feed.earlier[topics.scored], feed.earlier[topics.dlq])
+        if not self._restored:  # the archive's totals already count what came before
+            self.aggregates.count_earlier(feed.earlier[topics.scored], feed.earlier[topics.dlq])
         return feed
 
     @cached_property
@@ -213,8 +364,13 @@ class Services:
     def stop(self) -> None:
         self._stop.set()
         self.hub.stop()
+        alerts = self.hub.alerts
+        if alerts is not None and alerts.webhooks is not None:
+            alerts.webhooks.stop()
         if self.runner is not None:
             self.runner.source.close()
+        if self.archive_sink is not None:
+            self.archive_sink.close()  # stores what is buffered (for up to 10 s)
         if self.feed is not None:
             self._feed_call(self.feed.close)
 

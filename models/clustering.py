@@ -8,16 +8,29 @@ ids, so a cluster keeps its id, colour and meaning on the dashboard.
 A clusterer fitted on fewer posts than its window also refits as the window fills, from
 fresh k-means++ restarts (ids still matched to the old centres): started on a few hundred
 real tweets, it ends up as good as k-means on the whole stream (see models/evaluation.py).
+
+With ``n_clusters="auto"`` (the live default) the number of topics follows the stream, up to
+``max_clusters``: a group of posts that fits no centre (cosine similarity below
+``new_topic_similarity``, the DP-means rule) opens a new cluster; every centre's weight (its
+mini-batch k-means count) decays with a half-life in posts, so a topic that stops receiving
+posts fades and retires below ``retire_weight``; centres that converge merge. The vocabulary
+grows with the stream (a term joins it once seen in two posts, at once) and the periodic
+refit re-learns it on the recent window, projecting the centres. Ids are never reused, and
+every birth, retirement and merge is a `TopicEvent` in ``lineage_``.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from scipy import sparse
@@ -31,6 +44,11 @@ TOKEN_PATTERN = r"(?u)#?\b\w\w+\b"
 # A refit keeps fresh k-means++ centres over those grown from the old ones only when their
 # inertia is at least this much lower: smaller gains are noise that would reshuffle topics.
 REFIT_RESTART_GAIN = 0.01
+AUTO = "auto"
+# With "auto", a term the vocabulary lacks joins it once this many posts have used it: one
+# post's typo or name is noise, two posts sharing a new word may be a new topic.
+NEW_TERM_DF = 2
+EventKind = Literal["birth", "retirement", "merge", "split"]
 
 
 def topic_document(post: Post) -> str:
@@ -92,6 +110,38 @@ class FastTfidfVectorizer:
         self.n_features = len(self.vocabulary)
         # Feature index → term; `get_feature_names_out` rebuilds this on every call.
         self.terms = vectorizer.get_feature_names_out()
+        self.stop_words = vectorizer.get_stop_words() or frozenset()
+
+    def _tokens(self, doc: str) -> list[str]:
+        tokens = _simple_tokens(doc) if self.findall.__self__.pattern == TOKEN_PATTERN else None
+        return self.findall(doc.lower()) if tokens is None else tokens
+
+    def unknown_terms(self, docs: Sequence[str], min_df: int = 2) -> Counter:
+        """Document frequency of the terms of `docs` the vocabulary lacks, in ≥ `min_df` docs.
+
+        Only tokens the vectorizer's pattern would find and that are not stop words count.
+        """
+        vocabulary, stop = self.vocabulary, self.stop_words
+        counts: Counter = Counter()
+        for doc in docs:
+            counts.update({t for t in self._tokens(doc) if t not in vocabulary})
+        return Counter(
+            {
+                t: n
+                for t, n in counts.items()
+                # "#", "a" and "#a" are pieces of the fast split that the pattern never finds
+                if n >= min_df and t not in stop and len(t.lstrip("#")) >= 2
+            }
+        )
+
+    def __setstate__(self, state: dict) -> None:
+        # Artifacts saved before `terms` existed rebuild it from the vocabulary.
+        if "terms" not in state:
+            terms = np.empty(len(state["vocabulary"]), dtype=object)
+            for term, index in state["vocabulary"].items():
+                terms[index] = term
+            state["terms"] = terms
+        self.__dict__.update(state)
 
     def transform(self, docs: Sequence[str]) -> sparse.csr_matrix:
         lookup, findall = self.vocabulary.get, self.findall
@@ -140,24 +190,444 @@ class ClusterState:
     labels: tuple[str, ...]
     fast: FastTfidfVectorizer
     n_docs: int  # documents the vocabulary and centres were fitted on
+    # Stable cluster id of each centre row (None: the row is the id, as with a fixed k).
+    ids: np.ndarray | None = None
+    # With a number of topics that follows the stream: the centres scaled to unit length,
+    # for the cosine (spherical k-means) assignment that rule uses.
+    unit: np.ndarray | None = None
 
     def transform(self, docs: Sequence[str]) -> sparse.csr_matrix:
         return self.fast.transform(docs)
 
+    @property
+    def cluster_ids(self) -> list[int]:
+        """The cluster id of every centre, in row order."""
+        if self.ids is None:
+            return list(range(self.kmeans.cluster_centers_.shape[0]))
+        return self.ids.tolist()
+
+    def label_of(self) -> dict[int, str]:
+        """Label by cluster id."""
+        return dict(zip(self.cluster_ids, self.labels, strict=True))
+
+    def row_of(self, cluster_id: int) -> int:
+        """The centre row of a live cluster id (KeyError when it is not live)."""
+        if self.ids is None:
+            if 0 <= cluster_id < self.kmeans.cluster_centers_.shape[0]:
+                return int(cluster_id)
+        else:
+            rows = np.flatnonzero(self.ids == cluster_id)
+            if rows.size:
+                return int(rows[0])
+        raise KeyError(f"no live topic cluster {cluster_id}")
+
+    def nearest(self, features) -> tuple[np.ndarray, np.ndarray]:
+        """Row of the nearest centre of each document and its cosine similarity (auto mode)."""
+        similarity = np.asarray(features @ self.unit.T)
+        rows = similarity.argmax(axis=1)
+        return rows, similarity[np.arange(len(rows)), rows]
+
     def predict(self, features) -> np.ndarray:
-        """Nearest centre, as `MiniBatchKMeans.predict` but without its per-call overhead."""
+        """Nearest centre, as `MiniBatchKMeans.predict` but without its per-call overhead
+        (by cosine similarity when the number of topics is automatic), as cluster ids."""
         if features.shape[0] == 0:
             return np.empty(0, dtype=np.int64)
+        if self.unit is not None:
+            rows = np.asarray(features @ self.unit.T).argmax(axis=1)
+            return self.ids[rows].astype(np.int64)
         centers = self.kmeans.cluster_centers_
         distances = (centers**2).sum(axis=1)[None, :] - 2.0 * np.asarray(features @ centers.T)
-        return distances.argmin(axis=1).astype(np.int64)
+        rows = distances.argmin(axis=1).astype(np.int64)
+        return rows if self.ids is None else self.ids[rows].astype(np.int64)
 
 
-class StreamingTopicClusterer:
+@dataclass(frozen=True)
+class TopicEvent:
+    """One change in the set of live topics.
+
+    Attributes:
+        seq: position in the clusterer's lineage, from 1, increasing (see `events_since`).
+        time: wall-clock time of the change (seconds since the epoch).
+        posts_seen: posts the clusterer had learned from when it happened (stream time).
+        kind: "birth", "retirement", "merge" (the first id absorbed the others) or "split".
+        cluster_ids: the clusters involved; for a merge the surviving id comes first.
+        top_terms: the top terms of each of `cluster_ids`, in the same order.
+    """
+
+    seq: int
+    time: float
+    posts_seen: int
+    kind: EventKind
+    cluster_ids: tuple[int, ...]
+    top_terms: tuple[tuple[str, ...], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "posts_seen": self.posts_seen,
+            "kind": self.kind,
+            "cluster_ids": list(self.cluster_ids),
+            "top_terms": [list(t) for t in self.top_terms],
+        }
+
+
+# -- topics that follow the stream ("auto") ----------------------------------------------------
+def _top_terms(center: np.ndarray, state: ClusterState, n: int) -> list[str]:
+    terms = state.fast.terms
+    return [terms[i] for i in _top_indices(center, n) if center[i] > 0]
+
+
+def _unit_rows(centers: np.ndarray) -> np.ndarray:
+    norms = np.sqrt((centers**2).sum(axis=1))
+    norms[norms == 0] = 1.0
+    return centers / norms[:, None]
+
+
+def _grown_vectorizer(vectorizer: TfidfVectorizer, terms: list[str], idf: np.ndarray):
+    """A copy of `vectorizer` whose vocabulary also holds `terms` (appended), with `idf`."""
+    grown = copy.copy(vectorizer)
+    grown._tfidf = copy.copy(vectorizer._tfidf)
+    start = len(vectorizer.vocabulary_)
+    vocabulary = dict(vectorizer.vocabulary_)
+    vocabulary.update((term, start + i) for i, term in enumerate(terms))
+    grown.vocabulary_ = vocabulary
+    grown.idf_ = np.concatenate([vectorizer.idf_, idf])
+    grown._tfidf.n_features_in_ = len(vocabulary)
+    return grown
+
+
+def _group_misfits(features, similarity: float, min_posts: int) -> list[np.ndarray]:
+    """Groups of at least `min_posts` rows of `features` around a common centre.
+
+    Greedy, densest first: the row with the most neighbours (cosine ≥ `similarity`) seeds a
+    group; the group is every remaining row at least that similar to the seed's
+    neighbourhood mean. Rows in no group are left out.
+    """
+    m = features.shape[0]
+    if m < min_posts:
+        return []
+    neighbours = np.asarray((features @ features.T).todense()) >= similarity
+    remaining = np.ones(m, dtype=bool)
+    groups = []
+    while remaining.sum() >= min_posts:
+        counts = (neighbours & remaining[None, :]).sum(axis=1)
+        counts[~remaining] = -1
+        seed = int(counts.argmax())
+        if counts[seed] < min_posts:
+            break
+        members = np.flatnonzero(neighbours[seed] & remaining)
+        center = np.asarray(features[members].mean(axis=0)).ravel()
+        norm = np.sqrt(center @ center) or 1.0
+        close = remaining & (np.asarray(features @ center).ravel() / norm >= similarity)
+        close[seed] = True
+        members = np.flatnonzero(close)
+        groups.append(members)
+        remaining[members] = False
+    return groups
+
+
+class _AutoTopics:
+    """Methods of `StreamingTopicClusterer` for `n_clusters="auto"` (mixed in)."""
+
+    def _auto_state(
+        self,
+        vectorizer: TfidfVectorizer,
+        fast: FastTfidfVectorizer,
+        centers: np.ndarray,
+        counts: np.ndarray,
+        ids: np.ndarray,
+        labels: Sequence[str],
+        n_docs: int,
+        unit: np.ndarray | None = None,
+    ) -> ClusterState:
+        """A state whose MiniBatchKMeans holds `centers` and their (decayed) `counts`
+        (`unit`: the centres at unit length, when the caller has them already)."""
+        centers = np.ascontiguousarray(centers, dtype=np.float64)
+        kmeans = MiniBatchKMeans(
+            max(len(ids), 1),
+            init="k-means++",
+            n_init=1,
+            batch_size=self.learn_batch_size,
+            compute_labels=False,
+            reassignment_ratio=0.0,
+            random_state=self.seed,
+        )
+        # Fitted attributes, set as `partial_fit` leaves them: the k-means counts go on.
+        kmeans.cluster_centers_ = centers
+        kmeans._counts = np.asarray(counts, dtype=np.float64)
+        kmeans.n_features_in_ = centers.shape[1]
+        kmeans._n_threads = 1
+        kmeans.n_steps_ = 0
+        kmeans._n_since_last_reassign = 0
+        kmeans._batch_size = self.learn_batch_size
+        kmeans._random_state = np.random.RandomState(self.seed)
+        return ClusterState(
+            vectorizer,
+            kmeans,
+            tuple(labels),
+            fast,
+            n_docs,
+            np.asarray(ids, dtype=np.int64),
+            _unit_rows(centers) if unit is None else unit,
+        )
+
+    def _fit_auto(self, docs: list[str]) -> None:
+        if not docs:
+            raise ValueError("need at least 1 document to learn topics from")
+        vectorizer = self.make_vectorizer(len(docs)).fit(docs)
+        fast = FastTfidfVectorizer(vectorizer)
+        n = len(fast.terms)
+        self.state_ = self._auto_state(
+            vectorizer, fast, np.zeros((0, n)), np.zeros(0), np.zeros(0), (), len(docs)
+        )
+        step = max(self.learn_batch_size // 4, 1)
+        for start in range(0, len(docs), step):
+            self._learn_auto(docs[start : start + step], None, remember=False)
+
+    def _event(self, kind: EventKind, ids: Sequence[int], terms: Sequence[Sequence[str]]):
+        self.n_events_ += 1
+        self.lineage_.append(
+            TopicEvent(
+                self.n_events_,
+                time.time(),
+                self.posts_seen_,
+                kind,
+                tuple(int(i) for i in ids),
+                tuple(tuple(t) for t in terms),
+            )
+        )
+
+    def _grow_vocabulary(self, state: ClusterState, docs: Sequence[str]) -> ClusterState:
+        """The state with the new terms of the batch (seen in ≥ 2 posts so far) in its vocabulary.
+
+        A new term's IDF is what the last fit would have given it with its document
+        frequency in this batch: a term new to the stream is rare, hence distinctive.
+        """
+        batch = state.fast.unknown_terms(docs, min_df=1)
+        # Terms seen once wait for a second post, in this batch or a later one. A term in
+        # most posts of a batch is kept too: a burst of one new hashtag is a new topic.
+        waiting = self.unknown_df_
+        waiting.update(batch)
+        terms = sorted(t for t in batch if waiting.get(t, 0) >= NEW_TERM_DF)
+        if len(waiting) > 4 * self.max_features:  # forget the oldest single sightings
+            for term in [t for t, n in waiting.items() if n < 2][: 2 * self.max_features]:
+                del waiting[term]
+        if not terms:
+            return state
+        df = np.array([waiting.pop(t) for t in terms], dtype=np.float64)
+        n = state.n_docs
+        idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+        vectorizer = _grown_vectorizer(state.vectorizer, terms, idf)
+        padding = np.zeros((state.kmeans.cluster_centers_.shape[0], len(terms)))
+        return self._auto_state(
+            vectorizer,
+            FastTfidfVectorizer(vectorizer),
+            np.hstack([state.kmeans.cluster_centers_, padding]),
+            state.kmeans._counts,
+            state.ids,
+            state.labels,
+            n,
+            np.hstack([state.unit, padding]),  # the new columns are zero: norms stay
+        )
+
+    def _project_state(
+        self, state: ClusterState, vectorizer: TfidfVectorizer, n_docs: int
+    ) -> ClusterState:
+        """The live topics re-expressed in a vocabulary learned again on the window."""
+        fast = FastTfidfVectorizer(vectorizer)
+        centers = _project_centers(state, vectorizer)
+        # Centres are means of TF-IDF rows: a term whose IDF changed scales the same way.
+        old_idf = np.zeros(len(fast.terms))
+        new_index = vectorizer.vocabulary_
+        for term, col in state.vectorizer.vocabulary_.items():
+            j = new_index.get(term)
+            if j is not None:
+                old_idf[j] = state.vectorizer.idf_[col]
+        ratio = np.divide(vectorizer.idf_, old_idf, out=np.ones_like(old_idf), where=old_idf > 0)
+        centers *= ratio[None, :]
+        labels = [_label(center, fast.terms) for center in centers]
+        return self._auto_state(
+            vectorizer, fast, centers, state.kmeans._counts, state.ids, labels, n_docs
+        )
+
+    def _learn_auto(self, docs: Sequence[str], features, remember: bool = True) -> np.ndarray:
+        """Learn from one batch: grow the vocabulary, decay, retire, merge, open new topics
+        for posts that fit none, then the mini-batch k-means step. The ids of `docs`."""
+        n = len(docs)
+        if n == 0:
+            return np.empty(0, dtype=np.int64)
+        self.posts_seen_ += n
+        if remember:
+            self.window_.extend(docs)
+            self.seen_since_refit_ += n
+        state = self._grow_vocabulary(self.state_, docs)
+        if state is not self.state_ or features is None:
+            features = state.transform(docs)
+        counts = state.kmeans._counts * 0.5 ** (n / self.half_life)
+        centers = state.kmeans.cluster_centers_
+        ids, labels, unit = state.ids, list(state.labels), state.unit
+        changed = state is not self.state_
+
+        # Topics that faded retire, the heaviest one always stays; converged ones merge.
+        faded = counts < self.retire_weight
+        if faded.all() and len(counts):
+            faded[counts.argmax()] = False
+        if faded.any():
+            for row in np.flatnonzero(faded):
+                self._event("retirement", [ids[row]], [_top_terms(centers[row], state, 5)])
+            keep = ~faded
+            centers, counts, ids, unit = centers[keep], counts[keep], ids[keep], unit[keep]
+            labels = [label for label, k in zip(labels, keep, strict=True) if k]
+            changed = True
+        merged = self._merge(state, centers, counts, ids, unit)
+        if merged is not None:
+            centers, counts, ids, unit, keep = merged
+            labels = [label for label, k in zip(labels, keep, strict=True) if k]
+            changed = True
+
+        # Posts that fit no centre: groups of them open topics, lone ones join the nearest.
+        k = len(ids)
+        if k:
+            similarity = np.asarray(features @ unit.T)
+            rows = similarity.argmax(axis=1)
+            best = similarity[np.arange(n), rows]
+        else:
+            rows, best = np.zeros(n, dtype=np.int64), np.full(n, -1.0)
+        has_terms = np.diff(features.indptr) > 0
+        misfits = np.flatnonzero((best < self.new_topic_similarity) & has_terms)
+        groups = _group_misfits(
+            features[misfits], self.new_topic_similarity, max(self.min_topic_posts, 1)
+        )
+        if not groups and k == 0:
+            # Nothing to join yet: the batch itself is the first topic.
+            misfits = np.flatnonzero(has_terms) if has_terms.any() else np.arange(n)
+            groups = [np.arange(len(misfits))]
+        new_centers, new_ids = [], []
+        for group in groups:
+            members = misfits[group]
+            if k + len(new_ids) >= self.max_clusters:
+                # Full: the new topic replaces the lightest one, if lighter than it.
+                lightest = int(counts.argmin()) if k else -1
+                if lightest < 0 or counts[lightest] >= len(members):
+                    break
+                self._event(
+                    "retirement", [ids[lightest]], [_top_terms(centers[lightest], state, 5)]
+                )
+                counts = counts.copy()
+                counts[lightest] = 0.0  # removed at the next batch; takes no posts now
+                centers = centers.copy()
+                centers[lightest] = 0.0
+                unit = unit.copy()
+                unit[lightest] = 0.0
+                changed = True
+            center = np.asarray(features[members].mean(axis=0)).ravel()
+            new_centers.append(center)
+            new_ids.append(self.next_id_)
+            rows[members] = k + len(new_ids) - 1
+            self.next_id_ += 1
+        if new_ids:
+            centers = np.vstack([centers, np.array(new_centers)])
+            unit = np.vstack([unit, _unit_rows(np.array(new_centers))])
+            counts = np.concatenate([counts, np.zeros(len(new_ids))])
+            ids = np.concatenate([ids, np.array(new_ids, dtype=np.int64)])
+            for row, cid in zip(range(k, k + len(new_ids)), new_ids, strict=True):
+                labels.append(_label(centers[row], state.fast.terms))
+                self._event("birth", [cid], [_top_terms(centers[row], state, 5)])
+            changed = True
+        if changed:
+            state = self._auto_state(
+                # `centers` is a new array here (sliced, stacked or copied), or that of a
+                # grown vocabulary's state, which no reader has seen yet.
+                state.vectorizer,
+                state.fast,
+                centers,
+                counts,
+                ids,
+                labels,
+                state.n_docs,
+                unit,
+            )
+        else:
+            state.kmeans._counts[:] = counts
+        touched = self._step(state, features, rows)
+        # The centres that moved are named again, so a label always reads its centre.
+        labels = list(state.labels)
+        for row in touched:
+            labels[row] = _label(state.kmeans.cluster_centers_[row], state.fast.terms)
+        state = dataclasses.replace(state, labels=tuple(labels))
+        self.state_ = state
+        if remember and self._refit_due():
+            self.start_refit()
+        return state.ids[rows].astype(np.int64)
+
+    def _step(self, state: ClusterState, features, rows: np.ndarray) -> np.ndarray:
+        """The mini-batch k-means update (each centre moves to the running mean of its
+        posts, at rate 1/count, with decayed counts), for the posts' cosine assignment."""
+        touched, inverse = np.unique(rows, return_inverse=True)
+        indicator = sparse.csr_matrix(
+            (np.ones(len(rows)), (inverse, np.arange(len(rows)))),
+            shape=(len(touched), len(rows)),
+        )
+        sums = np.asarray((indicator @ features).todense())
+        n_per = np.bincount(inverse, minlength=len(touched)).astype(np.float64)
+        centers, counts = state.kmeans.cluster_centers_, state.kmeans._counts
+        old = counts[touched]
+        counts[touched] = old + n_per
+        centers[touched] = (centers[touched] * old[:, None] + sums) / counts[touched][:, None]
+        state.unit[touched] = _unit_rows(centers[touched])
+        self.touched_ = state.ids[touched].tolist()
+        return touched
+
+    def _merge(self, state: ClusterState, centers, counts, ids, unit):
+        """Merge each topic that last moved into another it has converged with (cosine of
+        the centres ≥ `merge_similarity`); the heavier one keeps its id. None if none did."""
+        touched = np.flatnonzero(np.isin(ids, self.touched_))
+        if not len(touched) or len(ids) < 2 or self.merge_similarity >= 1.0:
+            return None
+        # Centres hold a small share of the vocabulary: a sparse product is much cheaper.
+        every = sparse.csr_matrix(unit)
+        similarity = (every[touched] @ every.T).toarray()
+        similarity[np.arange(len(touched)), touched] = -1.0
+        if similarity.max() < self.merge_similarity:
+            return None  # the usual case: no copy of the centres
+        centers, counts, unit = centers.copy(), counts.copy(), unit.copy()
+        alive = np.ones(len(ids), dtype=bool)
+        position = {int(row): i for i, row in enumerate(touched)}
+        for i, row in enumerate(touched):
+            if not alive[row]:
+                continue
+            candidates = similarity[i]
+            other = int(candidates.argmax())
+            if candidates[other] < self.merge_similarity:
+                continue
+            keep, gone = (row, other) if counts[row] >= counts[other] else (other, row)
+            total = counts[keep] + counts[gone]
+            terms = [_top_terms(centers[keep], state, 5), _top_terms(centers[gone], state, 5)]
+            if total > 0:
+                weighted = centers[keep] * counts[keep] + centers[gone] * counts[gone]
+                centers[keep] = weighted / total
+            counts[keep] = total
+            unit[keep] = _unit_rows(centers[keep : keep + 1])[0]
+            alive[gone] = False
+            self._event("merge", [ids[keep], ids[gone]], terms)
+            # Only the kept centre moved: refresh its column (and its row, if it has one).
+            similarity[:, gone] = -1.0
+            similarity[:, keep] = unit[touched] @ unit[keep]
+            if keep in position:
+                refreshed = unit @ unit[keep]
+                refreshed[~alive] = -1.0
+                similarity[position[keep]] = refreshed
+            similarity[np.arange(len(touched)), touched] = -1.0
+        return centers[alive], counts[alive], ids[alive], unit[alive], alive
+
+
+class StreamingTopicClusterer(_AutoTopics):
     """Online topic clusterer with stable ids and human-readable labels.
 
     Args:
-        n_clusters: number of topics.
+        n_clusters: number of topics, or "auto": topics are born, merge and retire as the
+            stream goes, up to `max_clusters` (ids are never reused).
         max_features: vocabulary size of the TF-IDF vectorizer.
         window_size: how many recent documents a refit learns from.
         refit_every: documents between refits (0 disables periodic refits).
@@ -170,11 +640,22 @@ class StreamingTopicClusterer:
             this fraction since the last fit (0 disables): a clusterer started on few posts
             learns its vocabulary and centres again as posts arrive, a few times in all.
         seed: random seed, for reproducible clusters.
+        max_clusters: most live topics with "auto"; at the limit, a new topic replaces the
+            lightest one.
+        new_topic_similarity: with "auto", a post whose cosine similarity to every centre is
+            below this fits no topic; `min_topic_posts` such posts of one batch that are this
+            similar to each other open a new cluster (DP-means, with λ² = 2 − 2·this).
+        min_topic_posts: posts needed to open a topic; lone misfits join their nearest one.
+        half_life: posts after which a topic's weight has halved (its mini-batch k-means
+            count decays: recent posts move centres more, and silent topics fade).
+        retire_weight: a topic whose decayed weight falls below this retires.
+        merge_similarity: two topics whose centres are at least this cosine-similar merge.
+        lineage_size: most recent `TopicEvent`s kept in `lineage_`.
     """
 
     def __init__(
         self,
-        n_clusters: int = 12,
+        n_clusters: int | Literal["auto"] = AUTO,
         max_features: int = 20000,
         window_size: int = 5000,
         refit_every: int = 20000,
@@ -182,6 +663,13 @@ class StreamingTopicClusterer:
         n_init: int = 4,
         warmup_growth: float = 0.2,
         seed: int = 0,
+        max_clusters: int = 300,
+        new_topic_similarity: float = 0.2,
+        min_topic_posts: int = 3,
+        half_life: float = 2000.0,
+        retire_weight: float = 0.5,
+        merge_similarity: float = 0.3,
+        lineage_size: int = 1000,
     ) -> None:
         self.n_clusters = n_clusters
         self.max_features = max_features
@@ -191,6 +679,18 @@ class StreamingTopicClusterer:
         self.n_init = n_init
         self.warmup_growth = warmup_growth
         self.seed = seed
+        self.max_clusters = max_clusters
+        self.new_topic_similarity = new_topic_similarity
+        self.min_topic_posts = min_topic_posts
+        self.half_life = half_life
+        self.retire_weight = retire_weight
+        self.merge_similarity = merge_similarity
+        self.lineage_size = lineage_size
+
+    @property
+    def auto(self) -> bool:
+        """True when the number of topics follows the stream."""
+        return self.n_clusters == AUTO
 
     # -- learning -------------------------------------------------------------------------
     def fit(self, docs: Sequence[str]) -> StreamingTopicClusterer:
@@ -199,7 +699,17 @@ class StreamingTopicClusterer:
         self.seen_since_refit_ = 0
         self.n_refits_ = 0
         self.pending_ = []
-        self.state_ = self._fit_state(list(self.window_), previous=None)
+        self.lineage_: deque[TopicEvent] = deque(maxlen=self.lineage_size)
+        self.n_events_ = 0
+        self.next_id_ = 0
+        self.posts_seen_ = 0
+        self.touched_: list[int] = []
+        self.unknown_df_: Counter = Counter()
+        if self.auto:
+            self._fit_auto(list(docs))
+        else:
+            self.state_ = self._fit_state(list(self.window_), previous=None)
+            self.next_id_ = self.n_clusters
         return self
 
     # A running refit thread is not part of the model: it is neither pickled nor copied.
@@ -232,6 +742,9 @@ class StreamingTopicClusterer:
             # The refit that just took over may have a new vocabulary: the features of the
             # old one would not fit its centres.
             features = self.state_.transform(docs)
+        if self.auto:
+            self._learn_auto(docs, features)
+            return
         self.window_.extend(docs)
         self.pending_.append(features)
         self.seen_since_refit_ += len(docs)
@@ -264,7 +777,12 @@ class StreamingTopicClusterer:
         self.seen_since_refit_ = 0
 
         def work() -> None:
-            result.append(self._fit_state(docs, previous))
+            # With "auto", only the vocabulary is learned here: the centres, births and
+            # retirements of the meantime are projected onto it when it takes over.
+            if self.auto:
+                result.append(self.make_vectorizer(len(docs)).fit(docs))
+            else:
+                result.append(self._fit_state(docs, previous))
 
         self._refit_result = result
         self._refit_thread = threading.Thread(target=work, name="cluster-refit", daemon=True)
@@ -290,7 +808,11 @@ class StreamingTopicClusterer:
         if not self._refit_result:  # empty if the refit failed; the old state simply stays
             return False
         self.pending_ = []
-        self.state_ = self._refit_result[0]
+        result = self._refit_result[0]
+        if isinstance(result, ClusterState):
+            self.state_ = result
+        else:
+            self.state_ = self._project_state(self.state_, result, len(self.window_))
         self.n_refits_ += 1
         return True
 
@@ -306,7 +828,12 @@ class StreamingTopicClusterer:
             self._refit_thread.join()
             self._refit_thread = None
         self.flush()
-        self.state_ = self._fit_state(list(self.window_), previous=self.state_)
+        docs = list(self.window_)
+        if self.auto:
+            vectorizer = self.make_vectorizer(len(docs)).fit(docs)
+            self.state_ = self._project_state(self.state_, vectorizer, len(docs))
+        else:
+            self.state_ = self._fit_state(docs, previous=self.state_)
         self.seen_since_refit_ = 0
         self.n_refits_ += 1
 
@@ -324,6 +851,13 @@ class StreamingTopicClusterer:
         """The live path: the state used and the cluster ids of `docs`; with `learn`, then
         learn from them, under `lock` when several threads score with this clusterer. A refit
         that took over meanwhile is not fed: these features belong to the old state."""
+        if learn and self.auto:
+            # New topics are opened before the ids are given: the posts that start a topic
+            # get its id at once.
+            with lock or nullcontext():
+                self._swap_if_refitted()
+                ids = self._learn_auto(docs, None)
+                return self.state_, ids
         state = self.state_
         features = state.transform(docs)
         ids = state.predict(features)
@@ -335,13 +869,33 @@ class StreamingTopicClusterer:
 
     @property
     def labels_(self) -> tuple[str, ...]:
+        """Labels of the live clusters, in the order of `cluster_ids_`."""
         return self.state_.labels
 
+    @property
+    def cluster_ids_(self) -> list[int]:
+        """Ids of the live clusters (0 … k−1 with a fixed k)."""
+        return self.state_.cluster_ids
+
+    def label_of(self, cluster_id: int) -> str:
+        """The label of a live cluster id."""
+        return self.state_.labels[self.state_.row_of(cluster_id)]
+
     def top_terms(self, cluster_id: int, n: int = 8) -> list[str]:
+        """The heaviest terms of a live cluster's centre (none for an id no longer live)."""
         state = self.state_
-        terms = state.fast.terms
-        order = np.argsort(state.kmeans.cluster_centers_[cluster_id])[::-1][:n]
-        return [terms[i] for i in order if state.kmeans.cluster_centers_[cluster_id, i] > 0]
+        try:
+            row = state.row_of(cluster_id)
+        except KeyError:
+            return []
+        return _top_terms(state.kmeans.cluster_centers_[row], state, n)
+
+    def events_since(self, seq: int = 0) -> list[TopicEvent]:
+        """Lineage events after `seq` (0: all those kept), oldest first.
+
+        A consumer remembers the `seq` of the last event it saw and asks for the ones after.
+        """
+        return [event for event in getattr(self, "lineage_", ()) if event.seq > seq]
 
     def make_vectorizer(self, n_docs: int) -> TfidfVectorizer:
         """The unfitted TF-IDF vectorizer a fit on `n_docs` documents uses."""
@@ -418,9 +972,19 @@ def _match_to_old(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return cols[np.argsort(rows)]
 
 
+def _top_indices(center: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the `n` largest positive weights of `center`, largest first (ties by
+    index); a centre's positive terms are few, so only they are ranked."""
+    top = np.flatnonzero(center > 0)
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    if len(top) > n:
+        top = top[np.argpartition(center[top], -n)[-n:]]
+    return top[np.lexsort((top, -center[top]))]
+
+
 def _label(center: np.ndarray, terms: np.ndarray, n: int = 3) -> str:
-    order = np.argsort(center)[::-1]
-    top = [terms[i] for i in order[: n * 4] if center[i] > 0]
+    top = [terms[i] for i in _top_indices(center, n * 4) if center[i] > 0]
     # Hashtags name a topic best; fill up with plain terms when a cluster has few.
     tags = [t for t in top if t.startswith("#")][:n]
     words = [t for t in top if not t.startswith("#")]

@@ -13,6 +13,9 @@ BANDS = ("low", "medium", "high")
 BASELINES = ("none", "author")
 # With baseline="author" the forest learns the deviation from the author's recent level.
 _RECENT_LIFT = FEATURE_NAMES.index("author_recent_lift")
+# Up to this many rows, `predict_log` walks every tree at once (one numpy step per tree
+# level), which beats a call per tree; larger batches are faster tree by tree.
+SMALL_BATCH = 8
 
 
 class EngagementModel(BaseEstimator):
@@ -106,14 +109,31 @@ class EngagementModel(BaseEstimator):
         if n_rows == 0:
             return np.empty(0)
         x = np.ascontiguousarray(features, dtype=np.float32)  # what the trees compare
-        total = np.zeros(n_rows)
-        for tree in self._trees():
-            total += tree.predict(x).reshape(n_rows)
+        if n_rows <= SMALL_BATCH:
+            # Every tree at once; a cumulative sum adds the trees in order, as below.
+            total = np.cumsum(self._leaf_values(x), axis=1)[:, -1]
+        else:
+            total = np.zeros(n_rows)
+            for tree in self._trees():
+                total += tree.predict(x).reshape(n_rows)
         if self.baseline == "none":
             return total / len(self.forest_.estimators_)
         return total / len(self.forest_.estimators_) + self._base(
             np.asarray(features, dtype=np.float64)
         )
+
+    def _leaf_values(self, x: np.ndarray) -> np.ndarray:
+        """(rows, trees): the value of the leaf each float32 row reaches in each tree."""
+        left, right, feature, threshold, value, roots = self._forest_arrays()
+        rows = np.repeat(np.arange(x.shape[0]), len(roots))
+        nodes = np.tile(roots, x.shape[0])
+        inner = left[nodes] != -1
+        while inner.any():
+            at = nodes[inner]
+            below = x[rows[inner], feature[at]].astype(np.float64) <= threshold[at]
+            nodes[inner] = np.where(below, left[at], right[at])
+            inner = left[nodes] != -1
+        return value[nodes].reshape(x.shape[0], len(roots))
 
     def contributions(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Split each prediction into a bias plus one contribution per feature.

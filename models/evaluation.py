@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from models.clustering import StreamingTopicClusterer, topic_document
+from models.clustering import AUTO, StreamingTopicClusterer, topic_document
 from models.sentiment import VaderSentimentModel
 from streaming.records import InvalidPost, parse_post
 
@@ -213,9 +213,13 @@ class StreamingClusteringReport:
         batch_kmeans: TF-IDF + KMeans on the whole file at once (not possible live).
         naive_minibatch: TF-IDF fitted on the whole file, one pass of
             `MiniBatchKMeans.partial_fit` over the micro-batches in arrival order.
+        true_k: distinct reference labels (what the baselines use when `k` is "auto").
+        live_clusters: clusters live at the end of the stream.
+        warm_start_topics: clusters live after the warm start.
+        births, retirements, merges: lineage events after the warm start.
     """
 
-    k: int
+    k: int | str
     batch_size: int
     warm_start_docs: int
     refits: int
@@ -226,6 +230,12 @@ class StreamingClusteringReport:
     batch_kmeans: ClusteringScores | None = None
     naive_minibatch: ClusteringScores | None = None
     cluster_labels: tuple[str, ...] = field(default=(), repr=False)
+    true_k: int = 0
+    live_clusters: int = 0
+    warm_start_topics: int = 0
+    births: int = 0
+    retirements: int = 0
+    merges: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -239,7 +249,7 @@ class StreamingClusteringReport:
 def evaluate_streaming_clustering(
     texts: Sequence[str],
     labels: Sequence[Hashable],
-    k: int,
+    k: int | str,
     batch_size: int = 500,
     seed: int = 0,
     warm_start: int | None = None,
@@ -268,7 +278,8 @@ def evaluate_streaming_clustering(
     Args:
         texts: post texts, in arrival order.
         labels: the reference topic of each text.
-        k: number of clusters.
+        k: number of clusters, or "auto": the clusterer opens, merges and retires topics
+            itself (up to its `max_clusters`) and the baselines get the true number.
         batch_size: posts per micro-batch (the live default is up to 500).
         seed: random seed of the clusterer and of the baselines.
         warm_start: posts the clusterer is first fitted on (rounded up to whole batches).
@@ -281,20 +292,26 @@ def evaluate_streaming_clustering(
     """
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-    if k < 2:
-        raise ValueError("k must be at least 2")
+    auto = k == AUTO
+    if not auto and (not isinstance(k, int) or k < 2):
+        raise ValueError('k must be at least 2, or "auto"')
     if batch_size < 1:
         raise ValueError("the batch size must be at least 1")
     started = time.perf_counter()
     docs, kept = topic_documents(texts)
     truth = [str(labels[i]) for i in kept]
-    warm_start = max(batch_size, 5 * k) if warm_start is None else warm_start
-    if len(docs) <= k:
+    true_k = len(set(truth))
+    if warm_start is None:
+        warm_start = batch_size if auto else max(batch_size, 5 * k)
+    if auto and not docs:
+        raise ValueError("no usable posts to cluster")
+    if not auto and len(docs) <= k:
         raise ValueError(f"{len(docs)} usable posts are too few for k = {k}")
 
     clusterer = StreamingTopicClusterer(n_clusters=k, seed=seed, **(clusterer_options or {}))
-    warm = min(len(docs), max(k, math.ceil(warm_start / batch_size) * batch_size))
+    warm = min(len(docs), max(0 if auto else k, math.ceil(warm_start / batch_size) * batch_size))
     clusterer.fit(docs[:warm])
+    warm_events, warm_topics = clusterer.n_events_, len(clusterer.cluster_ids_)
     on_arrival = [clusterer.predict(docs[:warm])]
     if progress is not None:
         progress.update(warm)
@@ -309,6 +326,8 @@ def evaluate_streaming_clustering(
     final = clusterer.state_.predict(final_features)
     seconds = round(time.perf_counter() - started, 2)
     log.info("streaming clustering: %d posts in %.1f s", len(docs), seconds)
+    baseline_k = true_k if auto else k
+    kinds = [event.kind for event in clusterer.events_since(warm_events)]
     return StreamingClusteringReport(
         k=k,
         batch_size=batch_size,
@@ -318,11 +337,23 @@ def evaluate_streaming_clustering(
         seconds=seconds,
         streaming=clustering_scores(truth, final, final_features, seed=seed),
         on_arrival=clustering_scores(truth, np.concatenate(on_arrival)),
-        batch_kmeans=batch_kmeans_baseline(docs, truth, k, seed) if baselines else None,
+        batch_kmeans=(
+            batch_kmeans_baseline(docs, truth, baseline_k, seed)
+            if baselines and 2 <= baseline_k < len(docs)
+            else None
+        ),
         naive_minibatch=(
-            naive_minibatch_baseline(docs, truth, k, batch_size, seed) if baselines else None
+            naive_minibatch_baseline(docs, truth, baseline_k, batch_size, seed)
+            if baselines and 2 <= baseline_k < len(docs)
+            else None
         ),
         cluster_labels=clusterer.labels_,
+        true_k=true_k,
+        live_clusters=len(clusterer.cluster_ids_),
+        warm_start_topics=warm_topics,
+        births=kinds.count("birth"),
+        retirements=kinds.count("retirement"),
+        merges=kinds.count("merge"),
     )
 
 

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from models.calibrated_sentiment import VaderFallbackSentimentModel
 from models.clustering import StreamingTopicClusterer
 from models.engagement import EngagementModel
@@ -90,8 +92,25 @@ class ScoringPipeline:
             received_at: wall time each post entered SocialPulse (default: now), kept on
                 the scored post to measure end-to-end latency.
         """
+        return self._score(posts, learn, received_at)[0]
+
+    def score_and_explain(
+        self, posts: Sequence[Post], top: int = 6
+    ) -> list[tuple[ScoredPost, Explanation]]:
+        """`score_batch` without learning, each post with its explanation; the features are
+        computed once for both (what the form and the API answer)."""
+        scored, matrix = self._score(posts, learn=False)
+        return list(zip(scored, self._explanations(scored, matrix, top), strict=True))
+
+    def _score(
+        self,
+        posts: Sequence[Post],
+        learn: bool = False,
+        received_at: Sequence[float] | None = None,
+    ) -> tuple[list[ScoredPost], np.ndarray]:
+        """Scored posts and their feature rows."""
         if not posts:
-            return []
+            return [], np.empty((0, len(FEATURE_NAMES)))
         started = time.perf_counter()
         features = featurize(
             posts,
@@ -102,15 +121,18 @@ class ScoringPipeline:
             learn_lock=self._learn_lock,
         )
         engagements = self.engagement.predict(features.matrix)
-        labels = features.cluster_state.labels
-        assignments = [ClusterAssignment(i, label) for i, label in enumerate(labels)]
+        state = features.cluster_state
+        assignments = {
+            cid: ClusterAssignment(cid, label)
+            for cid, label in zip(state.cluster_ids, state.labels, strict=True)
+        }
         done = time.time()
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
         if received_at is None:
             received_at = [done] * len(posts)
         version = self.model_version
         # Positional arguments, in field order: a frozen record's keywords cost a third more.
-        return [
+        scored = [
             ScoredPost(
                 post, sentiment, assignments[cid], engagement, version, latency_ms, done, received
             )
@@ -123,6 +145,7 @@ class ScoringPipeline:
                 strict=True,
             )
         ]
+        return scored, features.matrix
 
     def with_version(self, model_version: str) -> ScoringPipeline:
         """The same models under another version name (after they were saved as it)."""
@@ -130,25 +153,35 @@ class ScoringPipeline:
 
     def explain(self, scored: ScoredPost, top: int = 6) -> Explanation:
         """The words, cluster terms and features behind a post this pipeline scored."""
-        features = featurize(
+        matrix = featurize(
             [scored.post],
             self.clusterer,
             self.engagement.author_prior_,
             sentiments=[scored.sentiment],
             cluster_ids=[scored.cluster.id],
         ).matrix
-        baseline, contributions = self.engagement.contributions(features)
-        order = sorted(range(len(FEATURE_NAMES)), key=lambda i: -abs(contributions[0, i]))
-        return Explanation(
-            sentiment_drivers=self.sentiment.drivers(scored.post.text),
-            cluster_terms=self.clusterer.top_terms(scored.cluster.id),
-            engagement_baseline=round(float(baseline[0]), 4),
-            engagement_contributions=[
-                FeatureContribution(
-                    FEATURE_NAMES[i],
-                    round(float(features[0, i]), 4),
-                    round(float(contributions[0, i]), 4),
+        return self._explanations([scored], matrix, top)[0]
+
+    def _explanations(
+        self, scored: Sequence[ScoredPost], matrix: np.ndarray, top: int
+    ) -> list[Explanation]:
+        baseline, contributions = self.engagement.contributions(matrix)
+        explanations = []
+        for row, post in enumerate(scored):
+            order = sorted(range(len(FEATURE_NAMES)), key=lambda i: -abs(contributions[row, i]))
+            explanations.append(
+                Explanation(
+                    sentiment_drivers=self.sentiment.drivers(post.post.text),
+                    cluster_terms=self.clusterer.top_terms(post.cluster.id),
+                    engagement_baseline=round(float(baseline[row]), 4),
+                    engagement_contributions=[
+                        FeatureContribution(
+                            FEATURE_NAMES[i],
+                            round(float(matrix[row, i]), 4),
+                            round(float(contributions[row, i]), 4),
+                        )
+                        for i in order[:top]
+                    ],
                 )
-                for i in order[:top]
-            ],
-        )
+            )
+        return explanations

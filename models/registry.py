@@ -44,7 +44,8 @@ REPORT_FILE = "report.html"
 PINNED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 # Bumped whenever the pickled classes change shape, so old artifacts are retrained, not misread.
 # 3: author features and `EngagementModel.author_prior_`, `baseline`, `intercept_`.
-ARTIFACT_FORMAT = 3
+# 4: topics that follow the stream: `ClusterState.ids`/`unit`, the clusterer's lineage.
+ARTIFACT_FORMAT = 4
 
 
 class ArtifactError(RuntimeError):

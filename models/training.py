@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from models.calibrated_sentiment import VaderFallbackSentimentModel
-from models.clustering import StreamingTopicClusterer, topic_document
+from models.clustering import AUTO, StreamingTopicClusterer, topic_document
 from models.datasets import TEST_FRACTION, Dataset, DatasetError, check_time_order, split_index
 from models.engagement import EngagementModel
 from models.features import AUTHOR_FEATURES, FEATURE_NAMES, AuthorPrior
@@ -33,7 +33,7 @@ from streaming.records import Post
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLUSTERS = 12
+DEFAULT_CLUSTERS: int | str = AUTO  # topics follow the data (see models/clustering.py)
 MODEL_CHOICES = ("rf", "nn", "both")
 # The forest settings used without a grid search. Its size (30 trees of depth ≤ 10) keeps
 # the live path fast: README, "Forest size and speed".
@@ -86,7 +86,7 @@ def split_features(
 
 def holdout_matrices(
     dataset: Dataset,
-    n_clusters: int = DEFAULT_CLUSTERS,
+    n_clusters: int | str = DEFAULT_CLUSTERS,
     author_window: int = DEFAULT_AUTHOR_WINDOW,
     test_fraction: float = TEST_FRACTION,
     seed: int = 0,
@@ -144,7 +144,7 @@ class TrainingOptions:
     Attributes:
         model: "rf" (tuned forest), "nn" (neural network, plus the forest at its shipped
             settings: the live path always scores with a forest), or "both".
-        n_clusters: topic clusters.
+        n_clusters: topic clusters, or "auto".
         search: grid-search the forest with TimeSeriesSplit (else the shipped settings).
         cv_splits: folds of the time-series split.
         n_estimators: trees of the forest (fixed: a speed decision, see README).
@@ -158,7 +158,7 @@ class TrainingOptions:
     """
 
     model: str = "rf"
-    n_clusters: int = DEFAULT_CLUSTERS
+    n_clusters: int | str = DEFAULT_CLUSTERS
     search: bool = True
     cv_splits: int = 4
     n_estimators: int = DEFAULT_FOREST["n_estimators"]
@@ -234,7 +234,8 @@ def train(
     check_time_order(posts)
     n = len(posts)
     split = split_index(n, options.test_fraction)
-    if split < max(options.n_clusters, 2 * (options.cv_splits + 1)):
+    fixed_k = options.n_clusters if isinstance(options.n_clusters, int) else 1
+    if split < max(fixed_k, 2 * (options.cv_splits + 1)):
         raise DatasetError(
             f"{n} rows are too few to train {options.n_clusters} clusters and evaluate on the "
             f"later {options.test_fraction:.0%}: use more rows or fewer --k"
@@ -436,15 +437,16 @@ class TrainingEvaluation:
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays stored with the version (numbers and strings only, no pickles)."""
         clusterer, split, targets = self.clusterer, self.split, self.targets
-        k = clusterer.n_clusters
+        ids = clusterer.cluster_ids_
         arrays = {
             "feature_names": np.array(FEATURE_NAMES),
             "features": self.x_all.astype(np.float32),
             "target": targets.astype(np.float32),
             "sentiment": np.array([s.compound for s in self.features.sentiments], np.float32),
             "cluster": self.features.cluster_ids.astype(np.int16),
+            "cluster_ids": np.array(ids, dtype=np.int64),
             "cluster_labels": np.array(clusterer.labels_),
-            "cluster_terms": np.array([" · ".join(clusterer.top_terms(c, 6)) for c in range(k)]),
+            "cluster_terms": np.array([" · ".join(clusterer.top_terms(c, 6)) for c in ids]),
             "created_at": np.array([p.created_at.timestamp() for p in self.posts]),
             "split": np.array(split),
             "band_edges": np.array(self.held_forest.band_edges_),
@@ -465,9 +467,11 @@ def save_result(
     root: Path,
     extra_files: Mapping[str, bytes] | None = None,
     key: ManifestKey | None = None,
+    mlflow_uri: str | None = None,
+    mlflow_experiment: str = "socialpulse",
 ) -> Path:
     """Save a training run as a new version under `root` (signed with `key`) and log it
-    with the experiments."""
+    with the experiments, and to MLflow at `mlflow_uri` when given."""
     from models.experiments import ExperimentLog, run_record
 
     files: dict[str, bytes] = {EVALUATION_FILE: _npz_bytes(result.evaluation)}
@@ -489,7 +493,14 @@ def save_result(
         extra_libraries=extra_libraries,
         key=key,
     )
-    ExperimentLog(root).append(run_record(result.bundle.manifest))
+    record = run_record(result.bundle.manifest)
+    if mlflow_uri:
+        from models.tracking import log_to_mlflow
+
+        record["mlflow_run_id"] = log_to_mlflow(
+            result.bundle.manifest, folder, mlflow_uri, mlflow_experiment
+        )
+    ExperimentLog(root).append(record)
     return folder
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import (
@@ -86,14 +87,17 @@ class ConfluentKafkaSource(KafkaSourceBase):
     def __init__(
         self,
         bootstrap: str,
-        topic: str,
+        topic: str | Sequence[str],
         group: str,
         client_id: str = "socialpulse",
         batch_max_posts: int = 500,
         metrics: StreamMetrics | None = None,
+        headers: bool = False,
     ) -> None:
         super().__init__(metrics)
-        self.topic = topic
+        self.topics = [topic] if isinstance(topic, str) else list(topic)
+        self.topic = self.topics[0]
+        self.with_headers = headers
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -109,7 +113,7 @@ class ConfluentKafkaSource(KafkaSourceBase):
                 **CLIENT_SETTINGS,
             }
         )
-        self.consumer.subscribe([topic], on_revoke=self._on_revoke, on_assign=self._on_assign)
+        self.consumer.subscribe(self.topics, on_revoke=self._on_revoke, on_assign=self._on_assign)
 
     def _on_assign(self, consumer, partitions) -> None:
         if partitions:
@@ -144,8 +148,11 @@ class ConfluentKafkaSource(KafkaSourceBase):
             topic, partition, offset = message.topic(), message.partition(), message.offset()
             self._track((topic, partition), offset, offset)
             stamp = message.timestamp()[1]
+            headers = message.headers() if self.with_headers else None
             batch.append(
-                self._record(topic, partition, offset, message.value(), message.key(), stamp, now)
+                self._record(
+                    topic, partition, offset, message.value(), message.key(), stamp, now, headers
+                )
             )
         return batch
 

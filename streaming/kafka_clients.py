@@ -22,8 +22,9 @@ class KafkaClient:
     Attributes:
         name: `confluent` or `kafka-python`.
         ensure_topics: `(bootstrap, topics, timeout=60.0)`: create missing topics.
-        source: `(bootstrap, topic, group, client_id=, batch_max_posts=, metrics=)` → a
-            `Source` in a consumer group, with `lag()`, `assignment()` and `forget()`.
+        source: `(bootstrap, topic or topics, group, client_id=, batch_max_posts=, metrics=,
+            headers=False)` → a `Source` in a consumer group, with `lag()`, `assignment()`
+            and `forget()`; with `headers`, its records carry the message headers.
         producer: `(bootstrap, client_id, linger_ms=5)` → an idempotent producer with
             `send(topic, value=, key=, headers=)` returning a future, `flush()`, `close()`.
         reader: `(bootstrap, scored_topic, dlq_topic)` → `poll(timeout)` of scored posts

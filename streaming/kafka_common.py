@@ -64,7 +64,14 @@ class KafkaSourceBase(Source):
 
     @staticmethod
     def _record(
-        topic: str, partition: int, offset: int, value, key, timestamp_ms: int, now: float
+        topic: str,
+        partition: int,
+        offset: int,
+        value,
+        key,
+        timestamp_ms: int,
+        now: float,
+        headers=None,
     ) -> SourceRecord:
         # The producer's timestamp, so end-to-end latency counts time spent in Kafka.
         received = timestamp_ms / 1000.0 if timestamp_ms > 0 else now
@@ -74,6 +81,7 @@ class KafkaSourceBase(Source):
             position={"topic": topic, "partition": partition, "offset": offset},
             default_id=f"{topic}-{partition}-{offset}",
             key=key,
+            headers=headers,
         )
 
     def checkpoint(self) -> dict[Partition, int]:

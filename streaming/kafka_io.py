@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -116,14 +117,17 @@ class KafkaSource(KafkaSourceBase):
     def __init__(
         self,
         bootstrap: str,
-        topic: str,
+        topic: str | Sequence[str],
         group: str,
         client_id: str = "socialpulse",
         batch_max_posts: int = 500,
         metrics: StreamMetrics | None = None,
+        headers: bool = False,
     ) -> None:
         super().__init__(metrics)
-        self.topic = topic
+        self.topics = [topic] if isinstance(topic, str) else list(topic)
+        self.topic = self.topics[0]
+        self.with_headers = headers
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group,
@@ -137,16 +141,19 @@ class KafkaSource(KafkaSourceBase):
             metadata_max_age_ms=15_000,
             **CLIENT_SETTINGS,
         )
-        self.consumer.subscribe([topic], listener=_RevokedPartitionsListener(self))
+        self.consumer.subscribe(self.topics, listener=_RevokedPartitionsListener(self))
         # Fetch metadata after subscribing and before the first poll joins the group, so the
         # group leader assigns from the topic's real partitions. Otherwise the leader
         # rebalances the whole group again as soon as metadata arrives, and that kind of
         # rebalance is the one kafka-python can lose (see _rejoin_if_rebalance_lost).
         deadline = time.monotonic() + 60.0
-        while topic not in self.consumer.topics() or not self.consumer.partitions_for_topic(topic):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"topic {topic} has no partitions: is it created?")
-            time.sleep(0.2)
+        for name in self.topics:
+            while name not in self.consumer.topics() or not self.consumer.partitions_for_topic(
+                name
+            ):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"topic {name} has no partitions: is it created?")
+                time.sleep(0.2)
 
     def read_batch(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
         polled = self.consumer.poll(
@@ -161,10 +168,16 @@ class KafkaSource(KafkaSourceBase):
                 continue
             # A partition's messages come in offset order.
             self._track((topic, partition), messages[0].offset, messages[-1].offset)
-            batch += [
-                record(topic, partition, m.offset, m.value, m.key, m.timestamp, now)
-                for m in messages
-            ]
+            if self.with_headers:
+                batch += [
+                    record(topic, partition, m.offset, m.value, m.key, m.timestamp, now, m.headers)
+                    for m in messages
+                ]
+            else:
+                batch += [
+                    record(topic, partition, m.offset, m.value, m.key, m.timestamp, now)
+                    for m in messages
+                ]
         return batch
 
     def _commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:

@@ -10,7 +10,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ class SourceRecord:
         position: where it came from (line number, or topic/partition/offset), for errors.
         default_id: id to use when the post has none (stable across redelivery).
         key: the message key, kept on dead letters.
+        headers: the message headers, when the source was asked for them.
     """
 
     value: RawValue
@@ -41,6 +42,7 @@ class SourceRecord:
     position: Mapping[str, Any] = field(default_factory=dict)
     default_id: str | None = None
     key: bytes | None = None
+    headers: Sequence[tuple[str, bytes]] | None = None
 
 
 class Clock(Protocol):
@@ -221,12 +223,21 @@ class SyntheticSource(PacedSource):
     name = "synthetic"
 
     def __init__(
-        self, rate: float = 20.0, seed: int = 7, limit: int | None = None, clock: Clock = time
+        self,
+        rate: float = 20.0,
+        seed: int = 7,
+        limit: int | None = None,
+        clock: Clock = time,
+        run_id: str | None = None,
     ) -> None:
         super().__init__(clock)
         self.rate = rate
         self.limit = limit
         self.generator = SyntheticPostGenerator(seed=seed)
+        # Every start is a new stream: its post ids carry the start time, so a restarted
+        # server's posts are new posts, never taken for those of the last run (the archive
+        # and the dashboard keep one post per id).
+        self.run_id = run_id if run_id is not None else format(int(clock.time() * 1000), "x")
         self._count = 0
         self._due = clock.time()
 
@@ -237,6 +248,7 @@ class SyntheticSource(PacedSource):
         if self.rate > 0:
             self._due = max(self._due + 1.0 / self.rate, self.clock.time() - 1.0)
         raw = strip_private(self.generator.next_post())
+        raw["id"] = f"{raw['id']}-r{self.run_id}"
         return (self._due if self.rate > 0 else 0.0), raw, {"seq": self._count}
 
 

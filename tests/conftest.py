@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from app.config import Config
 from app.testing import TEST_MODEL_KEY, run_config, run_manifest_key
+from archive.store import normalise_url
 from models.bootstrap import ensure_bundle
 from models.pipeline import ScoringPipeline
 from models.registry import ModelBundle
@@ -143,3 +146,42 @@ def kafka_bootstrap() -> str:
     except OSError as exc:
         pytest.fail(f"Kafka broker at {address} is not reachable: {exc}")
     return address
+
+
+# -- the archive on both engines ------------------------------------------------------------
+def postgres_url() -> str:
+    """The server `make test` starts (postgres/pg.sh); in CI a missing one fails the run."""
+    url = os.environ.get("SOCIALPULSE_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("SOCIALPULSE_TEST_POSTGRES is not set: run the suite with `make test`")
+        pytest.skip(
+            "no PostgreSQL server: SOCIALPULSE_TEST_POSTGRES is unset (`make test` starts one "
+            "with postgres/pg.sh and sets it)"
+        )
+    return normalise_url(url)
+
+
+def with_schema(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def archive_url(request, tmp_path):
+    """A fresh, empty archive on each engine: a SQLite file, or a PostgreSQL schema of its
+    own (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'archive.sqlite3'}"
+        return
+    base = postgres_url()
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield with_schema(base, schema)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -294,3 +294,18 @@ def test_remembered_ids_are_bounded():
     assert len(aggregates._recent_ids._ids) == 100
     aggregates.add([first])  # forgotten by now: bounded memory wins over exactness
     assert aggregates.total == 102
+
+
+def test_a_new_viewer_gets_the_latest_posts_once(pipeline, sample_posts):
+    """On connecting, a viewer gets the newest posts already sent; the ones not sent yet
+    arrive in the next update, so no post shows twice in its feed."""
+    aggregates = LiveAggregates()
+    scored = pipeline.score_batch(sample_posts[:30])
+    aggregates.add(scored[:20])
+    aggregates.take_update()  # sent to the viewers already there
+    aggregates.add(scored[20:])
+    first = [p["id"] for p in aggregates.latest_posts()]
+    then = [p["id"] for p in aggregates.take_update()["posts"]]
+    assert first == [s.post.id for s in reversed(scored[:20])]
+    assert then == [s.post.id for s in reversed(scored[20:])]
+    assert [p["id"] for p in aggregates.latest_posts()][:10] == then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 from collections import Counter
 
 import numpy as np
@@ -35,6 +36,27 @@ def labelled_docs() -> tuple[list[str], list[str]]:
 def clusterer(bundle) -> StreamingTopicClusterer:
     """The default fitted clusterer, copied so that learning in a test stays in that test."""
     return copy.deepcopy(bundle.clusterer)
+
+
+@pytest.fixture(scope="module")
+def fitted_fixed() -> StreamingTopicClusterer:
+    """Twelve topics fitted on the default training posts."""
+    from models.datasets import DEFAULT_TRAINING_POSTS, synthetic_dataset
+
+    dataset = synthetic_dataset(DEFAULT_TRAINING_POSTS, seed=11)
+    return StreamingTopicClusterer(n_clusters=12).fit(docs_of(dataset.posts))
+
+
+@pytest.fixture
+def fixed_clusterer(fitted_fixed) -> StreamingTopicClusterer:
+    """A clusterer with a fixed number of topics, copied per test."""
+    return copy.deepcopy(fitted_fixed)
+
+
+@pytest.fixture(params=["auto", "fixed"])
+def any_clusterer(request, clusterer, fitted_fixed) -> StreamingTopicClusterer:
+    """The default (automatic number of topics) and a fixed-k clusterer."""
+    return clusterer if request.param == "auto" else copy.deepcopy(fitted_fixed)
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +104,10 @@ def test_hashtags_outweigh_urls_and_mentions(clusterer):
 
 
 # -- labels --------------------------------------------------------------------------------
-def test_labels_are_readable_and_name_topics_by_their_hashtags(clusterer, labelled_docs):
+def test_labels_are_readable_and_name_topics_by_their_hashtags(any_clusterer, labelled_docs):
+    clusterer = any_clusterer
     labels = clusterer.labels_
-    assert len(labels) == clusterer.n_clusters
+    assert len(labels) == len(clusterer.cluster_ids_)
     for label in labels:
         assert label.strip()
         assert label != "(empty)"
@@ -95,12 +118,14 @@ def test_labels_are_readable_and_name_topics_by_their_hashtags(clusterer, labell
             i for i, t, d in zip(ids, topics, docs, strict=True) if t == topic.name and "#" in d
         ]
         main_cluster = Counter(tagged).most_common(1)[0][0]
-        label_tags = {part.lstrip("#") for part in labels[main_cluster].split(" · ")}
-        assert label_tags & set(topic.hashtags), (topic.name, labels[main_cluster])
+        label = clusterer.label_of(main_cluster)
+        label_tags = {part.lstrip("#") for part in label.split(" · ")}
+        assert label_tags & set(topic.hashtags), (topic.name, label)
 
 
-def test_top_terms_of_a_cluster_match_its_label(clusterer):
-    for cluster_id, label in enumerate(clusterer.labels_):
+def test_top_terms_of_a_cluster_match_its_label(any_clusterer):
+    clusterer = any_clusterer
+    for cluster_id, label in zip(clusterer.cluster_ids_, clusterer.labels_, strict=True):
         terms = clusterer.top_terms(cluster_id, n=12)
         assert terms
         assert set(label.split(" · ")) <= set(terms)
@@ -110,15 +135,18 @@ def test_top_terms_of_a_cluster_match_its_label(clusterer):
 NEW_WORDS = ("quantum", "zeppelin", "marmalade", "kraken", "nebula", "falafel")
 
 
-def test_cluster_ids_and_meanings_survive_learning_and_refits(clusterer, labelled_docs):
+def test_cluster_ids_and_meanings_survive_learning_and_refits(any_clusterer, labelled_docs):
+    clusterer = any_clusterer
     docs, _ = labelled_docs
     fixed = docs[:600]
     before = clusterer.predict(fixed)
     top_tag_before = {
         cid: label.split(" · ")[0]
-        for cid, label in enumerate(clusterer.labels_)
-        if label.startswith("#")
+        for cid, label in zip(clusterer.cluster_ids_, clusterer.labels_, strict=True)
+        # A topic named by a hashtag among its heaviest terms, not one that merely has a few
+        if label.startswith("#") and label.split(" · ")[0] in clusterer.top_terms(cid, 3)
     }
+    assert len(top_tag_before) >= len(TOPICS)
     vocabulary_before = set(clusterer.state_.vectorizer.vocabulary_)
 
     stream, _ = synthetic(seed=77, n=10000)
@@ -135,11 +163,35 @@ def test_cluster_ids_and_meanings_survive_learning_and_refits(clusterer, labelle
     assert clusterer.n_refits_ >= 4
     assert vocabulary_after - vocabulary_before, "the refits should have learned new words"
     after = clusterer.predict(fixed)
-    assert (before == after).mean() >= 0.9
+    if clusterer.auto:
+        # Topics may merge or retire (the lineage says so); the others keep their ids. Posts
+        # of the hashtag topics stay put; posts of small word-only topics may drift to
+        # another small topic as centres move.
+        live = np.isin(before, clusterer.cluster_ids_)
+        topical = live & np.isin(before, list(top_tag_before))
+        assert live.mean() >= 0.75
+        assert (before == after)[topical].mean() >= 0.95
+        assert (before == after)[live].mean() >= 0.8
+    else:
+        assert (before == after).mean() >= 0.9
     for cid, tag in top_tag_before.items():
+        if cid not in clusterer.cluster_ids_:
+            # Only a merge into a cluster of the same topic may end a hashtag topic here.
+            assert clusterer.auto
+            (merge,) = [e for e in clusterer.events_since(0) if cid in e.cluster_ids]
+            assert merge.kind == "merge" and merge.cluster_ids[1] == cid
+            survivor = merge.cluster_ids[0]
+            while survivor not in clusterer.cluster_ids_:  # merged again since
+                (merge,) = [
+                    e for e in clusterer.events_since(merge.seq) if e.cluster_ids[1:] == (survivor,)
+                ]
+                survivor = merge.cluster_ids[0]
+            top = clusterer.label_of(survivor).split(" · ")[0].lstrip("#")
+            assert TOPIC_OF_TAG.get(top) == TOPIC_OF_TAG.get(tag.lstrip("#")), (tag, top)
+            continue
         tags_after = [t for t in clusterer.top_terms(cid, n=10) if t.startswith("#")]
-        assert tag in tags_after, (cid, tag, clusterer.labels_[cid])
-        assert TOPIC_OF_TAG.get(clusterer.labels_[cid].split(" · ")[0].lstrip("#")) == (
+        assert tag in tags_after, (cid, tag, clusterer.label_of(cid))
+        assert TOPIC_OF_TAG.get(clusterer.label_of(cid).split(" · ")[0].lstrip("#")) == (
             TOPIC_OF_TAG.get(tag.lstrip("#"))
         )
 
@@ -170,7 +222,8 @@ def test_flush_applies_pooled_documents(small_clusterer):
     assert not np.array_equal(clusterer.state_.kmeans.cluster_centers_, centers)
 
 
-def test_centres_are_never_reassigned_at_random(clusterer):
+def test_centres_are_never_reassigned_at_random(fixed_clusterer):
+    clusterer = fixed_clusterer
     assert clusterer.state_.kmeans.reassignment_ratio == 0
     # Learn from one topic only: centres that receive none of its posts must not move.
     posts, topics = synthetic(seed=13, n=9000)
@@ -188,7 +241,8 @@ def test_centres_are_never_reassigned_at_random(clusterer):
 
 
 # -- predictions ---------------------------------------------------------------------------
-def test_predict_matches_sklearn_exactly(clusterer, labelled_docs):
+def test_predict_matches_sklearn_exactly(fixed_clusterer, labelled_docs):
+    clusterer = fixed_clusterer
     docs, _ = labelled_docs
     odd = ["", "the and of", "zzqx unknownword", "#nba", "😍😍😍", "a" * 3000]
     for batch in (docs, odd, docs[:1]):
@@ -226,6 +280,18 @@ def test_fast_vectorizer_equals_sklearn_transform(labelled_docs):
         for batch in (docs[:300], ODD_DOCS, [d.upper() for d in ODD_DOCS]):
             expected = vectorizer.transform(batch).toarray()
             assert np.allclose(fast.transform(batch).toarray(), expected, rtol=0, atol=1e-12)
+
+
+def test_fast_vectorizer_saved_without_terms_loads_with_them(labelled_docs):
+    docs, _ = labelled_docs
+    vectorizer = StreamingTopicClusterer().make_vectorizer(len(docs)).fit(docs)
+    fast = FastTfidfVectorizer(vectorizer)
+    old = fast.__dict__.copy()
+    del old["terms"]  # as pickled before the attribute existed
+    loaded = FastTfidfVectorizer.__new__(FastTfidfVectorizer)
+    loaded.__setstate__(old)
+    assert list(loaded.terms) == list(vectorizer.get_feature_names_out())
+    assert list(pickle.loads(pickle.dumps(fast)).terms) == list(fast.terms)
 
 
 def test_empty_batch_gives_empty_predictions(clusterer):

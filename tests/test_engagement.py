@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import r2_score
 
 from models.datasets import total_engagement
-from models.engagement import BANDS, EngagementModel
+from models.engagement import BANDS, SMALL_BATCH, EngagementModel
 from models.features import FEATURE_NAMES
 from models.featurize import featurize
 from streaming.records import Post, parse_post
@@ -47,6 +47,11 @@ def test_predict_log_equals_the_forest(bundle, fresh_features):
     assert np.array_equal(model.predict_log(one), model.forest_.predict(one))
     strided = np.asfortranarray(fresh_features[::3])
     assert np.array_equal(model.predict_log(strided), model.forest_.predict(strided))
+    # Small batches walk every tree at once: the same numbers, bit for bit.
+    for size in (1, 2, SMALL_BATCH, SMALL_BATCH + 1):
+        for start in range(0, 64, size):
+            rows = fresh_features[start : start + size]
+            assert np.array_equal(model.predict_log(rows), model.forest_.predict(rows))
 
 
 def test_predict_log_of_a_model_fitted_here_equals_its_forest():
@@ -58,6 +63,8 @@ def test_predict_log_of_a_model_fitted_here_equals_its_forest():
     np.testing.assert_allclose(
         model.predict_log(x_new), model.forest_.predict(x_new), rtol=0, atol=1e-12
     )
+    for row in x_new[:40]:  # unbounded depth, on the small-batch path
+        assert np.array_equal(model.predict_log(row[None]), model.forest_.predict(row[None]))
     assert model.predict_log(x_new[:0]).shape == (0,)
     assert model.predict(x_new[:0]) == []
 
@@ -205,3 +212,13 @@ def test_an_explanation_dict_is_what_asdict_gives(pipeline, fresh_posts):
     for scored in pipeline.score_batch(fresh_posts[:20]):
         explanation = pipeline.explain(scored)
         assert explanation.to_dict() == asdict(explanation)
+
+
+def test_score_and_explain_equals_scoring_then_explaining_each(pipeline, fresh_posts):
+    posts = fresh_posts[:30]
+    times = {"scored_at": 0, "latency_ms": 0, "received_at": 0}
+    together = pipeline.score_and_explain(posts, top=4)
+    apart = pipeline.score_batch(posts)
+    assert [s.to_dict() | times for s, _ in together] == [s.to_dict() | times for s in apart]
+    assert [e for _, e in together] == [pipeline.explain(s, top=4) for s in apart]
+    assert pipeline.score_and_explain([]) == []

@@ -314,6 +314,34 @@ def test_cli_clustering_json(topics_file):
     assert len(data["cluster_labels"]) == 10
 
 
+def test_cli_clustering_auto_json_and_table(topics_file):
+    result = run(
+        "clustering", "--file", str(topics_file), "--k", "auto", "--label-col", "topic",
+        "--batch-size", "150", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["k"] == "auto"
+    for key in ("streaming", "on_arrival", "batch_kmeans", "naive_minibatch"):
+        assert set(data[key]) >= {"nmi", "ari", "v_measure", "silhouette"}
+    assert data["true_k"] == 10
+    assert data["batch_kmeans"]["n_clusters"] == 10  # the baselines get the true number
+    assert data["on_arrival"]["nmi"] > 0.5
+    assert len(data["cluster_labels"]) == data["live_clusters"] >= 5
+    for key in ("warm_start_topics", "births", "retirements", "merges"):
+        assert isinstance(data[key], int)
+    table = run("clustering", "--file", str(topics_file), "--k", "AUTO", "--label-col", "topic")
+    assert table.exit_code == 0, table.output
+    assert "live at the end (the labels have 10)" in table.stdout
+
+
+@pytest.mark.parametrize("k", ["1", "many"])
+def test_cli_clustering_refuses_a_bad_k(topics_file, k):
+    result = run("clustering", "--file", str(topics_file), "--k", k, "--label-col", "topic")
+    assert result.exit_code == 2
+    assert "auto" in result.output
+
+
 def test_cli_clustering_table(topics_file):
     result = run("clustering", "--file", str(topics_file), "--k", "10", "--label-col", "topic")
     assert result.exit_code == 0, result.output

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.clustering import topic_document
+from models.clustering import StreamingTopicClusterer, topic_document
 from models.features import FEATURE_NAMES
 from models.featurize import featurize
 from models.pipeline import ScoringPipeline
@@ -95,7 +95,20 @@ def test_scoring_without_learning_never_changes_the_clusterer(pipeline, sample_p
     assert pipeline.clusterer.pending_ == []
 
 
-def test_scoring_with_learning_eventually_moves_the_centres(pipeline, sample_posts):
+def test_scoring_with_learning_moves_the_centres_at_once(pipeline, sample_posts):
+    """Topics that follow the stream (the default) learn from every batch: a new topic
+    cannot wait for a pooled step."""
+    assert pipeline.clusterer.auto
+    centers = pipeline.clusterer.state_.kmeans.cluster_centers_.copy()
+    pipeline.score_batch(sample_posts, learn=True)
+    moved = pipeline.clusterer.state_.kmeans.cluster_centers_
+    assert moved.shape != centers.shape or not np.array_equal(moved, centers)
+
+
+def test_scoring_with_learning_eventually_moves_the_centres_of_a_fixed_k(pipeline, sample_posts):
+    docs = [topic_document(p) for p in sample_posts]
+    fixed = StreamingTopicClusterer(n_clusters=6, window_size=len(docs)).fit(docs)
+    pipeline = ScoringPipeline(fixed, pipeline.engagement, pipeline.model_version)
     centers = pipeline.clusterer.state_.kmeans.cluster_centers_.copy()
     pipeline.score_batch(sample_posts, learn=True)
     # One micro-batch is pooled, not applied: a step has a fixed cost of milliseconds.

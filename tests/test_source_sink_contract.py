@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -18,10 +19,14 @@ from functools import partial
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from app.aggregates import LiveAggregates
 from app.live import DashboardSink
-from app.testing import read_topic
+from app.testing import read_topic, wait_for
+from archive.schema import dead_letters, posts
+from archive.sink import ArchiveKeeper, ArchiveSink
+from archive.store import ArchiveStore
 from streaming.kafka_clients import KAFKA_CLIENTS, kafka_client
 from streaming.kafka_common import KafkaDeadLetterSink, KafkaScoredSink
 from streaming.records import ScoredPost
@@ -247,6 +252,29 @@ def dashboard_sink(request) -> SinkCase:
     return SinkCase(DashboardSink(aggregates), True, True, observe)
 
 
+def archive_sink(request) -> SinkCase:
+    """The archive writes behind the stream: `flush` does not wait for the database (the
+    stream must not stall with it), so what it received is read once the writer drained."""
+    store = ArchiveStore(f"sqlite:///{request.getfixturevalue('tmp_path') / 'archive.sqlite3'}")
+    sink = ArchiveSink(ArchiveKeeper(store))
+    writer = threading.Thread(target=sink.run, daemon=True)
+    writer.start()
+    request.addfinalizer(store.close)
+    request.addfinalizer(sink.close)
+
+    def observe():
+        wait_for(lambda: sink.keeper.ready, 10, "the archive's schema")
+        assert sink.drain(10)
+        with store.engine.connect() as connection:
+            ids = connection.execute(select(posts.c.id).order_by(posts.c.first_seen_at)).scalars()
+            reasons = connection.execute(
+                select(dead_letters.c.reason).order_by(dead_letters.c.first_seen_at)
+            ).scalars()
+            return list(ids), list(reasons)
+
+    return SinkCase(sink, True, True, observe)
+
+
 def kafka_topics(request, client_name: str) -> tuple[str, Topics, Any]:
     client = kafka_client(client_name)
     bootstrap = request.getfixturevalue("kafka_bootstrap")
@@ -282,6 +310,7 @@ SINKS: dict[str, Callable[[Any], SinkCase]] = {
     "list": list_sink,
     "log-dead-letters": log_sink,
     "dashboard": dashboard_sink,
+    "archive": archive_sink,
     **{
         f"kafka-{kind}:{client}": partial(make, client_name=client)
         for kind, make in (("scored", kafka_scored_sink), ("dead-letters", kafka_dead_letter_sink))

@@ -9,7 +9,12 @@ from typing import Any
 
 import click
 
-from app.commands.options import encoding_option, no_progress_option, text_col_option
+from app.commands.options import (
+    ClusterCount,
+    encoding_option,
+    no_progress_option,
+    text_col_option,
+)
 
 FILE_HELP = "Labelled CSV, TSV or JSONL file (the format comes from the suffix)."
 
@@ -135,7 +140,14 @@ def _emit_json(data: dict[str, Any]) -> None:
 # -- clustering --------------------------------------------------------------------------------
 @evaluate.command()
 @_file_option
-@click.option("--k", "k", required=True, type=click.IntRange(min=2), help="Number of clusters.")
+@click.option(
+    "--k",
+    "k",
+    required=True,
+    type=ClusterCount(),
+    help="Number of clusters, or 'auto': topics are born, merge and retire as the stream "
+    "goes (the live default); the baselines then use the true number of labels.",
+)
 @click.option("--label-col", default="cluster", show_default=True, help="Reference topic column.")
 @click.option(
     "--batch-size",
@@ -157,12 +169,14 @@ def clustering(
     Posts go through the live path (topic document, TF-IDF, online k-means with its refits)
     in micro-batches, in file order. Reported are NMI, ARI, V-measure and cosine silhouette
     of the clusters every post has at the end of the stream, and of the ids posts got on
-    arrival; for comparison, batch TF-IDF + KMeans and one-pass MiniBatchKMeans.
+    arrival; for comparison, batch TF-IDF + KMeans and one-pass MiniBatchKMeans. With
+    --k auto the clusterer opens, merges and retires topics itself (the live default), the
+    baselines get the true number of labels, and the topic counts are reported too.
     """
     from models.evaluation import evaluate_streaming_clustering
 
     data = load_column(file_, text_col, label_col, encoding)
-    if k >= len(data.texts):
+    if k != "auto" and k >= len(data.texts):
         raise click.UsageError(
             f"--k {k} needs more than {k} posts; {file_.name} has {len(data.texts)}"
         )
@@ -189,8 +203,15 @@ def clustering(
     )
     click.echo(
         f"warm start on the first {report.warm_start_docs:,} posts, {report.refits} refits, "
-        f"{report.seconds:.1f} s\n"
+        f"{report.seconds:.1f} s"
     )
+    if k == "auto":
+        click.echo(
+            f"topics: {report.warm_start_topics} after the warm start, {report.births} born, "
+            f"{report.merges} merged, {report.retirements} retired; {report.live_clusters} "
+            f"live at the end (the labels have {report.true_k})"
+        )
+    click.echo()
     rows = [
         ("live streaming, end of stream", report.streaming),
         ("live streaming, ids on arrival", report.on_arrival),
@@ -444,3 +465,54 @@ def _print_label_report(report: dict[str, Any]) -> None:
     click.echo(f"{'':<10}" + "".join(f"{label:>10}" for label in SENTIMENT_LABELS))
     for label, row in zip(SENTIMENT_LABELS, get("confusion"), strict=True):
         click.echo(f"{label:<10}" + "".join(f"{count:>10,}" for count in row))
+
+
+@evaluate.command("alerts")
+@click.option(
+    "--seeds",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Streams of each kind.",
+)
+@click.option(
+    "--days",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(1.0, 30.0),
+    help="Days of each planted stream.",
+)
+@click.option(
+    "--calm-days",
+    default=7.0,
+    show_default=True,
+    type=click.FloatRange(1.0, 60.0),
+    help="Days of each calm stream.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def alerts_command(seeds: int, days: float, calm_days: float, as_json: bool) -> None:
+    """Run the alert detectors on generated streams with planted events (volume bursts of
+    2-10×, sentiment shifts, new topics) and on calm streams with a daily cycle: recall,
+    precision, detection delay and false alarms per 6 hours, against the targets."""
+    from insights.alert_evaluation import evaluate_alerts
+
+    report = evaluate_alerts(seeds=seeds, days=days, calm_days=calm_days)
+    if as_json:
+        _emit_json(report)
+        return
+    planted, calm = report["planted"], report["calm"]
+    click.echo(
+        f"Alert detectors on {seeds} planted streams ({planted['hours']:g} h, "
+        f"{planted['events']} events, {planted['alerts']} alerts) and {seeds} calm streams "
+        f"({calm['hours']:g} h, {calm['false_alarms']} false alarms)\n"
+    )
+    click.echo(f"{'figure':<28}{'value':>8}{'target':>9}  met")
+    for name, value in report["figures"].items():
+        target = report["targets"][name]
+        click.echo(
+            f"{name:<28}{_fmt(value):>8}{target:>9g}  {'yes' if report['met'][name] else 'NO'}"
+        )
+    click.echo(
+        "\nrecall by event: "
+        + ", ".join(f"{name} {_fmt(value)}" for name, value in planted["recall"].items())
+    )

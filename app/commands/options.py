@@ -20,6 +20,23 @@ encoding_option = click.option(
 no_progress_option = click.option("--no-progress", is_flag=True, help="No progress bar.")
 
 
+class ClusterCount(click.ParamType):
+    """An integer of at least 2, or "auto"."""
+
+    name = "k"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or str(value).strip().lower() != "auto":
+            try:
+                number = int(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is neither a whole number nor 'auto'", param, ctx)
+            if number < 2:
+                self.fail(f"{number} is below 2: give at least 2 clusters, or 'auto'", param, ctx)
+            return number
+        return "auto"
+
+
 def kafka_option(help: str = KAFKA_HELP):
     """--kafka HOST:PORT, which overrides SOCIALPULSE_KAFKA_BOOTSTRAP."""
     return click.option("--kafka", "kafka", metavar="HOST:PORT", help=help)

@@ -77,6 +77,12 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
         raise click.ClickException(str(exc)) from exc
     with app.app_context():
         svc = services()
+    # Before the server listens (and before the fork): the dashboard starts from the
+    # archive's history. The connections are closed here; the worker opens its own.
+    if svc.archive_keeper is not None:
+        with svc.archive_keeper.calls_in_place():
+            svc.restore_history()
+        svc.archive_keeper.store.close()
     stream_source = None
     if not config.kafka_bootstrap:
         try:  # opened here so a bad file is a usage error, not a worker that cannot boot

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from app.commands.options import (
+    ClusterCount,
     column_mapping,
     encoding_option,
     load_config,
@@ -67,7 +68,12 @@ def _target_columns(values: tuple[str, ...]) -> list[str]:
     "always scores with the forest.",
 )
 @click.option(
-    "--k", "n_clusters", type=click.IntRange(min=2), default=12, show_default=True, help="Topics."
+    "--k",
+    "n_clusters",
+    type=ClusterCount(),
+    default="auto",
+    show_default=True,
+    help="Topics: a number, or 'auto' (born, merged and retired as the stream goes).",
 )
 @click.option(
     "--search/--no-search",
@@ -221,7 +227,14 @@ def train(
             }
             extra[REPORT_FILE] = build_report(draft, result.evaluation).encode()
             done("report")
-        folder = save_result(result, root, extra_files=extra, key=config.manifest_key())
+        folder = save_result(
+            result,
+            root,
+            extra_files=extra,
+            key=config.manifest_key(),
+            mlflow_uri=config.mlflow_tracking_uri,
+            mlflow_experiment=config.mlflow_experiment,
+        )
         done("save")
 
     metrics = result.metrics

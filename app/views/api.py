@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from app.alerting import AlertFilter, AlertFilterError
 from app.analysis import AnalysisError, analyze
 from app.auth import api_access, page
 from app.openapi import openapi_spec
@@ -62,6 +63,18 @@ def analyze_endpoint():
         extra = {"index": exc.index} if batch and exc.index is not None else {}
         return _error(exc.message, exc.status, **extra)
     return jsonify(results=results) if batch else jsonify(results[0])
+
+
+@bp.get("/alerts")
+@api_access("read")
+def alerts_endpoint():
+    """The newest alerts first; filters: kind, severity, status, subject, limit."""
+    try:
+        wanted = AlertFilter.parse(request.args)
+    except AlertFilterError as exc:
+        return _error(str(exc), 400)
+    alerts = services().hub.alerts
+    return jsonify(alerts=alerts.recent(wanted) if alerts is not None else [])
 
 
 @bp.get("/openapi.json")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, render_template
 
 from app.services import services
+from app.views.alerts import explore_available
 
 bp = Blueprint("dashboard", __name__)
 
 
 @bp.get("/")
 def index():
-    return render_template("dashboard.html")
+    return render_template("dashboard.html", explore=explore_available())
 
 
 @bp.get("/wordcloud.png")

@@ -224,15 +224,23 @@
     els.sentimentCanvas.dataset.points = String(series.length);
   }
 
+  var newTopics = {};  // ids of topics born in the last ten minutes
+  var lastClusters = [];
+  var CLUSTERS_SHOWN = 15;
+
   function renderClusters(clusters) {
     if (!clusterChart) return;
-    if (!changed("clusters", clusters, ["id", "label", "count"])) return;
+    lastClusters = clusters;
+    if (!changed("clusters", clusters, ["id", "label", "count"]) && !newTopicsChanged) return;
+    newTopicsChanged = false;
     var sorted = clusters.filter(function (c) { return c && typeof c === "object"; }).slice();
     sorted.sort(function (a, b) { return (b.count || 0) - (a.count || 0); });
+    sorted = sorted.slice(0, CLUSTERS_SHOWN);
     var labels = [], data = [], colours = [];
     for (var i = 0; i < sorted.length; i++) {
       var c = sorted[i];
-      labels.push(c.label ? String(c.label) : "cluster " + c.id);
+      var name = c.label ? String(c.label) : "cluster " + c.id;
+      labels.push(newTopics[c.id] ? "★ " + name : name);
       data.push(isNum(c.count) ? c.count : 0);
       colours.push(clusterColour(c.id));
     }
@@ -241,6 +249,108 @@
     clusterChart.data.datasets[0].backgroundColor = colours;
     clusterChart.update("none");
     els.clusterCanvas.dataset.points = String(sorted.length);
+  }
+
+  // ---------------------------------------------------------------- topic lineage
+  var newTopicsChanged = false;
+  var TOPIC_VERBS = { birth: "born", merge: "merged", retirement: "retired", split: "split" };
+
+  function renderTopics(events, fresh) {
+    if (Array.isArray(fresh)) {
+      var next = {};
+      fresh.forEach(function (id) { if (isNum(id)) next[id] = true; });
+      newTopicsChanged = JSON.stringify(Object.keys(next)) !== JSON.stringify(Object.keys(newTopics));
+      newTopics = next;
+      if (newTopicsChanged) renderClusters(lastClusters);
+    }
+    if (!Array.isArray(events)) return;
+    var list = $("topic-events");
+    if (!list) return;
+    list.textContent = "";
+    events.slice(0, 12).forEach(function (e) {
+      if (!e || typeof e !== "object" || !Array.isArray(e.cluster_ids)) return;
+      var item = el("li", "topic-event topic-event--" + String(e.kind || ""));
+      var terms = Array.isArray(e.top_terms) && Array.isArray(e.top_terms[0]) ? e.top_terms[0].slice(0, 3).join(" · ") : "";
+      var ids = e.cluster_ids.map(function (id) { return "#" + id; });
+      var what = e.kind === "merge" && ids.length > 1 ?
+        ids.slice(1).join(", ") + " merged into " + ids[0] :
+        "topic " + ids.join(", ") + " " + (TOPIC_VERBS[e.kind] || String(e.kind || ""));
+      item.appendChild(el("span", "topic-event__what", what));
+      if (terms) item.appendChild(el("span", "topic-event__terms", terms));
+      if (isNum(e.time)) {
+        item.appendChild(el("span", "muted", new Date(e.time * 1000).toLocaleTimeString()));
+      }
+      list.appendChild(item);
+    });
+    list.dataset.count = String(list.children.length);
+    var empty = $("topic-events-empty");
+    if (empty) empty.hidden = list.children.length > 0;
+  }
+
+  // ---------------------------------------------------------------- alerts
+  // The newest alerts in a panel; an alert that opens while the page is open also shows as
+  // a toast. Every text goes in as text; a link is followed only to Explore.
+  var ALERTS_MAX = 8;
+  var alertsById = {};
+  var alertsSeenUpdate = false;  // the first update is the snapshot: no toasts for it
+
+  function exploreHref(url) {
+    return typeof url === "string" && url.indexOf("/explore?") === 0 ? url : "/alerts";
+  }
+
+  function alertItem(a) {
+    var item = el("li", "alert-item alert-item--" + String(a.severity || "warning"));
+    item.dataset.id = String(a.id || "");
+    item.dataset.status = String(a.status || "");
+    var head = el("div", "alert-item__head");
+    head.appendChild(el("span", "badge severity severity--" + String(a.severity || ""), a.severity));
+    head.appendChild(el("span", "alert-item__kind", String(a.kind || "").replace(/_/g, " ")));
+    if (a.status && a.status !== "open") head.appendChild(el("span", "muted", a.status));
+    item.appendChild(head);
+    item.appendChild(el("p", "alert-item__text", a.explanation));
+    var list = $("alerts-list");
+    if (list && list.dataset.explore === "1") {
+      var link = el("a", "alert-item__link", "Explore these posts");
+      link.href = exploreHref(a.explore_url);
+      item.appendChild(link);
+    }
+    return item;
+  }
+
+  function toast(a) {
+    var box = $("toasts");
+    if (!box) return;
+    var t = el("div", "toast toast--" + String(a.severity || "warning"));
+    t.setAttribute("role", "status");
+    t.appendChild(el("strong", null, String(a.kind || "alert").replace(/_/g, " ")));
+    t.appendChild(el("p", null, a.explanation));
+    box.appendChild(t);
+    while (box.children.length > 4) box.removeChild(box.firstChild);
+    setTimeout(function () { if (t.parentNode) t.parentNode.removeChild(t); }, 10000);
+  }
+
+  function renderAlerts(changes) {
+    var snapshot = !alertsSeenUpdate;
+    alertsSeenUpdate = true;
+    for (var i = 0; i < changes.length; i++) {
+      var a = changes[i];
+      if (!a || typeof a !== "object" || typeof a.id !== "string") continue;
+      var known = Object.prototype.hasOwnProperty.call(alertsById, a.id);
+      if (!known && !snapshot && a.status === "open") toast(a);
+      a._order = known ? alertsById[a.id]._order : (snapshot ? -i : Date.now() + i);
+      alertsById[a.id] = a;
+    }
+    var all = Object.keys(alertsById).map(function (k) { return alertsById[k]; });
+    all.sort(function (x, y) { return y._order - x._order; });
+    alertsById = {};
+    all.slice(0, 50).forEach(function (a) { alertsById[a.id] = a; });
+    var list = $("alerts-list");
+    if (!list) return;
+    list.textContent = "";
+    all.slice(0, ALERTS_MAX).forEach(function (a) { list.appendChild(alertItem(a)); });
+    var empty = $("alerts-empty");
+    if (empty) empty.hidden = all.length > 0;
+    list.dataset.count = String(Math.min(all.length, ALERTS_MAX));
   }
 
   // ---------------------------------------------------------------- degraded banner
@@ -437,7 +547,7 @@
   var perf = { last: 0, max: 0, total: 0, frames: 0, lastPosts: 0 };
 
   function emptyPending() {
-    return { posts: [], stats: null, series: null, clusters: null, trending: null, wordcloud: null, problems: null };
+    return { posts: [], stats: null, series: null, clusters: null, trending: null, wordcloud: null, problems: null, alerts: null, topicEvents: null, newTopics: null };
   }
 
   function onUpdate(msg) {
@@ -458,6 +568,9 @@
       if (Array.isArray(msg.trending)) pending.trending = msg.trending;
       if (msg.wordcloud && typeof msg.wordcloud === "object") pending.wordcloud = msg.wordcloud;
       if (Array.isArray(msg.problems)) pending.problems = msg.problems;
+      if (Array.isArray(msg.alerts)) pending.alerts = (pending.alerts || []).concat(msg.alerts);
+      if (Array.isArray(msg.topic_events)) pending.topicEvents = msg.topic_events;
+      if (Array.isArray(msg.new_topics)) pending.newTopics = msg.new_topics;
     }
     if (!frameRequested) {
       frameRequested = true;
@@ -478,7 +591,9 @@
       function () { if (p.clusters) renderClusters(p.clusters); },
       function () { if (p.trending) renderTrending(p.trending); },
       function () { if (p.wordcloud) renderWordcloud(p.wordcloud); },
-      function () { if (p.problems) renderProblems(p.problems); }
+      function () { if (p.problems) renderProblems(p.problems); },
+      function () { if (p.alerts) renderAlerts(p.alerts); },
+      function () { if (p.topicEvents || p.newTopics) renderTopics(p.topicEvents, p.newTopics); }
     ];
     for (var i = 0; i < steps.length; i++) {
       try { steps[i](); } catch (err) { if (window.console) console.warn("dashboard render step failed", err); }

@@ -1,0 +1,211 @@
+"""Alerts on the live stream: the detectors fed with every scored post the dashboard sees,
+a bounded history, acknowledgements, Prometheus counters and webhooks.
+
+Every web node runs the detectors on the whole stream (its own in embedded mode, the scored
+topic with Kafka). Event-time windows make the result the same on every node and at any
+replay speed; only webhooks should be configured on a single node, or receivers get one
+copy per node (they carry the alert's id to drop repeats).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+
+from app.webhooks import WebhookSender
+from insights.alert_rules import AlertRulesError, RuleSet, RulesFile
+from insights.alerts import ALERT_KINDS, SEVERITIES, Alert, AlertEngine, AlertRules
+from insights.health import PipelineHealth
+from insights.windows import EventTimeWindows
+from streaming.records import ScoredPost
+
+STATUSES = ("open", "acknowledged", "resolved")
+
+
+class AlertFilterError(ValueError):
+    """A filter of the alert list that cannot be applied; the message says why."""
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    kind: str | None = None
+    severity: str | None = None
+    status: str | None = None
+    subject: str | None = None
+    limit: int = 100
+
+    @classmethod
+    def parse(cls, args: Any, max_limit: int = 500) -> AlertFilter:
+        """From query arguments; unknown or bad values are refused with the reason."""
+        known = {"kind", "severity", "status", "subject", "limit"}
+        unknown = sorted(set(args) - known)
+        if unknown:
+            raise AlertFilterError(f"unknown filter {unknown[0]!r}; use {', '.join(sorted(known))}")
+        choices = {"kind": ALERT_KINDS, "severity": SEVERITIES, "status": STATUSES}
+        values: dict[str, Any] = {}
+        for name, allowed in choices.items():
+            value = args.get(name) or None
+            if value is not None and value not in allowed:
+                raise AlertFilterError(f"{name} must be one of {', '.join(allowed)}")
+            values[name] = value
+        subject = args.get("subject") or None
+        if subject is not None and len(subject) > 200:
+            raise AlertFilterError("subject is at most 200 characters")
+        raw_limit = args.get("limit") or "100"
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= max_limit:
+            raise AlertFilterError(f"limit must be a whole number from 1 to {max_limit}")
+        return cls(subject=subject, limit=int(raw_limit), **values)
+
+
+class LiveAlerts:
+    """Windows, detectors and the newest `history` alerts of one node.
+
+    `write` runs in the stream's loop; the page, the API and the dashboard read from other
+    threads, so every access holds the lock (detection is cheap next to scoring).
+    """
+
+    def __init__(
+        self,
+        rules: AlertRules,
+        keywords: Sequence[str] = (),
+        history: int = 1000,
+        webhooks: WebhookSender | None = None,
+        registry: CollectorRegistry | None = None,
+        rules_file: RulesFile | None = None,
+    ) -> None:
+        self.windows = EventTimeWindows(rules.window_seconds, rules.lateness_seconds, keywords)
+        self.engine = AlertEngine(rules)
+        self.health = PipelineHealth()
+        self.base_rules = rules
+        self.rules_file = rules_file
+        self.rule_set = RuleSet()
+        self.rules_error: str | None = None  # why the file's rules are not in use
+        if rules_file is not None:
+            try:
+                self._use(rules_file.load(rules))
+            except (AlertRulesError, OSError) as exc:
+                self.rules_error = f"{rules_file.path}: {exc}; the default rules apply"
+        self.history_size = history
+        self.webhooks = webhooks
+        self.version = 0
+        self._alerts: OrderedDict[str, dict[str, Any]] = OrderedDict()  # newest last
+        self._changed: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._counter = Counter(
+            "socialpulse_alerts",
+            "Alerts raised, by kind and severity",
+            ["kind", "severity"],
+            registry=registry or CollectorRegistry(),
+        )
+
+    def write(self, scored: Sequence[ScoredPost]) -> None:
+        with self._lock:
+            changes = [
+                change
+                for window in self.windows.add(scored)
+                for change in self.engine.close_window(window)
+            ]
+            changes += self.health.observe(scored, 0, time.time())
+            self._keep(changes)
+
+    def reject(self, letters: int) -> None:
+        """Count dead letters for the pipeline's health."""
+        with self._lock:
+            self._keep(self.health.observe((), letters, time.time()))
+
+    @property
+    def warm_seconds(self) -> float:
+        """How much history the baselines need: the warm-up and the share's span."""
+        rules = self.engine.rules
+        return rules.window_seconds * (rules.warmup_windows + rules.share_span)
+
+    def warm(self, posts: Sequence[ScoredPost]) -> None:
+        """Learn from past posts (oldest first) before the live ones: baselines, and the
+        alerts they raised, kept as history without webhooks, counters or toasts."""
+        with self._lock:
+            changes = [c for w in self.windows.add(posts) for c in self.engine.close_window(w)]
+            for alert in changes:
+                self._alerts[alert.id] = alert.to_dict()
+                self._alerts.move_to_end(alert.id)
+            while len(self._alerts) > self.history_size:
+                self._alerts.popitem(last=False)
+
+    def _keep(self, changes: list[Alert]) -> None:
+        for alert in changes:
+            record = alert.to_dict()
+            new = alert.id not in self._alerts
+            self._alerts[alert.id] = record
+            self._alerts.move_to_end(alert.id)
+            self._changed[alert.id] = record
+            if new:
+                self._counter.labels(alert.kind, alert.severity).inc()
+            if self.webhooks is not None and (new or record["status"] == "resolved"):
+                self.webhooks.send("alert", record)
+        while len(self._alerts) > self.history_size:
+            self._alerts.popitem(last=False)
+        if changes:
+            self.version += 1
+
+    def take_changes(self) -> list[dict[str, Any]]:
+        """Alerts opened, extended or resolved since the last call (for the dashboard)."""
+        with self._lock:
+            changed = list(self._changed.values())
+            self._changed.clear()
+        return changed
+
+    def recent(self, wanted: AlertFilter | None = None) -> list[dict[str, Any]]:
+        """The newest alerts first, filtered."""
+        wanted = wanted or AlertFilter()
+        with self._lock:
+            records = list(reversed(self._alerts.values()))
+        chosen = []
+        for record in records:
+            if (
+                (wanted.kind and record["kind"] != wanted.kind)
+                or (wanted.severity and record["severity"] != wanted.severity)
+                or (wanted.status and record["status"] != wanted.status)
+                or (wanted.subject and record["subject"] != wanted.subject)
+            ):
+                continue
+            chosen.append(record)
+            if len(chosen) >= wanted.limit:
+                break
+        return chosen
+
+    def acknowledge(self, alert_id: str) -> dict[str, Any] | None:
+        """Mark an alert seen; None when this node does not know it."""
+        with self._lock:
+            engine = next(
+                (e for e in (self.engine, self.health.engine) if alert_id in e.alerts), None
+            )
+            if alert_id not in self._alerts or engine is None:
+                return None
+            self._keep([engine.acknowledge(alert_id)])
+            return self._alerts[alert_id]
+
+    def _use(self, rule_set: RuleSet) -> None:
+        self.rule_set = rule_set
+        self.engine.rules = rule_set.apply_to(self.base_rules)
+        self.engine.overrides = dict(rule_set.subjects)
+
+    def save_rules(self, text: str) -> RuleSet:
+        """Check and keep new rules (in the file too); on AlertRulesError nothing changes."""
+        if self.rules_file is None:
+            raise AlertRulesError("this node keeps no rules file")
+        with self._lock:
+            rule_set = self.rules_file.save(text, self.base_rules)
+            self._use(rule_set)
+            self.rules_error = None
+            return rule_set
+
+    def flush(self) -> None:
+        """Close the open windows (a finite source ended)."""
+        with self._lock:
+            changes = [c for w in self.windows.flush() for c in self.engine.close_window(w)]
+            self._keep(changes)

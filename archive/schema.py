@@ -1,0 +1,77 @@
+"""The archive's tables, described once for both engines (SQLite and PostgreSQL).
+
+Times are seconds since the epoch (double precision): the same on both engines, indexable,
+and what the records already carry. Lists (hashtags, mentions, …) are JSON text. The
+migrations in `archive/migrations/versions` create exactly these tables; a test checks that
+they agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+posts = Table(
+    "posts",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("created_at", Double, nullable=False),  # the post's own (event) time
+    Column("hashtags", Text, nullable=False),  # JSON list of lower-case tags
+    Column("mentions", Text, nullable=False),
+    Column("urls", Text, nullable=False),
+    Column("emoji", Text, nullable=False),
+    Column("author_followers", BigInteger),
+    Column("lang", String(20)),
+    Column("source", String(100)),
+    Column("observed_engagement", Text),  # JSON object of counts, or NULL
+    Column("sentiment_compound", Double, nullable=False),
+    Column("sentiment_pos", Double, nullable=False),
+    Column("sentiment_neu", Double, nullable=False),
+    Column("sentiment_neg", Double, nullable=False),
+    Column("sentiment_label", String(20), nullable=False),
+    Column("cluster_id", Integer, nullable=False),
+    Column("cluster_label", Text, nullable=False),
+    Column("engagement_predicted", Double, nullable=False),
+    Column("engagement_band", String(20), nullable=False),
+    Column("model_version", String(100), nullable=False),
+    Column("latency_ms", Double, nullable=False),
+    Column("scored_at", Double, nullable=False),
+    Column("received_at", Double, nullable=False),
+    # When the archive first stored this post: kept when a rescored post replaces the row.
+    Column("first_seen_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index("ix_posts_created_at", "created_at"),
+    Index("ix_posts_first_seen_at", "first_seen_at"),
+    Index("ix_posts_author", "author"),
+    Index("ix_posts_cluster_created", "cluster_id", "created_at"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    # A digest of where the input came from and what it was: a redelivered or re-published
+    # dead letter has the same id, so it is stored once.
+    Column("id", String(64), primary_key=True),
+    Column("value", LargeBinary),  # the rejected input byte for byte (NULL: a tombstone)
+    Column("key", LargeBinary),
+    Column("reason", Text, nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("position", Text, nullable=False),  # JSON object (topic/partition/offset, line)
+    Column("received_at", Double, nullable=False),
+    Column("first_seen_at", Double, nullable=False),
+    Index("ix_dead_letters_first_seen_at", "first_seen_at"),
+)

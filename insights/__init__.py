@@ -1,0 +1,1 @@
+"""What is learned across many posts: alert detectors over event-time windows."""

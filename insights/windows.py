@@ -1,0 +1,239 @@
+"""Scored posts cut into fixed event-time windows, per subject (hashtag, cluster, keyword).
+
+A window closes when the watermark (the latest event time seen, minus the allowed
+lateness) passes its end. Posts are taken one by one in arrival order, so how a stream is
+cut into micro-batches never changes which windows a post lands in or when they close:
+the same posts in the same order give the same windows at any replay speed. A post older
+than an already closed window is late: it is counted and left out.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from streaming.records import ScoredPost
+
+MAX_SAMPLES = 5
+SAMPLE_TEXT_CHARS = 280
+
+
+@dataclass(frozen=True)
+class SamplePost:
+    id: str
+    author: str
+    text: str
+    compound: float
+    created_at: float
+
+
+@dataclass
+class SubjectWindow:
+    """What one subject did in one window."""
+
+    count: int = 0
+    compound_sum: float = 0.0
+    compound_squares: float = 0.0
+    negative: int = 0
+    # The most strongly felt posts (|compound|, ties by id): the ones worth showing.
+    samples: list[tuple[float, str, SamplePost]] = field(default_factory=list)
+    label: str | None = None  # a topic cluster's words, for people to read
+
+    def add(self, compound: float, negative: bool, sample: SamplePost | None = None) -> None:
+        self.count += 1
+        self.compound_sum += compound
+        self.compound_squares += compound * compound
+        self.negative += negative
+        if sample is not None:
+            entry = (abs(compound), sample.id, sample)
+            if len(self.samples) < MAX_SAMPLES:
+                heapq.heappush(self.samples, entry)
+            elif entry[:2] > self.samples[0][:2]:
+                heapq.heapreplace(self.samples, entry)
+
+    @property
+    def mean_compound(self) -> float:
+        return self.compound_sum / self.count if self.count else 0.0
+
+    def sample_posts(self) -> list[SamplePost]:
+        return [s for _, _, s in sorted(self.samples, key=lambda e: (-e[0], e[1]))]
+
+
+@dataclass
+class WindowSummary:
+    """One closed window: the stream's total and every subject seen in it."""
+
+    start: float
+    seconds: float
+    total: int = 0
+    subjects: dict[str, SubjectWindow] = field(default_factory=dict)
+    # Posts far above their topic's and author's usual engagement (see ViralDetector).
+    viral: list[ViralCandidate] = field(default_factory=list)
+
+    @property
+    def end(self) -> float:
+        return self.start + self.seconds
+
+
+@dataclass(frozen=True)
+class ViralCandidate:
+    post: SamplePost
+    engagement: float  # the larger of observed and predicted
+    topic_usual: float
+    author_usual: float | None
+    z: float  # against the topic's usual, in log engagement
+
+
+class ViralDetector:
+    """Posts whose engagement (observed, or predicted where that is higher) is far above
+    both their topic cluster's norm and their author's.
+
+    Norms are exponentially weighted means and variances of log(1 + engagement), updated
+    after each post is judged, so a post is only compared with what came before it. A
+    candidate is at least `min_z` standard deviations above its topic (once the topic has
+    `min_topic_posts`), `min_author_ratio` × its author's usual (authors with
+    `min_author_posts` or more), and `min_engagement` in absolute terms.
+    """
+
+    def __init__(
+        self,
+        min_z: float = 4.0,
+        min_engagement: float = 100.0,
+        min_topic_posts: int = 50,
+        min_author_posts: int = 3,
+        min_author_ratio: float = 5.0,
+        span: float = 500.0,
+        max_authors: int = 100_000,
+    ) -> None:
+        self.min_z = min_z
+        self.min_engagement = min_engagement
+        self.min_topic_posts = min_topic_posts
+        self.min_author_posts = min_author_posts
+        self.min_author_ratio = min_author_ratio
+        self.rate = 2.0 / (span + 1.0)
+        self.max_authors = max_authors
+        self.topics: dict[int, list[float]] = {}  # cluster → [posts, mean, variance]
+        self.authors: dict[str, list[float]] = {}  # author → [posts, mean], last seen last
+
+    def judge(self, scored: ScoredPost, sample: SamplePost) -> ViralCandidate | None:
+        post = scored.post
+        observed = float(sum((post.engagement or {}).values()))
+        engagement = max(observed, float(scored.engagement.predicted), 0.0)
+        value = math.log1p(engagement)
+        topic = self.topics.setdefault(scored.cluster.id, [0, value, 1.0])
+        author = self.authors.pop(post.author, None)
+        candidate = None
+        if topic[0] >= self.min_topic_posts and engagement >= self.min_engagement:
+            z = (value - topic[1]) / math.sqrt(max(topic[2], 1e-6))
+            known = author is not None and author[0] >= self.min_author_posts
+            above_author = not known or value - author[1] >= math.log(self.min_author_ratio)
+            if z >= self.min_z and above_author:
+                candidate = ViralCandidate(
+                    sample,
+                    round(engagement, 2),
+                    round(math.expm1(topic[1]), 2),
+                    round(math.expm1(author[1]), 2) if known else None,
+                    round(z, 2),
+                )
+        # A candidate teaches its topic only what a usual post would (a topic's norm must
+        # not become viral), but its author all of it: their next hit is less surprising.
+        learned = topic[1] if candidate else value
+        topic[0] += 1
+        gap = learned - topic[1]
+        topic[1] += self.rate * gap
+        topic[2] = (1 - self.rate) * (topic[2] + self.rate * gap * gap)
+        if author is None:
+            author = [0, value]
+        author[0] += 1
+        author[1] += max(self.rate, 1.0 / author[0]) * (value - author[1])
+        self.authors[post.author] = author  # re-inserted: the dict stays in last-seen order
+        if len(self.authors) > self.max_authors:
+            del self.authors[next(iter(self.authors))]
+        return candidate
+
+
+def post_subjects(scored: ScoredPost, keywords: frozenset[str] = frozenset()) -> list[str]:
+    """The subjects a post counts for: `#tag`, `cluster:<id>` and `keyword:<word>`."""
+    post = scored.post
+    subjects = {"#" + tag.lower() for tag in post.hashtags}
+    subjects.add(f"cluster:{scored.cluster.id}")
+    if keywords:
+        words = {w.strip(".,!?;:\"'()").lower() for w in post.text.split()}
+        subjects.update("keyword:" + w for w in keywords & words)
+    return sorted(subjects)
+
+
+class EventTimeWindows:
+    """Assigns posts to windows and hands out the windows the watermark closed.
+
+    Args:
+        seconds: window length.
+        lateness: how far behind the latest event time a post may still arrive.
+        keywords: words counted as subjects of their own.
+    """
+
+    def __init__(
+        self,
+        seconds: float,
+        lateness: float,
+        keywords: Iterable[str] = (),
+        viral: ViralDetector | None = None,
+    ) -> None:
+        if seconds <= 0 or lateness < 0:
+            raise ValueError("windows need a positive length and a lateness of zero or more")
+        self.seconds = seconds
+        self.lateness = lateness
+        self.keywords = frozenset(k.lower() for k in keywords)
+        self.viral = viral or ViralDetector()
+        self.open: dict[int, WindowSummary] = {}
+        self.watermark = -math.inf  # every window ending at or before it is closed
+        self.late = 0
+
+    def add(self, posts: Sequence[ScoredPost]) -> list[WindowSummary]:
+        """Take posts in order; the windows they closed, oldest first."""
+        closed: list[WindowSummary] = []
+        for scored in posts:
+            t = scored.post.created_at.timestamp()
+            index = math.floor(t / self.seconds)
+            start = index * self.seconds
+            if start + self.seconds <= self.watermark:
+                self.late += 1
+                continue
+            window = self.open.get(index)
+            if window is None:
+                window = self.open[index] = WindowSummary(start, self.seconds)
+            window.total += 1
+            compound = scored.sentiment.compound
+            sample = SamplePost(
+                scored.post.id,
+                scored.post.author,
+                scored.post.text[:SAMPLE_TEXT_CHARS],
+                compound,
+                t,
+            )
+            candidate = self.viral.judge(scored, sample)
+            if candidate is not None:
+                window.viral.append(candidate)
+            negative = scored.sentiment.label == "negative"
+            for subject in post_subjects(scored, self.keywords):
+                target = window.subjects.get(subject)
+                if target is None:
+                    target = window.subjects[subject] = SubjectWindow()
+                    if subject.startswith("cluster:"):
+                        target.label = scored.cluster.label
+                target.add(compound, negative, sample)
+            if t - self.lateness > self.watermark:
+                self.watermark = t - self.lateness
+                closed += self._close_until(self.watermark)
+        return closed
+
+    def flush(self) -> list[WindowSummary]:
+        """Close every open window (the end of a replay); later posts count as late."""
+        self.watermark = math.inf
+        return self._close_until(math.inf)
+
+    def _close_until(self, watermark: float) -> list[WindowSummary]:
+        done = sorted(i for i, w in self.open.items() if w.end <= watermark)
+        return [self.open.pop(i) for i in done]
