@@ -334,6 +334,3 @@ class StackedSentimentModel(VaderSentimentModel):
             "features": getattr(self, "n_features_", 0),
             "train_rows": getattr(self, "n_train_", 0),
         }
-
-
-SentimentModel = VaderFallbackSentimentModel | StackedSentimentModel
