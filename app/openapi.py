@@ -118,6 +118,20 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                     "neu": number,
                     "neg": number,
                     "label": {"type": "string", "enum": ["positive", "neutral", "negative"]},
+                    "calibrated_label": {
+                        "type": "string",
+                        "enum": ["positive", "neutral", "negative"],
+                        "nullable": True,
+                        "description": "VADER and a text model trained on labelled tweets, "
+                        "stacked (VADER's label where no model was trained).",
+                    },
+                    "calibrated_probability": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": 1,
+                        "nullable": True,
+                        "description": "Calibrated probability of `calibrated_label`.",
+                    },
                 },
                 ["compound", "pos", "neu", "neg", "label"],
             ),

@@ -459,15 +459,20 @@ def evaluate_sentiment_labels(
         model: the sentiment model (default: a new `VaderSentimentModel`).
         progress: told the number of texts after each chunk.
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-    from sklearn.metrics import precision_recall_fscore_support as prfs
-
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
     if not texts:
         raise ValueError("no texts to score")
     actual = [normalize_sentiment_label(label) for label in labels]
     predicted = [s.label for s in _score(texts, model, progress)]
+    return sentiment_label_report(actual, predicted)
+
+
+def sentiment_label_report(actual: Sequence[str], predicted: Sequence[str]) -> SentimentLabelReport:
+    """Accuracy, macro-F1, per-class scores and confusion of `predicted` against `actual`."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    from sklearn.metrics import precision_recall_fscore_support as prfs
+
     order = list(SENTIMENT_LABELS)
     precision, recall, f1, support = prfs(actual, predicted, labels=order, zero_division=0)
     per_class = {
@@ -486,6 +491,94 @@ def evaluate_sentiment_labels(
         per_class=per_class,
         confusion=confusion_matrix(actual, predicted, labels=order).tolist(),
         predicted=tuple(predicted),
+    )
+
+
+@dataclass(frozen=True)
+class CalibratedSentimentReport:
+    """The calibrated model's labels against reference labels, and how far its
+    probabilities can be trusted.
+
+    Attributes:
+        labels: the same scores as VADER's report, for the calibrated labels.
+        log_loss: of the three class probabilities (lower is better).
+        brier: multi-class Brier score (mean squared error of the probabilities).
+        ece: expected calibration error of the top label's probability, in 10 bins.
+        kind: which model ("stacked", or "vader-fallback" without a trained one).
+    """
+
+    labels: SentimentLabelReport
+    log_loss: float
+    brier: float
+    ece: float
+    kind: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.labels.to_dict(),
+            "log_loss": self.log_loss,
+            "brier": self.brier,
+            "ece": self.ece,
+            "kind": self.kind,
+        }
+
+
+def calibration_scores(actual: Sequence[str], probabilities: np.ndarray) -> dict[str, float]:
+    """Log loss, Brier score and 10-bin expected calibration error of class probabilities
+    (columns in `SENTIMENT_LABELS` order)."""
+    from sklearn.metrics import log_loss
+
+    truth = np.array([SENTIMENT_LABELS.index(label) for label in actual])
+    probabilities = np.clip(np.asarray(probabilities, dtype=float), 1e-12, 1.0)
+    one_hot = np.eye(len(SENTIMENT_LABELS))[truth]
+    top = probabilities.argmax(axis=1)
+    confidence = probabilities[np.arange(len(top)), top]
+    correct = top == truth
+    bins = np.minimum((confidence * 10).astype(int), 9)
+    ece = sum(
+        abs(correct[bins == b].mean() - confidence[bins == b].mean()) * np.mean(bins == b)
+        for b in range(10)
+        if np.any(bins == b)
+    )
+    return {
+        "log_loss": float(log_loss(truth, probabilities, labels=[0, 1, 2])),
+        "brier": float(np.mean(np.sum((probabilities - one_hot) ** 2, axis=1))),
+        "ece": float(ece),
+    }
+
+
+def evaluate_calibrated_sentiment(
+    texts: Sequence[str],
+    labels: Sequence[Any],
+    model: Any,
+    progress: Progress | None = None,
+    chunk: int = 2000,
+) -> CalibratedSentimentReport:
+    """Scores of the calibrated sentiment label and its probabilities on labelled texts.
+
+    Args:
+        texts: post texts, untouched.
+        labels: positive / neutral / negative, in any letter case.
+        model: a model of `models.calibrated_sentiment` (`score_batch`, `predict_proba`).
+        progress: told the number of texts after each chunk.
+    """
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    if not texts:
+        raise ValueError("no texts to score")
+    actual = [normalize_sentiment_label(label) for label in labels]
+    predicted: list[str] = []
+    probabilities = []
+    for start in range(0, len(texts), chunk):
+        batch = texts[start : start + chunk]
+        predicted.extend(s.calibrated_label for s in model.score_batch(batch))
+        probabilities.append(model.predict_proba(batch))
+        if progress is not None:
+            progress.update(len(batch))
+    return CalibratedSentimentReport(
+        labels=sentiment_label_report(actual, predicted),
+        kind=model.kind,
+        **calibration_scores(actual, np.vstack(probabilities)),
     )
 
 

@@ -88,8 +88,29 @@ def run_record(manifest: Mapping[str, Any]) -> dict[str, Any]:
             "search": bool(params.get("search")),
         },
         "metrics": compared,
+        "sentiment": _sentiment_record(params.get("sentiment"), metrics.get("sentiment_holdout")),
         "split": metrics.get("split"),
         "seconds": manifest.get("training_seconds"),
+    }
+
+
+def _sentiment_record(
+    params: Mapping[str, Any] | None, holdout: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The sentiment model's kind and, per labelled file, held-out macro-F1 of VADER and it."""
+    if not params:
+        return None
+    return {
+        "kind": params.get("kind"),
+        "holdout": {
+            name: {
+                "rows": scores.get("test_rows"),
+                "vader_macro_f1": scores["vader"]["macro_f1"],
+                "model_macro_f1": scores["model"]["macro_f1"],
+                "model_ece": scores["model"].get("ece"),
+            }
+            for name, scores in (holdout or {}).items()
+        },
     }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from models.calibrated_sentiment import VaderFallbackSentimentModel
 from models.clustering import StreamingTopicClusterer
 from models.engagement import EngagementModel
 from models.features import FEATURE_NAMES
@@ -59,7 +60,7 @@ class ScoringPipeline:
         clusterer: fitted topic clusterer; it keeps learning from live batches.
         engagement: fitted engagement model.
         model_version: version of the artifacts, stamped on every scored post.
-        sentiment: the sentiment model (VADER by default).
+        sentiment: the sentiment model (default: VADER, its label as the calibrated one).
     """
 
     def __init__(
@@ -72,7 +73,7 @@ class ScoringPipeline:
         self.clusterer = clusterer
         self.engagement = engagement
         self.model_version = model_version
-        self.sentiment = sentiment or VaderSentimentModel()
+        self.sentiment = sentiment or VaderFallbackSentimentModel()
         # Online learning mutates the clusterer; one learner at a time.
         self._learn_lock = threading.Lock()
 

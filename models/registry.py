@@ -22,9 +22,11 @@ from typing import Any
 
 import joblib
 
+from models.calibrated_sentiment import VaderFallbackSentimentModel
 from models.clustering import StreamingTopicClusterer
 from models.engagement import EngagementModel
 from models.pipeline import ScoringPipeline
+from models.sentiment import VaderSentimentModel
 from models.signing import SIGNATURE_FILE, ManifestKey
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,9 @@ ARTIFACT_FILES = {"clusterer": "clusterer.joblib", "engagement": "engagement.job
 # Optional files of a version (written by `socialpulse train`).
 NEURAL_FILE = "engagement_nn.keras"  # Keras native format, loaded with safe_mode
 EVALUATION_FILE = "evaluation.npz"  # held-out predictions etc., loaded without pickle
+# The calibrated sentiment model, hash-checked like the others. Versions saved before it
+# existed have none and score with `VaderFallbackSentimentModel`.
+SENTIMENT_FILE = "sentiment.joblib"
 REPORT_FILE = "report.html"
 # Libraries whose version must match for a pickled model to load the same way.
 PINNED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
@@ -63,10 +68,13 @@ class ModelBundle:
     engagement: EngagementModel
     version: str = ""
     manifest: dict[str, Any] = field(default_factory=dict)
+    # The calibrated sentiment model; None: VADER's label with a measured probability.
+    sentiment: VaderSentimentModel | None = None
 
     def pipeline(self) -> ScoringPipeline:
         """A live scoring pipeline on this version's models."""
-        return ScoringPipeline(self.clusterer, self.engagement, self.version)
+        sentiment = self.sentiment or VaderFallbackSentimentModel()
+        return ScoringPipeline(self.clusterer, self.engagement, self.version, sentiment)
 
 
 def library_versions() -> dict[str, str]:
@@ -117,6 +125,10 @@ def save_bundle(
         path = tmp / filename
         joblib.dump(getattr(bundle, attribute), path, compress=3)
         files[filename] = sha256_file(path)
+    if bundle.sentiment is not None:
+        path = tmp / SENTIMENT_FILE
+        joblib.dump(bundle.sentiment, path, compress=3)
+        files[SENTIMENT_FILE] = sha256_file(path)
     for filename, content in (extra_files or {}).items():
         if filename in files or filename == MANIFEST or Path(filename).name != filename:
             raise ValueError(f"cannot add a file named {filename!r} to a version")
@@ -274,9 +286,11 @@ def load_bundle(
     # Every file is checked before any is unpickled: one bad file taints the whole version.
     # The bytes that were hashed are the bytes unpickled, so a file swapped in between the
     # check and the load cannot slip through.
+    parts = dict(ARTIFACT_FILES)
+    if SENTIMENT_FILE in manifest.get("files", {}):
+        parts["sentiment"] = SENTIMENT_FILE
     verified = {
-        part: _verified_bytes(folder, manifest, filename)
-        for part, filename in ARTIFACT_FILES.items()
+        part: _verified_bytes(folder, manifest, filename) for part, filename in parts.items()
     }
     loaded = {part: joblib.load(io.BytesIO(content)) for part, content in verified.items()}
     return ModelBundle(
@@ -284,4 +298,5 @@ def load_bundle(
         engagement=loaded["engagement"],
         version=version,
         manifest=manifest,
+        sentiment=loaded.get("sentiment"),
     )

@@ -68,7 +68,7 @@ class ModelStore:
 
     def publish(self, pipeline: ScoringPipeline) -> ScoringPipeline:
         """Save the (online-updated) models as a new version; the pipeline under its name."""
-        bundle = ModelBundle(pipeline.clusterer, pipeline.engagement)
+        bundle = ModelBundle(pipeline.clusterer, pipeline.engagement, sentiment=pipeline.sentiment)
         save_bundle(
             bundle,
             self.root,

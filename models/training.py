@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from models.calibrated_sentiment import VaderFallbackSentimentModel
 from models.clustering import AUTO, StreamingTopicClusterer, topic_document
 from models.datasets import TEST_FRACTION, Dataset, DatasetError, check_time_order, split_index
 from models.engagement import EngagementModel
@@ -26,6 +27,7 @@ from models.features import AUTHOR_FEATURES, FEATURE_NAMES, AuthorPrior
 from models.featurize import PostFeatures, featurize
 from models.metrics import engagement_metrics, permutation_importance
 from models.registry import EVALUATION_FILE, NEURAL_FILE, ModelBundle, save_bundle
+from models.sentiment_training import SentimentData, train_sentiment
 from models.signing import ManifestKey
 from streaming.records import Post
 
@@ -203,6 +205,7 @@ def train(
     dataset: Dataset,
     options: TrainingOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    sentiment_data: SentimentData | None = None,
 ) -> TrainingResult:
     """Fit, evaluate on the later rows, then refit on every row for the saved version.
 
@@ -210,6 +213,9 @@ def train(
         dataset: time-ordered posts and targets.
         options: what to fit.
         progress: called with each stage's name once the stage is done.
+        sentiment_data: labelled texts for the calibrated sentiment model (stage
+            "sentiment model"); None keeps VADER's label with its measured probability
+            (`VaderFallbackSentimentModel`).
 
     Raises:
         DatasetError: too few rows for the clusters or the time-series folds.
@@ -331,11 +337,21 @@ def train(
         }
     if neural_params:
         params["neural"] = neural_params
+    data = dataset.description
+    if sentiment_data is not None:
+        sentiment, metrics["sentiment_holdout"] = train_sentiment(
+            sentiment_data, options.test_fraction, options.seed
+        )
+        data = {**data, "sentiment": sentiment_data.description}
+        done("sentiment model")
+    else:
+        sentiment = VaderFallbackSentimentModel()
+    params["sentiment"] = sentiment.describe()
     return TrainingResult(
-        bundle=ModelBundle(clusterer=clusterer, engagement=engagement),
+        bundle=ModelBundle(clusterer=clusterer, engagement=engagement, sentiment=sentiment),
         metrics=metrics,
         params=params,
-        data=dataset.description,
+        data=data,
         evaluation=evaluation,
         neural=final_neural,
         seconds=round(time.perf_counter() - started, 2),

@@ -50,6 +50,12 @@ class Vader:
 
     def scores(self, text: str) -> tuple[float, float, float, float]:
         """(neg, neu, pos, compound) of `text`, rounded as the library rounds them."""
+        return self.scores_and_words(text)[0]
+
+    def scores_and_words(self, text: str) -> tuple[tuple[float, float, float, float], list[str]]:
+        """`scores(text)` and the lowercased words VADER read (emoji as their descriptions,
+        punctuation off the ends of words): a supervised text model reads the same words
+        without tokenizing the text a second time."""
         if not self._emoji_chars.isdisjoint(text):
             text = text.translate(self._emoji_descriptions)
         text = text.strip()
@@ -63,7 +69,7 @@ class Vader:
         sentiments = self._valences(words, lowered)
         if "but" in lowered:
             _weigh_around_but(sentiments, lowered.index("but"))
-        return _score_valence(sentiments, text)
+        return _score_valence(sentiments, text), lowered
 
     def _valences(self, words: list[str], lowered: list[str]) -> list[float]:
         """The valence of every word: `polarity_scores`' loop and `sentiment_valence`."""

@@ -84,11 +84,19 @@ class Post:
 
 @dataclass(frozen=True, slots=True)
 class Sentiment:
+    """VADER's scores and label, and the calibrated model's label and its probability.
+
+    `calibrated_label` / `calibrated_probability` are None on records scored before the
+    calibrated model existed (old Kafka messages still parse).
+    """
+
     compound: float
     pos: float
     neu: float
     neg: float
-    label: str
+    label: str  # VADER's label (compound thresholds ±0.05)
+    calibrated_label: str | None = None
+    calibrated_probability: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +105,8 @@ class Sentiment:
             "neu": self.neu,
             "neg": self.neg,
             "label": self.label,
+            "calibrated_label": self.calibrated_label,
+            "calibrated_probability": self.calibrated_probability,
         }
 
 
@@ -166,6 +176,8 @@ class ScoredPost:
                     "neu": sentiment.neu,
                     "neg": sentiment.neg,
                     "label": sentiment.label,
+                    "calibrated_label": sentiment.calibrated_label,
+                    "calibrated_probability": sentiment.calibrated_probability,
                 },
                 "cluster": {"id": self.cluster.id, "label": self.cluster.label},
                 "engagement": {
@@ -197,7 +209,7 @@ class ScoredPost:
                 source=data.get("source"),
                 engagement=data.get("observed_engagement"),
             )
-            sentiment = Sentiment(**data["sentiment"])
+            sentiment = _sentiment(data["sentiment"])
             cluster = ClusterAssignment(int(data["cluster"]["id"]), str(data["cluster"]["label"]))
             engagement = EngagementPrediction(
                 float(data["engagement"]["predicted"]), str(data["engagement"]["band"])
@@ -214,6 +226,22 @@ class ScoredPost:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidPost(f"not a scored post: {exc}") from exc
+
+
+def _sentiment(data: Mapping[str, Any]) -> Sentiment:
+    """The `Sentiment` of a scored post's JSON; messages written before the calibrated
+    label existed have no `calibrated_*` keys and get None."""
+    probability = data.get("calibrated_probability")
+    label = data.get("calibrated_label")
+    return Sentiment(
+        float(data["compound"]),
+        float(data["pos"]),
+        float(data["neu"]),
+        float(data["neg"]),
+        str(data["label"]),
+        None if label is None else str(label),
+        None if probability is None else float(probability),
+    )
 
 
 # The fields a raw post may carry.

@@ -352,3 +352,23 @@ def test_a_time_after_the_latest_accepted_is_refused():
         parse_post({"text": "too late", "created_at": "2024-05-01T12:00:01Z"}, latest=latest)
     assert raised.value.field == "created_at"
     assert "ahead of the clock" in raised.value.message
+
+
+def test_scored_post_carries_the_calibrated_label_through_kafka_bytes(pipeline, sample_posts):
+    scored = pipeline.score_batch(sample_posts[:10])
+    for original in scored:
+        assert original.sentiment.calibrated_label in ("positive", "neutral", "negative")
+        assert 0.0 < original.sentiment.calibrated_probability <= 1.0
+        back = ScoredPost.from_dict(orjson.loads(original.to_json()))  # as kafka_common reads
+        assert back == original
+        assert back.sentiment.calibrated_label == original.sentiment.calibrated_label
+
+
+def test_a_scored_post_written_before_the_calibrated_label_still_parses(pipeline, sample_posts):
+    record = pipeline.score_batch(sample_posts[:1])[0].to_dict()
+    del record["sentiment"]["calibrated_label"], record["sentiment"]["calibrated_probability"]
+    back = ScoredPost.from_dict(json.loads(json.dumps(record)))
+    assert back.sentiment.calibrated_label is None
+    assert back.sentiment.calibrated_probability is None
+    assert back.sentiment.compound == record["sentiment"]["compound"]
+    assert back.to_dict()["sentiment"]["label"] == record["sentiment"]["label"]

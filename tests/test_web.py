@@ -182,6 +182,8 @@ def test_analyze_one_post(client):
     for key in ("sentiment", "cluster", "engagement", "model_version", "latency_ms", "explanation"):
         assert key in body
     assert body["sentiment"]["label"] == "positive"
+    assert body["sentiment"]["calibrated_label"] == "positive"
+    assert 0.0 < body["sentiment"]["calibrated_probability"] <= 1.0
     assert body["hashtags"] == ["nba"]
     assert body["engagement"]["predicted"] >= 0
     assert {"sentiment_drivers", "cluster_terms", "engagement_contributions"} <= set(
@@ -364,6 +366,7 @@ def test_form_shows_the_result(client):
     html = response.get_data(as_text=True)
     assert 'id="result"' in html
     assert '<span class="label negative" id="result-sentiment">negative</span>' in html
+    assert '<span class="label negative" id="result-calibrated">negative</span>' in html
     assert "#travel" in html and "#airport" in html
 
 

@@ -90,6 +90,21 @@ def _target_columns(values: tuple[str, ...]) -> list[str]:
     help="Posts the author's recent level averages; 0 turns author features off "
     "[default: searched between 0 and 20].",
 )
+@click.option(
+    "--sentiment-file",
+    "sentiment_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Labelled tweets (CSV/TSV/JSONL with text and negative/neutral/positive labels) for "
+    "the calibrated sentiment model; repeat for several. Without it, posts get VADER's label "
+    "with a measured probability.",
+)
+@click.option(
+    "--sentiment-label-col",
+    metavar="COLUMN",
+    help="Label column of the sentiment files [default: label, sentiment or "
+    "airline_sentiment, whichever a file has].",
+)
 @click.option("--model-dir", help="Where versions are saved [SOCIALPULSE_MODEL_DIR].")
 @click.option("--json", "as_json", is_flag=True, help="Print the held-out metrics as JSON.")
 @click.option("--history", is_flag=True, help="Show the logged training runs instead of training.")
@@ -106,6 +121,8 @@ def train(
     search,
     cv_splits,
     author_window,
+    sentiment_files,
+    sentiment_label_col,
     model_dir,
     as_json,
     history,
@@ -161,7 +178,13 @@ def train(
         except NeuralUnavailable as exc:
             raise click.ClickException(f"--model {model_kind}: {exc}") from exc
 
-    stages = ["load data", *options.stages(), *([] if no_report else ["report"]), "save"]
+    stages = [
+        "load data",
+        *options.stages(),
+        *(["sentiment model"] if sentiment_files else []),
+        *([] if no_report else ["report"]),
+        "save",
+    ]
     with tqdm(total=len(stages), unit="stage", desc="train", disable=no_progress) as bar:
         bar.set_postfix_str(stages[0])
 
@@ -175,8 +198,13 @@ def train(
                 dataset = load_dataset(files, column_mapping(columns), targets, encoding)
             else:
                 dataset = synthetic_dataset(posts, seed=seed)
+            sentiment_data = None
+            if sentiment_files:
+                from models.sentiment_training import load_sentiment_files
+
+                sentiment_data = load_sentiment_files(sentiment_files, sentiment_label_col)
             done("load data")
-            result = fit(dataset, options, progress=done)
+            result = fit(dataset, options, progress=done, sentiment_data=sentiment_data)
         except DatasetError as exc:
             raise click.ClickException(str(exc)) from exc
         except NeuralUnavailable as exc:
@@ -224,6 +252,10 @@ def train(
     }
     if "neural_holdout" in metrics:
         summary["metrics"]["nn"] = metrics["neural_holdout"]
+    summary["sentiment"] = {
+        "kind": result.params["sentiment"]["kind"],
+        "holdout": metrics.get("sentiment_holdout", {}),
+    }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -246,6 +278,13 @@ def _print_summary(summary: dict, report_path: Path | None) -> None:
     click.echo("metric          " + "".join(f"{names[m]:>10}" for m in models))
     for key, label in ENGAGEMENT_METRICS:
         click.echo(f"{label:<16}" + "".join(f"{metrics[m][key]:>10.3f}" for m in models))
+    sentiment = summary["sentiment"]
+    click.echo(f"\nsentiment model: {sentiment['kind']}")
+    for name, scores in sentiment["holdout"].items():
+        click.echo(
+            f"  {name} held out ({scores['test_rows']} rows): macro-F1 VADER "
+            f"{scores['vader']['macro_f1']:.3f}, model {scores['model']['macro_f1']:.3f}"
+        )
     if report_path:
         click.echo(f"\nreport: {report_path}")
 

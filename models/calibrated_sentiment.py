@@ -1,0 +1,336 @@
+"""A calibrated sentiment label next to VADER's scores: VADER's output stacked with a text model.
+
+Every post keeps VADER's compound, pos, neu, neg and label exactly as VADER gives them. The
+models here add `calibrated_label` (negative / neutral / positive) and its probability:
+
+- `StackedSentimentModel`, trained on labelled tweets (`socialpulse train --sentiment-file`):
+  a logistic regression on TF-IDF word unigrams and bigrams of the words VADER read (level
+  1), and a second logistic regression (level 2) on the first one's out-of-fold log
+  probabilities and VADER's four scores. The level-2 layer both combines the two and
+  calibrates the probabilities, since it learns from predictions on rows the text model did
+  not see. Scoring reuses VADER's tokens and runs the TF-IDF arithmetic on the whole batch.
+- `VaderFallbackSentimentModel`, used when no labelled data was given (the zero-set-up
+  default of `make run`): VADER's label, with the probability that VADER's label is right
+  as measured on labelled tweets for its |compound| (`FALLBACK_CALIBRATION`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+from collections.abc import Sequence
+from itertools import chain, pairwise, repeat
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from models.sentiment import VaderSentimentModel, _shared_vader, sentiment_label
+from streaming.records import Sentiment
+
+LABELS = ("negative", "neutral", "positive")  # the classes, in the models' column order
+
+# P(VADER's label is the human label | |compound| in [edge, next edge)), measured on general
+# tweets: TweetEval sentiment validation (2,000 tweets; 524, 304, 456, 376, 296 and 44 per
+# bin). Used only when no model was trained on labelled data: README, "Sentiment".
+FALLBACK_CALIBRATION: tuple[tuple[float, float], ...] = (
+    (0.0, 0.64),
+    (0.05, 0.34),
+    (0.3, 0.47),
+    (0.5, 0.59),
+    (0.7, 0.78),
+    (0.9, 0.93),
+)
+
+
+def _stack_features(scores: np.ndarray) -> np.ndarray:
+    """VADER's (neg, neu, pos, compound) rows and the label their compound gives, one-hot."""
+    compound = scores[:, 3:4]
+    return np.hstack([scores, compound >= 0.05, compound <= -0.05, np.abs(compound) < 0.05]).astype(
+        np.float64
+    )
+
+
+def _terms(words: list[str]) -> list[Any]:
+    """Unigrams (str) and bigrams (2-tuples: no string is built for them) of `words`."""
+    return [*words, *pairwise(words)]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+
+class VaderFallbackSentimentModel(VaderSentimentModel):
+    """VADER's label as the calibrated label, with a measured probability of it being right."""
+
+    kind = "vader-fallback"
+
+    def score_batch(self, texts: Sequence[str]) -> list[Sentiment]:
+        scores = _shared_vader().scores
+        edges = [edge for edge, _ in FALLBACK_CALIBRATION]
+        results = []
+        for text in texts:
+            neg, neu, pos, compound = scores(text)
+            label = sentiment_label(compound)
+            probability = FALLBACK_CALIBRATION[bisect.bisect_right(edges, abs(compound)) - 1][1]
+            results.append(Sentiment(compound, pos, neu, neg, label, label, probability))
+        return results
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """The measured probability on VADER's label, the rest shared by the other two."""
+        probabilities = np.zeros((len(texts), len(LABELS)))
+        for row, sentiment in enumerate(self.score_batch(texts)):
+            p = sentiment.calibrated_probability
+            probabilities[row] = (1.0 - p) / 2
+            probabilities[row, LABELS.index(sentiment.label)] = p
+        return probabilities
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest and experiment log record of this model."""
+        return {"kind": self.kind, "calibration": [list(row) for row in FALLBACK_CALIBRATION]}
+
+
+class StackedSentimentModel(VaderSentimentModel):
+    """VADER + TF-IDF logistic regression, stacked and calibrated by a logistic layer.
+
+    Args:
+        C: inverse regularization of the text model (level 1).
+        stack_C: inverse regularization of the stacking layer (level 2).
+        min_df: documents a unigram or bigram must appear in to be a feature.
+        folds: folds of the out-of-fold predictions the stacking layer learns from.
+        balance: weigh rows so that each group (e.g. each source file) and, within it, each
+            class count the same: one large, one-sided file does not set the class priors.
+        seed: random seed of the folds.
+    """
+
+    kind = "stacked"
+
+    def __init__(
+        self,
+        C: float = 3.0,
+        stack_C: float = 1.0,
+        min_df: int = 2,
+        folds: int = 5,
+        balance: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.C = C
+        self.stack_C = stack_C
+        self.min_df = min_df
+        self.folds = folds
+        self.balance = balance
+        self.seed = seed
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        groups: Sequence[str] | None = None,
+    ) -> StackedSentimentModel:
+        """Learn from labelled texts (labels: negative / neutral / positive).
+
+        Raises:
+            ValueError: mismatched inputs, an unknown label, or a class with fewer rows
+                than `folds`.
+        """
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold
+
+        if len(texts) != len(labels):
+            raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        unknown = set(labels) - set(LABELS)
+        if unknown:
+            raise ValueError(f"unknown sentiment labels {sorted(unknown)[:3]}: use {LABELS}")
+        y = np.array([LABELS.index(label) for label in labels])
+        counts = np.bincount(y, minlength=len(LABELS))
+        if counts.min() < self.folds:
+            raise ValueError(
+                f"every label needs at least {self.folds} examples; got "
+                + ", ".join(f"{label} {n}" for label, n in zip(LABELS, counts, strict=True))
+            )
+        groups = ["all"] * len(y) if groups is None else list(groups)
+        weights = self._weights(y, groups)
+        scores, words = self._vader(texts)
+        self._fit_vocabulary([_terms(w) for w in words])
+        x = self._tfidf(words)
+
+        text_model = LogisticRegression(C=self.C, max_iter=3000)
+        out_of_fold = np.zeros((len(y), len(LABELS)))
+        splitter = StratifiedKFold(self.folds, shuffle=True, random_state=self.seed)
+        for train, test in splitter.split(x, y):
+            text_model.fit(x[train], y[train], sample_weight=weights[train])
+            out_of_fold[test] = text_model.predict_log_proba(x[test])
+        text_model.fit(x, y, sample_weight=weights)
+        stack = LogisticRegression(C=self.stack_C, max_iter=3000)
+        stack.fit(np.hstack([out_of_fold, _stack_features(scores)]), y, sample_weight=weights)
+        # Only the coefficients are kept: scoring is two matrix products, no sklearn call.
+        self.text_coef_ = np.ascontiguousarray(text_model.coef_.T)  # (terms, classes)
+        self.text_intercept_ = text_model.intercept_.copy()
+        self.stack_coef_ = np.ascontiguousarray(stack.coef_.T)
+        self.stack_intercept_ = stack.intercept_.copy()
+        self.n_train_ = len(y)
+        return self
+
+    def _weights(self, y: np.ndarray, groups: list[str]) -> np.ndarray:
+        if not self.balance:
+            return np.ones(len(y))
+        weights = np.zeros(len(y))
+        names = sorted(set(groups))
+        group_of = np.array([names.index(g) for g in groups])
+        for g in range(len(names)):
+            rows = group_of == g
+            present = np.bincount(y[rows], minlength=len(LABELS))
+            per_class = np.divide(
+                1.0, present * np.count_nonzero(present), where=present > 0, out=np.zeros(3)
+            )
+            weights[rows] = per_class[y[rows]]  # each group sums to 1
+        return weights * len(y) / len(names)
+
+    def _fit_vocabulary(self, terms: list[list[Any]]) -> None:
+        """Unigrams, then bigrams, seen in at least `min_df` texts, and their idf.
+
+        A bigram that often is made of two unigrams that often, so each bigram is stored as
+        the code `first word's id × unigrams + second word's id` (sorted, for a vectorized
+        lookup), next to its feature index.
+        """
+        document_frequency: Counter[Any] = Counter()
+        for doc in terms:
+            document_frequency.update(set(doc))
+        kept = [term for term, df in document_frequency.items() if df >= self.min_df]
+        unigrams = [term for term in kept if isinstance(term, str)]
+        bigrams = [term for term in kept if not isinstance(term, str)]
+        self.vocabulary_ = {term: i for i, term in enumerate(unigrams)}
+        n_unigrams = len(unigrams)
+        codes = np.array(
+            [self.vocabulary_[a] * n_unigrams + self.vocabulary_[b] for a, b in bigrams],
+            dtype=np.int64,
+        )
+        order = np.argsort(codes)
+        self.bigram_codes_ = codes[order]
+        self.bigram_ids_ = (n_unigrams + order).astype(np.int64)
+        self.bigrams_ = [bigrams[i] for i in order]
+        self.n_features_ = n_unigrams + len(bigrams)
+        n = len(terms)
+        # scikit-learn's smooth idf: ln((1 + n) / (1 + df)) + 1.
+        self.idf_ = np.array(
+            [math.log((1 + n) / (1 + document_frequency[t])) + 1 for t in unigrams + bigrams]
+        )
+
+    def feature_names(self) -> list[Any]:
+        """Each feature's unigram (str) or bigram (pair of str), in column order."""
+        names: list[Any] = list(self.vocabulary_)
+        bigrams = [None] * (self.n_features_ - len(names))
+        for pair, index in zip(self.bigrams_, self.bigram_ids_.tolist(), strict=True):
+            bigrams[index - len(names)] = pair
+        return names + bigrams
+
+    # -- scoring ---------------------------------------------------------------------------
+    @staticmethod
+    def _vader(texts: Sequence[str]) -> tuple[np.ndarray, Sequence[list[str]]]:
+        """VADER's (neg, neu, pos, compound) of each text as rows, and the words it read."""
+        scored = list(map(_shared_vader().scores_and_words, texts))
+        if not scored:
+            return np.zeros((0, 4)), []
+        raw, words = zip(*scored, strict=True)
+        return np.array(raw, dtype=np.float64), words
+
+    def _tfidf(self, words: Sequence[list[str]]) -> sparse.csr_matrix:
+        """Sublinear TF-IDF of each text's unigrams and bigrams, l2-normalized rows (as
+        TfidfVectorizer(sublinear_tf=True) on `_terms`; tested).
+
+        The batch's words are looked up in one pass that runs in C (`map` over the
+        vocabulary's `get`); bigrams are pairs of neighbouring word ids, found by binary
+        search among the bigram codes (a pair that spans two texts is dropped). Per post
+        this costs a fraction of VADER's own time.
+        """
+        n = len(words)
+        lengths = np.fromiter(map(len, words), dtype=np.int64, count=n)
+        flat = list(chain.from_iterable(words))
+        unigrams = np.fromiter(
+            map(self.vocabulary_.get, flat, repeat(-1)), dtype=np.int64, count=len(flat)
+        )
+        rows = np.repeat(np.arange(n), lengths)
+        first, second = unigrams[:-1], unigrams[1:]
+        candidate = (rows[:-1] == rows[1:]) & (first >= 0) & (second >= 0)
+        codes = first[candidate] * len(self.vocabulary_) + second[candidate]
+        bigrams = np.full(len(codes), -1, dtype=np.int64)
+        if len(self.bigram_codes_) and len(codes):
+            at = np.minimum(np.searchsorted(self.bigram_codes_, codes), len(self.bigram_codes_) - 1)
+            found = self.bigram_codes_[at] == codes
+            bigrams[found] = self.bigram_ids_[at[found]]
+        ids = np.concatenate([unigrams, bigrams])
+        owners = np.concatenate([rows, rows[:-1][candidate]])
+        known = ids >= 0
+        # Each (text, term) once with its count, sorted by text then term: a CSR matrix.
+        width = self.n_features_
+        cells, term_counts = np.unique(owners[known] * width + ids[known], return_counts=True)
+        cell_rows = cells // width
+        row_lengths = np.bincount(cell_rows, minlength=n)
+        counts = sparse.csr_matrix(
+            (
+                term_counts.astype(np.float64),
+                cells - cell_rows * width,
+                np.concatenate([[0], np.cumsum(row_lengths)]),
+            ),
+            shape=(n, width),
+        )
+        data = (np.log(counts.data) + 1.0) * self.idf_[counts.indices]
+        squares = np.zeros(n)
+        nonempty = row_lengths > 0
+        if data.size:
+            squares[nonempty] = np.add.reduceat(data**2, counts.indptr[:-1][nonempty])
+        norms = np.sqrt(squares)
+        norms[norms == 0] = 1.0
+        counts.data = data / np.repeat(norms, row_lengths)
+        return counts
+
+    def _probabilities(self, scores: np.ndarray, words: list[list[str]]) -> np.ndarray:
+        x = self._tfidf(words)
+        text_log_proba = _log_softmax(x @ self.text_coef_ + self.text_intercept_)
+        stacked = np.hstack([text_log_proba, _stack_features(scores)])
+        return _softmax(stacked @ self.stack_coef_ + self.stack_intercept_)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """P(negative), P(neutral), P(positive) of each text, one row per text."""
+        if not texts:
+            return np.zeros((0, len(LABELS)))
+        return self._probabilities(*self._vader(texts))
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """The calibrated label of each text."""
+        return [LABELS[i] for i in self.predict_proba(texts).argmax(axis=1)]
+
+    def score_batch(self, texts: Sequence[str]) -> list[Sentiment]:
+        """VADER's scores untouched, plus the calibrated label and its probability."""
+        if not texts:
+            return []
+        scores, words = self._vader(texts)
+        probabilities = self._probabilities(scores, words)
+        best = probabilities.argmax(axis=1)
+        top = map(round, probabilities[np.arange(len(best)), best].tolist(), repeat(4))
+        labels = [LABELS[b] for b in best.tolist()]
+        # VADER's own floats (the rows of `scores` hold the same values), positionally.
+        return [
+            Sentiment(compound, pos, neu, neg, sentiment_label(compound), label, p)
+            for (neg, neu, pos, compound), label, p in zip(
+                scores.tolist(), labels, top, strict=True
+            )
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest and experiment log record of this model."""
+        return {
+            "kind": self.kind,
+            "params": {k: v for k, v in vars(self).items() if not k.endswith("_")},
+            "features": getattr(self, "n_features_", 0),
+            "train_rows": getattr(self, "n_train_", 0),
+        }
