@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from app.commands.options import kafka_option, load_config
+from app.commands.options import kafka_option, load_config, metrics_options
 
 
 @click.command()
@@ -23,19 +23,7 @@ from app.commands.options import kafka_option, load_config
     is_flag=True,
     help="Delete what is older than SOCIALPULSE_ARCHIVE_RETENTION_DAYS, then exit.",
 )
-@click.option(
-    "--metrics-port",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Serve Prometheus metrics on PORT (0: off).",
-)
-@click.option(
-    "--metrics-host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address the metrics server listens on (0.0.0.0 in a container).",
-)
+@metrics_options
 def archive(kafka, group, consumer_id, migrate_only, prune_only, metrics_port, metrics_host):
     """Archive the scored and dead-letter topics (SOCIALPULSE_ARCHIVE_URL).
 

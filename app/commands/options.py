@@ -42,6 +42,23 @@ def kafka_option(help: str = KAFKA_HELP):
     return click.option("--kafka", "kafka", metavar="HOST:PORT", help=help)
 
 
+def metrics_options(command):
+    """`--metrics-port` and `--metrics-host` of a long-running Kafka command."""
+    command = click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address the metrics server listens on (0.0.0.0 in a container).",
+    )(command)
+    return click.option(
+        "--metrics-port",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Serve Prometheus metrics on PORT (0: off).",
+    )(command)
+
+
 def mapping_options(command):
     """Column-mapping flags of every command that reads posts from a file (--text-col …)."""
     options = [

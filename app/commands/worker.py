@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from app.commands.options import kafka_option, load_kafka_config
+from app.commands.options import kafka_option, load_kafka_config, metrics_options
 
 
 @click.command()
@@ -25,19 +25,7 @@ from app.commands.options import kafka_option, load_kafka_config
     show_default=True,
     help="Seconds between published versions with --learn.",
 )
-@click.option(
-    "--metrics-port",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Serve Prometheus metrics on PORT (0: off).",
-)
-@click.option(
-    "--metrics-host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address the metrics server listens on (0.0.0.0 in a container).",
-)
+@metrics_options
 @click.option(
     "--json-logs/--text-logs",
     default=True,
