@@ -138,7 +138,8 @@ class ViralDetector:
         self.rate = 2.0 / (span + 1.0)
         self.max_authors = max_authors
         self.topics: dict[int, list[float]] = {}  # cluster → [posts, mean, variance]
-        self.authors: dict[str, list[float]] = {}  # author → [posts, mean], last seen last
+        self.authors: dict[str, list[float]] = {}  # author → [posts, mean, last judged]
+        self.judged = 0
 
     def judge(self, scored: ScoredPost) -> ViralCandidate | None:
         post = scored.post
@@ -146,7 +147,7 @@ class ViralDetector:
         engagement = max(observed, float(scored.engagement.predicted), 0.0)
         value = math.log1p(engagement)
         topic = self.topics.setdefault(scored.cluster.id, [0, value, 1.0])
-        author = self.authors.pop(post.author, None)
+        author = self.authors.get(post.author)
         candidate = None
         if topic[0] >= self.min_topic_posts and engagement >= self.min_engagement:
             z = (value - topic[1]) / math.sqrt(max(topic[2], 1e-6))
@@ -167,25 +168,36 @@ class ViralDetector:
         gap = learned - topic[1]
         topic[1] += self.rate * gap
         topic[2] = (1 - self.rate) * (topic[2] + self.rate * gap * gap)
+        self.judged += 1
         if author is None:
-            author = [0, value]
+            author = self.authors[post.author] = [0, value, 0]
+            if len(self.authors) > self.max_authors:
+                self._forget_authors()
         author[0] += 1
         author[1] += max(self.rate, 1.0 / author[0]) * (value - author[1])
-        self.authors[post.author] = author  # re-inserted: the dict stays in last-seen order
-        if len(self.authors) > self.max_authors:
-            del self.authors[next(iter(self.authors))]
+        author[2] = self.judged
         return candidate
+
+    def _forget_authors(self) -> None:
+        """Drop the tenth of the authors seen longest ago (in one go, so rarely)."""
+        by_age = sorted(self.authors.items(), key=lambda item: item[1][2])
+        for name, _ in by_age[: max(1, self.max_authors // 10)]:
+            del self.authors[name]
 
 
 def post_subjects(scored: ScoredPost, keywords: frozenset[str] = frozenset()) -> list[str]:
-    """The subjects a post counts for: `#tag`, `cluster:<id>` and `keyword:<word>`."""
+    """The subjects a post counts for, each once: `cluster:<id>`, then `#tag` and
+    `keyword:<word>` in the order found."""
     post = scored.post
-    subjects = {"#" + tag.lower() for tag in post.hashtags}
-    subjects.add(f"cluster:{scored.cluster.id}")
+    subjects = [f"cluster:{scored.cluster.id}"]
+    for tag in post.hashtags:
+        subject = "#" + tag.lower()
+        if subject not in subjects:
+            subjects.append(subject)
     if keywords:
         words = {w.strip(".,!?;:\"'()").lower() for w in post.text.split()}
-        subjects.update("keyword:" + w for w in keywords & words)
-    return sorted(subjects)
+        subjects += ["keyword:" + w for w in sorted(keywords & words)]
+    return subjects
 
 
 class EventTimeWindows:

@@ -188,8 +188,8 @@ def test_late_posts_are_counted_and_left_out():
 def test_subjects_of_a_post_and_hostile_subjects_in_links():
     post = scored("Refund NOW! refund please #Delayed #delayed", T0, cluster=4)
     assert post_subjects(post, frozenset({"refund", "bags"})) == [
-        "#delayed",
         "cluster:4",
+        "#delayed",
         "keyword:refund",
     ]
     url = explore_url("#a&b=<script>", 0.0, 600.0)
@@ -273,3 +273,13 @@ def test_a_topic_cluster_is_named_by_its_words():
     changes = [a for w in windows.add(posts) for a in engine.close_window(w)]
     (topic,) = [a for a in changes if a.subject == "cluster:7"]
     assert topic.explanation.startswith("topic “bags · lost” (cluster 7): new, 30 posts in 10 min")
+
+
+def test_viral_norms_keep_a_bounded_number_of_authors():
+    from insights.windows import ViralDetector
+
+    detector = ViralDetector(max_authors=100)
+    for i in range(1000):
+        detector.judge(with_engagement(scored(f"post {i}"), 5.0, f"author{i}"))
+        assert len(detector.authors) <= 100
+    assert "author999" in detector.authors and "author0" not in detector.authors
