@@ -43,6 +43,8 @@ posts = Table(
     Column("sentiment_neu", Double, nullable=False),
     Column("sentiment_neg", Double, nullable=False),
     Column("sentiment_label", String(20), nullable=False),
+    Column("sentiment_calibrated_label", String(20)),  # NULL on posts scored before it
+    Column("sentiment_calibrated_probability", Double),
     Column("cluster_id", Integer, nullable=False),
     Column("cluster_label", Text, nullable=False),
     Column("engagement_predicted", Double, nullable=False),

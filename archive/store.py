@@ -109,6 +109,8 @@ def post_row(scored: ScoredPost, now: float) -> dict[str, Any]:
         "sentiment_neu": sentiment.neu,
         "sentiment_neg": sentiment.neg,
         "sentiment_label": clean_text(sentiment.label),
+        "sentiment_calibrated_label": sentiment.calibrated_label,
+        "sentiment_calibrated_probability": sentiment.calibrated_probability,
         "cluster_id": scored.cluster.id,
         "cluster_label": clean_text(scored.cluster.label),
         "engagement_predicted": scored.engagement.predicted,
@@ -146,6 +148,8 @@ def scored_from_row(row: Any) -> ScoredPost:
             row.sentiment_neu,
             row.sentiment_neg,
             row.sentiment_label,
+            row.sentiment_calibrated_label,
+            row.sentiment_calibrated_probability,
         ),
         cluster=ClusterAssignment(row.cluster_id, row.cluster_label),
         engagement=EngagementPrediction(row.engagement_predicted, row.engagement_band),
@@ -290,9 +294,9 @@ class ArchiveStore:
         return upsert, letters
 
     # -- schema ---------------------------------------------------------------------------
-    def migrate(self) -> None:
-        """Create or upgrade the schema to the newest migration (safe to run concurrently
-        from several processes: they take turns)."""
+    def migrate(self, revision: str = "head") -> None:
+        """Create or upgrade the schema to `revision`, by default the newest (safe to run
+        concurrently from several processes: they take turns)."""
         from alembic import command
         from alembic.config import Config as AlembicConfig
 
@@ -304,7 +308,7 @@ class ArchiveStore:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
                 )
             settings.attributes["connection"] = connection
-            command.upgrade(settings, "head")
+            command.upgrade(settings, revision)
 
     @contextlib.contextmanager
     def _migration_lock(self) -> Iterator[None]:

@@ -18,9 +18,9 @@ from sqlalchemy.exc import OperationalError
 from app.aggregates import LiveAggregates
 from app.config import Config, ConfigError
 from app.testing import TcpProxy
-from archive.schema import metadata
+from archive.schema import metadata, posts
 from archive.sink import ArchiveKeeper, ArchiveSink
-from archive.store import ArchiveStore, normalise_url, redact
+from archive.store import ArchiveStore, normalise_url, post_row, redact
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter
 from tests.conftest import postgres_url, with_schema
@@ -129,9 +129,25 @@ def test_the_migrations_create_exactly_the_described_schema(store):
     with store.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
     assert differences == []
-    assert store.revision() == "0001"
+    assert store.revision() == "0002"
     store.migrate()  # idempotent
-    assert store.revision() == "0001"
+    assert store.revision() == "0002"
+
+
+def test_posts_archived_before_the_calibrated_label_read_back_without_it(tmp_path, scored):
+    archive = ArchiveStore(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    archive.migrate("0001")
+    with archive.engine.begin() as connection:
+        row = {k: v for k, v in post_row(scored[0], 1.0).items() if "calibrated" not in k}
+        connection.execute(posts.insert(), [row])
+    archive.migrate()
+    assert archive.revision() == "0002"
+    old, _ = archive.get(scored[0].post.id)
+    assert old.sentiment.calibrated_label is None and old.sentiment.compound == (
+        scored[0].sentiment.compound
+    )
+    archive.write(scored[:1])  # rescored now: the new columns fill in
+    assert archive.get(scored[0].post.id)[0].sentiment == scored[0].sentiment
 
 
 def test_sqlite_runs_in_wal_mode_and_reports_its_disk_use(tmp_path, scored):
@@ -328,7 +344,7 @@ def test_the_archive_command_migrates_and_prunes_without_kafka(archive_url, scor
     env = {"SOCIALPULSE_ARCHIVE_URL": archive_url, "SOCIALPULSE_KAFKA_BOOTSTRAP": ""}
     result = CliRunner(env=env).invoke(main, ["archive", "--migrate"])
     assert result.exit_code == 0, result.output
-    assert "at revision 0001" in result.output
+    assert "at revision 0002" in result.output
     store = ArchiveStore(archive_url)
     try:
         store.write(scored[:4], now=time.time() - 10 * DAY)
