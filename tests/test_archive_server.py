@@ -40,17 +40,27 @@ def health(url: str) -> dict:
     return requests.get(url + "/healthz", timeout=5).json()
 
 
-def snapshot(url: str) -> dict:
-    """The state a viewer gets on connecting."""
+def snapshot(url: str, feed_size: int = 0) -> dict:
+    """The state a viewer gets on connecting; with `feed_size`, its feed as it stands once
+    that many posts came (posts still to be sent when it connected come in the next
+    update, so a viewer right after a batch gets them a moment later)."""
     updates: list[dict] = []
     client = socketio.Client(reconnection=False)
     client.on("update", updates.append, namespace="/live")
     client.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=10)
+
+    def feed() -> list[dict]:
+        seen: dict[str, dict] = {}
+        for update in reversed(updates):  # newest update first
+            for post in update["posts"]:
+                seen.setdefault(post["id"], post)
+        return list(seen.values())
+
     try:
-        wait_for(lambda: updates, 10, "the state")
+        wait_for(lambda: updates and len(feed()) >= feed_size, 10, "the state")
     finally:
         client.disconnect()
-    return updates[0]
+    return {**updates[0], "posts": feed()[: max(feed_size, len(updates[0]["posts"]))]}
 
 
 def comparable(state: dict) -> dict:
@@ -84,7 +94,7 @@ def test_a_restart_rebuilds_the_dashboard_from_the_archive(
             60,
             "the replay to be scored and archived",
         )
-        before = comparable(snapshot(first.url))
+        before = comparable(snapshot(first.url, feed_size=50))
     assert before["total"] == N_POSTS and len(before["feed"]) == 50
     assert sum(w["count"] for w in before["sentiment_series"]) == N_POSTS
 
