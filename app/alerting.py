@@ -22,7 +22,7 @@ from app.webhooks import WebhookSender
 from insights.alert_rules import AlertRulesError, RuleSet, RulesFile
 from insights.alerts import ALERT_KINDS, SEVERITIES, Alert, AlertEngine, AlertRules
 from insights.health import PipelineHealth
-from insights.windows import EventTimeWindows
+from insights.windows import EventTimeWindows, WindowSummary
 from streaming.records import ScoredPost
 
 STATUSES = ("open", "acknowledged", "resolved")
@@ -106,11 +106,7 @@ class LiveAlerts:
 
     def write(self, scored: Sequence[ScoredPost]) -> None:
         with self._lock:
-            changes = [
-                change
-                for window in self.windows.add(scored)
-                for change in self.engine.close_window(window)
-            ]
+            changes = self._close(self.windows.add(scored))
             changes += self.health.observe(scored, 0, time.time())
             self._keep(changes)
 
@@ -129,19 +125,21 @@ class LiveAlerts:
         """Learn from past posts (oldest first) before the live ones: baselines, and the
         alerts they raised, kept as history without webhooks, counters or toasts."""
         with self._lock:
-            changes = [c for w in self.windows.add(posts) for c in self.engine.close_window(w)]
-            for alert in changes:
-                self._alerts[alert.id] = alert.to_dict()
-                self._alerts.move_to_end(alert.id)
-            while len(self._alerts) > self.history_size:
-                self._alerts.popitem(last=False)
+            self._keep(self._close(self.windows.add(posts)), announce=False)
 
-    def _keep(self, changes: list[Alert]) -> None:
+    def _close(self, windows: Sequence[WindowSummary]) -> list[Alert]:
+        return [change for window in windows for change in self.engine.close_window(window)]
+
+    def _keep(self, changes: list[Alert], announce: bool = True) -> None:
+        """Keep alert changes in the history; `announce` them to the dashboard, the
+        counters and the webhooks too (not for history being replayed)."""
         for alert in changes:
             record = alert.to_dict()
             new = alert.id not in self._alerts
             self._alerts[alert.id] = record
             self._alerts.move_to_end(alert.id)
+            if not announce:
+                continue
             self._changed[alert.id] = record
             if new:
                 self._counter.labels(alert.kind, alert.severity).inc()
@@ -149,7 +147,7 @@ class LiveAlerts:
                 self.webhooks.send("alert", record)
         while len(self._alerts) > self.history_size:
             self._alerts.popitem(last=False)
-        if changes:
+        if changes and announce:
             self.version += 1
 
     def take_changes(self) -> list[dict[str, Any]]:
@@ -207,5 +205,4 @@ class LiveAlerts:
     def flush(self) -> None:
         """Close the open windows (a finite source ended)."""
         with self._lock:
-            changes = [c for w in self.windows.flush() for c in self.engine.close_window(w)]
-            self._keep(changes)
+            self._keep(self._close(self.windows.flush()))

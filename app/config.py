@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from app.security import default_allowed_hosts
+from app.webhooks import check_url
 from models.signing import ManifestKey
 from streaming.kafka_clients import DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS
 from streaming.topics import Topics
@@ -324,9 +324,10 @@ class Config:
             if not self.webhook_secret or len(self.webhook_secret) < 16:
                 raise ConfigError("webhook_urls need webhook_secret (16+ characters) to sign")
             for url in self.webhook_list:
-                parts = urlsplit(url)
-                if parts.scheme not in ("http", "https") or not parts.hostname:
-                    raise ConfigError(f"a webhook URL must be http(s)://host/…, not {url!r}")
+                try:
+                    check_url(url)
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from exc
         if self.archive_retention_days < 0:
             raise ConfigError("archive_retention_days must be ≥ 0 (0 keeps everything)")
         url = self.archive_database_url

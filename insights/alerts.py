@@ -34,6 +34,7 @@ import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -181,8 +182,6 @@ def explore_url(subject: str, start: float, end: float) -> str:
 
 
 def _iso(t: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 

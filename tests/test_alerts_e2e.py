@@ -14,7 +14,6 @@ import requests
 from app.testing import KafkaScenario, running_server, wait_for
 from app.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from tests.test_alerts import T0
-from tests.test_browser import browser, page  # noqa: F401 - the browser fixtures
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser]
 
@@ -81,7 +80,7 @@ def test_a_burst_in_kafka_reaches_the_browser_and_a_webhook(
     bundle,
     model_dir,
     tmp_path,
-    page,  # noqa: F811 - the fixture
+    page,
 ):
     # One partition: a replay of old posts arrives in event-time order (see README, alerts).
     scenario = KafkaScenario(kafka_bootstrap, model_dir, tmp_path / "kafka", partitions=1)

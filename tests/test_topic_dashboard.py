@@ -11,7 +11,6 @@ from app.live import NEW_TOPIC_SECONDS, TOPIC_EVENTS_SHOWN
 from app.services import services
 from app.testing import running_server
 from models.clustering import TopicEvent
-from tests.test_browser import browser, page  # noqa: F401 - the browser fixtures
 
 NOW = 1_800_000_000.0
 
@@ -72,7 +71,7 @@ def test_the_embedded_stream_shows_its_topics_being_born(app):
 
 
 @pytest.mark.browser
-def test_new_topics_appear_on_the_dashboard(bundle, model_dir, tmp_path, page):  # noqa: F811
+def test_new_topics_appear_on_the_dashboard(bundle, model_dir, tmp_path, page):
     lines = []
     subjects = [
         "volcano eruption grounds flights ash cloud",
