@@ -15,7 +15,6 @@ from app.readiness import Readiness
 from app.testing import free_port, running_server, wait_for
 from streaming.metrics import StreamMetrics
 from streaming.sources import ListSource
-from tests.test_browser import browser, page  # noqa: F401  (fixtures)
 
 
 def test_a_problem_keeps_its_start_until_its_part_recovers():
@@ -158,7 +157,7 @@ def test_the_dashboard_shows_a_stall_and_clears_it_on_recovery(
     bundle,
     model_dir,
     tmp_path,
-    page,  # noqa: F811
+    page,
 ):
     # A named pipe with no writer: the replay blocks on it, as a source stuck on a dead
     # mount or socket would, until posts are written to it.
