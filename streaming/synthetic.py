@@ -7,6 +7,7 @@ tone varies with emoji, capitals and "!!!". Engagement is drawn from
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Iterator
@@ -163,6 +164,41 @@ class Author:
     followers: int
     interests: tuple[int, ...]  # topic indexes
     weights: tuple[float, ...]
+    segment: str | None = None  # the planted audience segment, when there are any
+    activity: float = 1.0  # relative posting rate (planted segments only)
+
+
+@dataclass(frozen=True)
+class AudienceSegment:
+    """A planted audience: what its authors post about, when, how, and what it earns.
+
+    Attributes:
+        name: the segment's name (posts carry it as `_segment`).
+        topics: names of the topics its authors post about.
+        peak_hour: the hour of day (UTC) its authors post most.
+        activity: relative posting rate of its authors.
+        engagement: added to the mean log engagement of its posts.
+        replies: share of its posts that are replies (start with a mention).
+        links: share of its posts with a link.
+    """
+
+    name: str
+    topics: tuple[str, ...]
+    peak_hour: int
+    activity: float
+    engagement: float
+    replies: float
+    links: float
+
+
+# Four audiences that differ in interests, rhythm and engagement (see `planted`).
+PLANTED_SEGMENTS: tuple[AudienceSegment, ...] = (
+    AudienceSegment("sports fans", ("basketball", "gaming"), 20, 2.0, 0.5, 0.3, 0.05),
+    AudienceSegment("tech crowd", ("ai", "finance"), 11, 1.0, 0.2, 0.05, 0.5),
+    AudienceSegment("culture lovers", ("movies", "music", "food"), 15, 1.0, 0.0, 0.1, 0.15),
+    AudienceSegment("early risers", ("fitness", "travel", "climate"), 7, 0.6, -0.3, 0.15, 0.1),
+)
+_TOPIC_INDEX = {topic.name: i for i, topic in enumerate(TOPICS)}
 
 
 def expected_log_engagement(
@@ -203,17 +239,60 @@ class SyntheticPostGenerator:
         n_authors: size of the author population.
         start: event time of the first post when simulating time; None uses the wall clock.
         rate: posts per second of simulated time (sets the gaps between timestamps).
+        segments: planted audience segments (e.g. `PLANTED_SEGMENTS`); authors are spread
+            over them in turn and post as their segment does, and posts carry `_segment`.
+            None (the default) generates the stream exactly as before segments existed.
     """
 
     def __init__(
-        self, seed: int = 7, n_authors: int = 400, start: datetime | None = None, rate: float = 20.0
+        self,
+        seed: int = 7,
+        n_authors: int = 400,
+        start: datetime | None = None,
+        rate: float = 20.0,
+        segments: tuple[AudienceSegment, ...] | None = None,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
-        self.authors = [self._make_author(i) for i in range(n_authors)]
+        self.segments = {s.name: s for s in segments} if segments else None
+        if segments:
+            self.authors = [
+                self._make_planted_author(i, segments[i % len(segments)]) for i in range(n_authors)
+            ]
+            self._hour_weights = [
+                list(
+                    itertools.accumulate(
+                        a.activity * _hour_weight(self.segments[a.segment].peak_hour, h)
+                        for a in self.authors
+                        if a.segment is not None
+                    )
+                )
+                for h in range(24)
+            ]
+        else:
+            self.authors = [self._make_author(i) for i in range(n_authors)]
         self.clock = start
         self.rate = rate
         self.count = 0
+
+    def _make_planted_author(self, index: int, segment: AudienceSegment) -> Author:
+        rng = self.rng
+        name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4)))
+        followers = int(min(5e6, math.exp(rng.gauss(5.8, 1.9))))
+        interests = tuple(_TOPIC_INDEX[t] for t in segment.topics)
+        weights = tuple(rng.uniform(0.5, 1.0) for _ in interests)
+        # A little of everything else: real audiences are never pure.
+        others = tuple(i for i in range(len(TOPICS)) if i not in interests)
+        stray = rng.choice(others)
+        activity = segment.activity * rng.uniform(0.6, 1.4)
+        return Author(
+            f"{name}{index}",
+            followers,
+            (*interests, stray),
+            (*weights, 0.08),
+            segment.name,
+            activity,
+        )
 
     def _make_author(self, index: int) -> Author:
         rng = self.rng
@@ -237,7 +316,15 @@ class SyntheticPostGenerator:
     def next_post(self) -> dict[str, Any]:
         """One raw post with its observed engagement and the generator's topic."""
         rng = self.rng
-        author = rng.choice(self.authors)
+        planted: AudienceSegment | None = None
+        if self.segments is None:
+            author = rng.choice(self.authors)
+            when = None
+        else:
+            # Time first: who posts depends on the hour (each segment's rhythm).
+            when = self._next_time()
+            author = rng.choices(self.authors, cum_weights=self._hour_weights[when.hour])[0]
+            planted = self.segments[author.segment or ""]
         topic_index = rng.choices(author.interests, author.weights)[0]
         topic = TOPICS[topic_index]
         tone = rng.choices((1, -1, 0), (0.42, 0.3, 0.28))[0]
@@ -260,9 +347,9 @@ class SyntheticPostGenerator:
         n_emoji = rng.choices((0, 1, 2, 3), (0.45, 0.3, 0.17, 0.08))[0]
         if n_emoji:
             text += " " + "".join(rng.choice(EMOJI[tone]) for _ in range(n_emoji))
-        if rng.random() < 0.12:
+        if rng.random() < (0.12 if planted is None else planted.replies):
             text = f"@{rng.choice(self.authors).handle} " + text
-        has_url = rng.random() < 0.18
+        has_url = rng.random() < (0.18 if planted is None else planted.links)
         if has_url:
             text += f" https://sp.example/{rng.getrandbits(32):08x}"
         n_tags = rng.choices((0, 1, 2, 3, 4, 6), (0.15, 0.3, 0.25, 0.15, 0.1, 0.05))[0]
@@ -271,15 +358,17 @@ class SyntheticPostGenerator:
             tags += ["trending", "news"][: n_tags - len(tags)]
         if tags:
             text += " " + " ".join("#" + t for t in tags)
-        created_at = self._next_time()
+        created_at = self._next_time() if when is None else when
         mean = expected_log_engagement(
             author.followers, len(tags), has_url, n_emoji, tone, strength, topic.effect, created_at
         )
+        if planted is not None:
+            mean += planted.engagement
         total = max(0, round(math.expm1(max(0.0, rng.gauss(mean, 0.35)))))
         likes = round(total * 0.7)
         shares = round(total * 0.2)
         self.count += 1
-        return {
+        raw = {
             "id": f"syn-{self.seed}-{self.count}",
             "text": text,
             "author": author.handle,
@@ -291,6 +380,9 @@ class SyntheticPostGenerator:
             "_topic": topic.name,
             "_expected_log_engagement": mean,
         }
+        if planted is not None:
+            raw["_segment"] = planted.name
+        return raw
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         while True:
@@ -298,6 +390,11 @@ class SyntheticPostGenerator:
 
     def take(self, n: int) -> list[dict[str, Any]]:
         return [self.next_post() for _ in range(n)]
+
+
+def _hour_weight(peak: int, hour: int) -> float:
+    """How much more an author posts at `hour` than on average, peaking at `peak`."""
+    return math.exp(1.5 * math.cos(2 * math.pi * (hour - peak) / 24))
 
 
 def strip_private(raw: dict[str, Any]) -> dict[str, Any]:

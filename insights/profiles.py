@@ -1,0 +1,363 @@
+"""Author profiles: what each author posts about, when and how, and what it earns.
+
+`AuthorProfiles` folds batches of scored posts into one `AuthorProfile` per author and
+keeps a short list of recent well-engaging posts ("content to show them"). It is fed by the
+live stream and can be rebuilt from the archive (`rebuild`). Memory is bounded: at most
+`max_authors` profiles (the least recently seen go first), profiles idle for `max_idle`
+seconds of event time are dropped, and each profile keeps at most `MAX_HASHTAGS` hashtags
+and `MAX_TOPICS` topics; one profile takes about 2 KB.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import threading
+from array import array
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streaming.records import ScoredPost
+
+MAX_HASHTAGS = 16  # per profile: the rarest is dropped when a new one arrives
+MAX_TOPICS = 24  # per profile: topic clusters are few, this only guards against churn
+RECENT_POSTS = 2_000  # recent posts kept for "content to show them"
+TEXT_KEPT = 280  # characters of an author's last post kept as an example
+DAY = 86_400.0
+
+# Layout of `AuthorProfile.stats` (one array of doubles: compact and quick to update).
+HOURS = 0  # 24 post counts by hour of day (UTC)
+HOUR_SUM = 24  # 24 sums of engagement by hour
+HOUR_SQ = 48  # 24 sums of squared engagement by hour
+WEEKDAYS = 72  # 7 post counts by weekday (Monday first)
+REPLIES, MENTIONS, LINKS, EMOJI = 79, 80, 81, 82  # posts that have each
+SENTIMENT, OBSERVED_N, OBSERVED_SUM, PREDICTED_SUM = 83, 84, 85, 86
+ENGAGEMENT_SUM, ENGAGEMENT_SQ = 87, 88  # of the engagement used for recommendations
+N_STATS = 89
+
+
+def engagement_of(scored: ScoredPost) -> tuple[float, bool]:
+    """The post's engagement (likes + shares + replies) when observed, else the predicted
+    one; and whether it was observed."""
+    observed = scored.post.engagement
+    if observed:
+        return float(sum(observed.values())), True
+    return float(scored.engagement.predicted), False
+
+
+class AuthorProfile:
+    """Running totals of one author's posts (event time, UTC).
+
+    Attributes:
+        handle: the author.
+        n_posts: posts seen.
+        first_seen / last_seen: event times (epoch seconds) of the first and last post.
+        followers: the last follower count seen (None: never given).
+        topics: cluster id → [posts, engagement sum, engagement² sum].
+        hashtags: hashtag → [posts, engagement sum, engagement² sum] (the top `MAX_HASHTAGS`).
+        topic_labels: cluster id → its label when last seen.
+        stats: the counters laid out as the module's constants say.
+        last_text: the beginning of the newest post.
+    """
+
+    __slots__ = (
+        "first_seen",
+        "followers",
+        "handle",
+        "hashtags",
+        "last_seen",
+        "last_text",
+        "n_posts",
+        "stats",
+        "topic_labels",
+        "topics",
+    )
+
+    def __init__(self, handle: str) -> None:
+        self.handle = handle
+        self.n_posts = 0
+        self.first_seen = math.inf
+        self.last_seen = -math.inf
+        self.followers: int | None = None
+        self.topics: dict[int, list[float]] = {}
+        self.hashtags: dict[str, list[float]] = {}
+        self.topic_labels: dict[int, str] = {}
+        self.stats = array("d", bytes(8 * N_STATS))
+        self.last_text = ""
+
+    def add(self, scored: ScoredPost) -> None:
+        """Count one post."""
+        post = scored.post
+        when = post.created_at
+        stamp = when.timestamp()
+        value, observed = engagement_of(scored)
+        square = value * value
+        stats = self.stats
+        hour = when.hour
+        stats[HOURS + hour] += 1.0
+        stats[HOUR_SUM + hour] += value
+        stats[HOUR_SQ + hour] += square
+        stats[WEEKDAYS + when.weekday()] += 1.0
+        if post.text.startswith("@"):
+            stats[REPLIES] += 1.0
+        if post.mentions:
+            stats[MENTIONS] += 1.0
+        if post.urls:
+            stats[LINKS] += 1.0
+        if post.emoji:
+            stats[EMOJI] += 1.0
+        stats[SENTIMENT] += scored.sentiment.compound
+        if observed:
+            stats[OBSERVED_N] += 1.0
+            stats[OBSERVED_SUM] += value
+        stats[PREDICTED_SUM] += scored.engagement.predicted
+        stats[ENGAGEMENT_SUM] += value
+        stats[ENGAGEMENT_SQ] += square
+        cluster = scored.cluster.id
+        totals = self.topics.get(cluster)
+        if totals is None:
+            if len(self.topics) >= MAX_TOPICS:
+                del self.topics[min(self.topics, key=lambda c: self.topics[c][0])]
+            totals = self.topics[cluster] = [0.0, 0.0, 0.0]
+            self.topic_labels[cluster] = scored.cluster.label
+        totals[0] += 1.0
+        totals[1] += value
+        totals[2] += square
+        for tag in post.hashtags:
+            totals = self.hashtags.get(tag)
+            if totals is None:
+                if len(self.hashtags) >= MAX_HASHTAGS:
+                    del self.hashtags[min(self.hashtags, key=lambda t: self.hashtags[t][0])]
+                totals = self.hashtags[tag] = [0.0, 0.0, 0.0]
+            totals[0] += 1.0
+            totals[1] += value
+            totals[2] += square
+        if post.author_followers is not None:
+            self.followers = post.author_followers
+        self.n_posts += 1
+        self.first_seen = min(self.first_seen, stamp)
+        if stamp >= self.last_seen:
+            self.last_seen = stamp
+            self.last_text = post.text[:TEXT_KEPT]
+
+    # -- derived figures ------------------------------------------------------------------
+    def days_active(self) -> float:
+        """Days between the first and last post (at least one)."""
+        return max(1.0, (self.last_seen - self.first_seen) / DAY)
+
+    def posts_per_day(self) -> float:
+        return self.n_posts / self.days_active()
+
+    def share(self, index: int) -> float:
+        return self.stats[index] / self.n_posts if self.n_posts else 0.0
+
+    def hour_profile(self) -> list[float]:
+        """Share of posts per hour of day."""
+        n = max(1, self.n_posts)
+        return [self.stats[HOURS + h] / n for h in range(24)]
+
+    def mean_sentiment(self) -> float:
+        return self.share(SENTIMENT)
+
+    def mean_engagement(self) -> float:
+        return self.share(ENGAGEMENT_SUM)
+
+    def mean_predicted(self) -> float:
+        return self.share(PREDICTED_SUM)
+
+    def observed_share(self) -> float:
+        return self.share(OBSERVED_N)
+
+    def topic_shares(self) -> dict[int, float]:
+        n = max(1, self.n_posts)
+        return {cluster: totals[0] / n for cluster, totals in self.topics.items()}
+
+    def top_hashtags(self, n: int = 5) -> list[str]:
+        ranked = sorted(self.hashtags.items(), key=lambda item: (-item[1][0], item[0]))
+        return [tag for tag, _ in ranked[:n]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the API and exports show of one author."""
+        top_topics = sorted(self.topics.items(), key=lambda item: -item[1][0])[:3]
+        return {
+            "handle": self.handle,
+            "posts": self.n_posts,
+            "posts_per_day": round(self.posts_per_day(), 3),
+            "followers": self.followers,
+            "top_topics": [self.topic_labels.get(c, str(c)) for c, _ in top_topics],
+            "top_hashtags": self.top_hashtags(),
+            "sentiment": round(self.mean_sentiment(), 3),
+            "engagement": round(self.mean_engagement(), 2),
+            "observed_share": round(self.observed_share(), 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecentPost:
+    """A recent post kept as a candidate for "content to show them"."""
+
+    id: str
+    text: str
+    author: str
+    cluster: int
+    hashtags: tuple[str, ...]
+    engagement: float
+    observed: bool
+    created_at: float
+
+
+class AuthorProfiles:
+    """Every author's profile, bounded in number and age; thread-safe.
+
+    Args:
+        max_authors: the most profiles kept; the least recently updated go first.
+        max_idle: seconds of event time after which an author not seen again is dropped
+            (0: never).
+        recent_posts: how many recent posts are kept as content candidates.
+    """
+
+    def __init__(
+        self,
+        max_authors: int = 50_000,
+        max_idle: float = 30 * DAY,
+        recent_posts: int = RECENT_POSTS,
+    ) -> None:
+        if max_authors < 1:
+            raise ValueError("max_authors must be at least 1")
+        self.max_authors = max_authors
+        self.max_idle = max_idle
+        self._profiles: OrderedDict[str, AuthorProfile] = OrderedDict()
+        self._recent: deque[RecentPost] = deque(maxlen=recent_posts)
+        self._lock = threading.Lock()
+        self.newest = -math.inf  # the newest event time seen
+        self.posts_seen = 0
+        self.evicted = 0  # profiles dropped for the cap or for age
+
+    def __len__(self) -> int:
+        return len(self._profiles)
+
+    def update(self, batch: Sequence[ScoredPost]) -> None:
+        """Fold a batch of scored posts into the profiles."""
+        if not batch:
+            return
+        with self._lock:
+            profiles = self._profiles
+            for scored in batch:
+                handle = scored.post.author
+                profile = profiles.get(handle)
+                if profile is None:
+                    profile = profiles[handle] = AuthorProfile(handle)
+                else:
+                    profiles.move_to_end(handle)
+                profile.add(scored)
+                stamp = scored.post.created_at.timestamp()
+                if stamp > self.newest:
+                    self.newest = stamp
+            self.posts_seen += len(batch)
+            # The recent candidates: only the batch's best few (a cheap partial sort).
+            best = heapq.nlargest(min(len(batch), 16), batch, key=lambda s: engagement_of(s)[0])
+            for scored in best:
+                value, observed = engagement_of(scored)
+                post = scored.post
+                self._recent.append(
+                    RecentPost(
+                        post.id,
+                        post.text[:TEXT_KEPT],
+                        post.author,
+                        scored.cluster.id,
+                        post.hashtags,
+                        value,
+                        observed,
+                        post.created_at.timestamp(),
+                    )
+                )
+            while len(profiles) > self.max_authors:
+                profiles.popitem(last=False)
+                self.evicted += 1
+
+    def age_out(self, now: float | None = None) -> int:
+        """Drop authors idle for longer than `max_idle` (event time; default: the newest
+        post seen); how many went."""
+        if self.max_idle <= 0:
+            return 0
+        with self._lock:
+            cutoff = (self.newest if now is None else now) - self.max_idle
+            stale = [h for h, p in self._profiles.items() if p.last_seen < cutoff]
+            for handle in stale:
+                del self._profiles[handle]
+            self.evicted += len(stale)
+        return len(stale)
+
+    def rebuild(self, posts: Iterable[Sequence[ScoredPost]]) -> int:
+        """Start again from `posts` (batches, e.g. read from the archive); posts counted."""
+        with self._lock:
+            self._profiles.clear()
+            self._recent.clear()
+            self.newest = -math.inf
+            self.posts_seen = 0
+        for batch in posts:
+            self.update(batch)
+        self.age_out()
+        return self.posts_seen
+
+    def get(self, handle: str) -> AuthorProfile | None:
+        with self._lock:
+            return self._profiles.get(handle)
+
+    def eligible(self, min_posts: int) -> list[AuthorProfile]:
+        """Authors with at least `min_posts` posts (a snapshot list, oldest update first)."""
+        with self._lock:
+            return [p for p in self._profiles.values() if p.n_posts >= min_posts]
+
+    def recent(self) -> list[RecentPost]:
+        with self._lock:
+            return list(self._recent)
+
+
+def profiles_from_posts(
+    posts: Iterable[ScoredPost], max_authors: int = 1_000_000, max_idle: float = 0.0
+) -> AuthorProfiles:
+    """Profiles of a finite collection of posts (evaluation, notebooks, exports)."""
+    book = AuthorProfiles(max_authors=max_authors, max_idle=max_idle)
+    chunk: list[ScoredPost] = []
+    for scored in posts:
+        chunk.append(scored)
+        if len(chunk) >= 1000:
+            book.update(chunk)
+            chunk = []
+    book.update(chunk)
+    return book
+
+
+def archive_batches(
+    store: Any, since: float = 0.0, chunk: int = 5_000, limit: int | None = None
+) -> Iterable[list[ScoredPost]]:
+    """The archived posts created at or after `since`, oldest first, in batches of
+    `chunk` (keyset pages, so memory stays at one batch); at most `limit` posts."""
+    from sqlalchemy import and_, or_, select
+
+    from archive.schema import posts
+    from archive.store import scored_from_row
+
+    after: tuple[float, str] | None = None
+    served = 0
+    while limit is None or served < limit:
+        size = chunk if limit is None else min(chunk, limit - served)
+        query = select(posts).where(posts.c.created_at >= since)
+        if after is not None:
+            query = query.where(
+                or_(
+                    posts.c.created_at > after[0],
+                    and_(posts.c.created_at == after[0], posts.c.id > after[1]),
+                )
+            )
+        query = query.order_by(posts.c.created_at, posts.c.id).limit(size)
+        with store.engine.connect() as connection:
+            rows = list(connection.execute(query))
+        if not rows:
+            return
+        served += len(rows)
+        after = (rows[-1].created_at, rows[-1].id)
+        yield [scored_from_row(r) for r in rows]
