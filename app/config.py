@@ -11,6 +11,7 @@ from typing import Any
 
 from app.security import default_allowed_hosts
 from app.webhooks import check_url
+from insights.segments import FeatureWeights
 from models.signing import ManifestKey
 from streaming.kafka_clients import DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS
 from streaming.topics import Topics
@@ -253,6 +254,40 @@ class Config:
         default="socialpulse-archive",
         metadata={"help": "consumer group of `socialpulse archive`"},
     )
+    audience_min_posts: int = field(
+        default=5, metadata={"help": "posts an author needs to be placed in an audience segment"}
+    )
+    audience_k: int = field(
+        default=0,
+        metadata={"help": "number of audience segments (0: chosen by silhouette, 2 to max)"},
+    )
+    audience_k_max: int = field(
+        default=8, metadata={"help": "most audience segments tried when choosing k"}
+    )
+    audience_weights: str = field(
+        default="interest=1,activity=1,engagement=1",
+        metadata={"help": "weights of the audience feature blocks (0 switches one off)"},
+    )
+    audience_refit_interval: float = field(
+        default=900.0,
+        metadata={"help": "seconds between audience refits in the service (0: by command only)"},
+    )
+    audience_max_authors: int = field(
+        default=50_000,
+        metadata={
+            "help": "most author profiles kept (about 2 KB each); the least recently seen go"
+        },
+    )
+    audience_idle_days: float = field(
+        default=30.0,
+        metadata={"help": "days (event time) after which an author not seen again is dropped"},
+    )
+    audience_min_rec_posts: int = field(
+        default=20, metadata={"help": "fewest posts a segment recommendation may rest on"}
+    )
+    audience_max_texts: int = field(
+        default=20, metadata={"help": "most post texts in one audience assign request"}
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -320,6 +355,18 @@ class Config:
             raise ConfigError("metrics_token must be at least 16 characters long")
         if self.alert_window <= 0 or self.alert_lateness < 0 or self.alert_history <= 0:
             raise ConfigError("alert_window and alert_history must be positive, lateness ≥ 0")
+        if not 1 <= self.audience_min_posts <= 10_000 or self.audience_max_authors < 10:
+            raise ConfigError("audience_min_posts must be 1..10000, audience_max_authors ≥ 10")
+        if self.audience_k < 0 or self.audience_k == 1 or not 2 <= self.audience_k_max <= 50:
+            raise ConfigError("audience_k must be 0 (auto) or ≥ 2, audience_k_max 2..50")
+        if self.audience_refit_interval < 0 or self.audience_idle_days < 0:
+            raise ConfigError("audience_refit_interval and audience_idle_days must be ≥ 0")
+        if self.audience_min_rec_posts < 1 or not 1 <= self.audience_max_texts <= 1000:
+            raise ConfigError("audience_min_rec_posts must be ≥ 1, audience_max_texts 1..1000")
+        try:
+            FeatureWeights.parse(self.audience_weights)
+        except ValueError as exc:
+            raise ConfigError(f"audience_weights: {exc}") from exc
         if self.webhook_urls.strip():
             if not self.webhook_secret or len(self.webhook_secret) < 16:
                 raise ConfigError("webhook_urls need webhook_secret (16+ characters) to sign")

@@ -77,11 +77,15 @@ class DashboardSink(Sink):
     def __init__(self, aggregates: LiveAggregates, alerts: LiveAlerts | None = None) -> None:
         self.aggregates = aggregates
         self.alerts = alerts
+        # Author profiles (app.audiences.AudienceService.observe), when kept.
+        self.profiles: Callable[[Sequence[ScoredPost]], None] | None = None
 
     def write(self, scored: Sequence[ScoredPost]) -> None:
         fresh = self.aggregates.add(scored)
         if self.alerts is not None and fresh:
             self.alerts.write(fresh)  # a redelivered post counts once here too
+        if self.profiles is not None and fresh:
+            self.profiles(fresh)
 
     def reject(self, letters: Sequence[DeadLetter]) -> None:
         if letters:

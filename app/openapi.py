@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.alerting import STATUSES
+from app.audience_openapi import audience_paths
 from app.config import Config
 from insights.alerts import ALERT_KINDS, SEVERITIES
 from streaming.records import ENGAGEMENT_KEYS, MAX_COUNT
@@ -184,7 +185,7 @@ def openapi_spec(config: Config) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
 
-    return {
+    spec = {
         "openapi": "3.0.3",
         "info": {
             "title": "SocialPulse API",
@@ -325,3 +326,5 @@ def openapi_spec(config: Config) -> dict[str, Any]:
             },
         },
     }
+    spec["paths"].update(audience_paths(config))
+    return spec

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flask import Flask, current_app
 
 from app.aggregates import FEED_SIZE, RECENT_IDS_KEPT, RECENT_LETTERS_KEPT, LiveAggregates
+from app.audiences import AudienceService
 from app.config import Config
 from app.live import DashboardSink, LiveHub
 from app.readiness import Problem, Readiness
@@ -20,6 +21,7 @@ from app.server import OffLoopScorer, OffLoopSource, off_loop
 from archive.metrics import ArchiveMetrics
 from archive.sink import ArchiveKeeper, ArchiveSink
 from archive.store import ArchiveStore, History
+from insights.segment_store import SegmentStore
 from models.pipeline import ScoringPipeline
 from models.signing import ManifestKey
 from models.store import ModelStore
@@ -73,6 +75,8 @@ class Services:
     _restored: bool = False  # the dashboard started from the archive's history
     _archived_until: float | None = None  # when the newest archived post was scored
     _history_read: bool = False  # restore_history ran (once per process)
+    # Author profiles and audience segments (app/audiences.py).
+    audiences: AudienceService = field(init=False)
 
     def __post_init__(self) -> None:
         self.dashboard_sink = DashboardSink(self.aggregates, self.hub.alerts)
@@ -80,6 +84,12 @@ class Services:
         # The clusterer scoring now: the live one here, or the newest version the learning
         # worker published (see `_follow_models`).
         self.hub.topic_events = lambda: getattr(self.pipeline.clusterer, "lineage_", ())
+        self.audiences = AudienceService(
+            self.config,
+            SegmentStore(self.config.model_dir, self.model_key),
+            lambda: self.pipeline,
+        )
+        self.dashboard_sink.profiles = self.audiences.observe
         url = self.config.archive_database_url
         if url:
             embedded = not self.config.kafka_bootstrap
@@ -289,6 +299,10 @@ class Services:
     def _start_delivery(self) -> None:
         """The dashboard's pushes, and the alerts' webhooks."""
         self.hub.start()
+        archive = self.archive_keeper.store if self.archive_keeper is not None else None
+        self.hub.socketio.start_background_task(
+            self.audiences.run, self._stop, archive, offload=off_loop
+        )
         alerts = self.hub.alerts
         if alerts is not None and alerts.webhooks is not None:
             alerts.webhooks.start()

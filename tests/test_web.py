@@ -109,7 +109,8 @@ def test_a_batch_over_the_text_budget_is_refused_unscored(client, config, app):
 def test_pages_load_only_local_scripts_and_styles(client, path):
     page = parse_page(client.get(path).get_data(as_text=True))
     if path == "/":
-        assert len(page.script_srcs) == 3  # socket.io, chart.js, dashboard.js
+        # socket.io, chart.js, dashboard.js, audience_sizes.js
+        assert len(page.script_srcs) == 4
     assert page.inline_scripts == 0  # the policy would block them
     assert page.handlers == []  # inline event handlers too
     for url in page.script_srcs + page.link_hrefs:

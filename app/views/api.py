@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.alerting import AlertFilter, AlertFilterError
 from app.analysis import AnalysisError, analyze
+from app.audiences import AudienceInputError
 from app.auth import api_access, page
 from app.openapi import openapi_spec
 from app.services import services
@@ -75,6 +76,34 @@ def alerts_endpoint():
         return _error(str(exc), 400)
     alerts = services().hub.alerts
     return jsonify(alerts=alerts.recent(wanted) if alerts is not None else [])
+
+
+@bp.post("/audience")
+@api_access("analyze")
+def audience_endpoint():
+    """Body: {"handle": "<author seen>"} or {"texts": ["post", ...]}."""
+    if not request.is_json:
+        return _error("send the body as JSON, with Content-Type: application/json", 415)
+    try:
+        body = decode_json_object(request.get_data(cache=False), what="request body")
+    except InvalidPost as exc:
+        return _error(exc.message, 400)
+    unknown = sorted(str(k)[:40] for k in body if k not in ("handle", "texts"))
+    if unknown or len(body) != 1:
+        return _error("send exactly one of 'handle' (an author seen) or 'texts' (a list)", 400)
+    audiences = services().audiences
+    try:
+        if "handle" in body:
+            if not isinstance(body["handle"], str):
+                return _error("'handle' must be a string", 400)
+            answer = audiences.assign_handle(body["handle"])
+        else:
+            answer = audiences.assign_texts(body["texts"])
+    except AudienceInputError as exc:
+        return _error(exc.message, exc.status)
+    segmentation = audiences.segmentation
+    answer["version"] = segmentation.version if segmentation is not None else ""
+    return jsonify(answer)
 
 
 @bp.get("/openapi.json")
