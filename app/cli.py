@@ -6,6 +6,7 @@ import click
 
 from app.commands import (
     archive,
+    audiences,
     evaluate,
     produce,
     report,
@@ -46,6 +47,7 @@ for command in (
     users.users,
     tokens.tokens,
     archive.archive,
+    audiences.audiences,
 ):
     main.add_command(command)
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from insights.audience_data import score_raw
 from insights.audiences import fit_segmentation
 from insights.profiles import AuthorProfiles
 from insights.segments import (
@@ -26,12 +27,11 @@ from insights.segments import (
     raw_matrix,
     topic_columns,
 )
-from streaming.records import ScoredPost, parse_post
+from streaming.records import ScoredPost
 from streaming.synthetic import (
     PLANTED_SEGMENTS,
     TRAINING_START,
     SyntheticPostGenerator,
-    strip_private,
 )
 
 TARGETS = {"ari": 0.8, "stability_ari": 0.9}
@@ -53,12 +53,8 @@ def planted_stream(
 def score_stream(
     raw: Sequence[dict[str, Any]], score: Scorer, batch: int = 500
 ) -> list[ScoredPost]:
-    """The posts scored in micro-batches, as the live stream scores them."""
-    out: list[ScoredPost] = []
-    for start in range(0, len(raw), batch):
-        posts = [parse_post(strip_private(r)) for r in raw[start : start + batch]]
-        out.extend(score(posts))
-    return out
+    """The raw posts scored in micro-batches, as the live stream scores them."""
+    return score_raw(raw, score, batch)
 
 
 def evaluate_audiences(

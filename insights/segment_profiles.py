@@ -5,7 +5,8 @@ engagement, representative authors and posts, and the features where it differs 
 everyone else, in plain words. Its recommendations: the topics, hashtags and posting hours
 whose posts by the segment's authors earn the most engagement, each with its lift over the
 segment's average post, the number of posts behind it and a 95 % confidence interval of
-its mean; nothing is recommended from fewer than `min_posts` posts. Engagement is the
+its mean (options are ranked by the interval's lower end); nothing is recommended from
+fewer than `min_posts` posts. Engagement is the
 observed one (likes + shares + replies) where posts carry it, else the predicted one; each
 recommendation says which (`basis`).
 """
@@ -65,7 +66,9 @@ def _rank(
     options: dict[Any, Totals], overall: float, min_posts: int, basis: str, top: int
 ) -> list[dict[str, Any]]:
     ranked = [(key, totals) for key, totals in options.items() if totals.n >= max(1, min_posts)]
-    ranked.sort(key=lambda item: (-item[1].mean, str(item[0])))
+    # Ranked by the lower end of the interval: a high mean from a handful of posts does not
+    # outrank a slightly lower one that many posts confirm.
+    ranked.sort(key=lambda item: (-item[1].interval()[0], -item[1].mean, str(item[0])))
     out = []
     for key, totals in ranked[:top]:
         low, high = totals.interval()
@@ -230,7 +233,7 @@ def segment_profile(
 
 def segment_name(profile: dict[str, Any]) -> str:
     """A short name: the segment's top interests and its most distinguishing activity."""
-    interests = [i["label"] for i in profile["top_interests"][:2]]
+    interests = [i["label"].split(" · ")[0] for i in profile["top_interests"][:2]]
     name = " + ".join(interests) if interests else "mixed interests"
     activity = [d for d in profile["distinguishing"] if d["block"] != "interest"]
     if activity:

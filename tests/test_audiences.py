@@ -187,8 +187,8 @@ def test_profiles_and_recommendations_say_what_a_segment_is(planted):
             for row in recs[kind]:
                 assert row["posts"] >= 30
                 assert row["ci95"][0] <= row["mean_engagement"] <= row["ci95"][1]
-        lifts = [row["lift"] for row in recs["topics"]]
-        assert lifts == sorted(lifts, reverse=True)
+        lows = [row["ci95"][0] for row in recs["topics"]]
+        assert lows == sorted(lows, reverse=True)
     # The sports fans' segment is about basketball or gaming hashtags.
     sports = [h for h, s in truth.items() if s == "sports fans" and h in segmentation.labels]
     segment = segmentation.segments[segmentation.labels[sports[0]]]

@@ -516,3 +516,71 @@ def alerts_command(seeds: int, days: float, calm_days: float, as_json: bool) -> 
         "\nrecall by event: "
         + ", ".join(f"{name} {_fmt(value)}" for name, value in planted["recall"].items())
     )
+
+
+# -- audiences -------------------------------------------------------------------------------
+@evaluate.command("audiences")
+@click.option(
+    "--posts",
+    default=40_000,
+    show_default=True,
+    type=click.IntRange(2_000, 2_000_000),
+    help="Posts of the planted stream.",
+)
+@click.option(
+    "--authors",
+    default=800,
+    show_default=True,
+    type=click.IntRange(20, 200_000),
+    help="Authors of the planted stream (spread over the planted segments).",
+)
+@click.option(
+    "--min-posts",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Authors with fewer posts are not evaluated.",
+)
+@click.option("--k", "k", default=0, type=click.IntRange(0, 50), help="Segments (0: silhouette).")
+@click.option(
+    "--rounds", default=5, show_default=True, type=click.IntRange(1, 50), help="Bootstrap refits."
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def audiences_command(posts, authors, min_posts, k, rounds, seed, as_json) -> None:
+    """Segment a synthetic stream with planted audience segments (interests, daily rhythm,
+    replies, links, engagement) scored by the serving models: ARI and NMI against the
+    planted segments, silhouette, and stability (ARI of bootstrap refits)."""
+    from app.commands.options import load_config
+    from app.services import model_store
+    from insights.audience_evaluation import evaluate_audiences
+    from insights.segments import SegmentationError
+    from models.registry import ArtifactError
+
+    config = load_config()
+    try:
+        pipeline = model_store(config).load()
+        report = evaluate_audiences(
+            pipeline.score_batch, posts, authors, min_posts, seed=seed, k=k, rounds=rounds
+        )
+    except (ArtifactError, SegmentationError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _emit_json(report)
+        return
+    click.echo(
+        f"Audience segments on {posts:,} planted posts by {authors:,} authors "
+        f"({report['authors_evaluated']} with ≥ {min_posts} posts), k = {report['k']}\n"
+    )
+    click.echo(f"{'figure':<16}{'value':>8}{'target':>9}  met")
+    for name, value in report["figures"].items():
+        target = report["targets"].get(name)
+        met = "" if target is None else ("yes" if report["met"][name] else "NO")
+        shown = "" if target is None else f"{target:g}"
+        click.echo(f"{name:<16}{_fmt(value):>8}{shown:>9}  {met}")
+    for segment in report["segments"]:
+        planted = segment["planted"]
+        click.echo(
+            f"  [{segment['id']}] {segment['size']:>5} authors, "
+            f"{planted['share']:.0%} {planted['segment']}: {segment['name']}"
+        )
