@@ -199,7 +199,7 @@ def test_the_form_needs_its_csrf_token_and_one_input(fitted):
     neither = client.post("/audiences", data={"csrf_token": token})
     assert neither.status_code == 400 and "not both" in neither.get_data(as_text=True)
     unknown = client.post("/audiences", data={"csrf_token": token, "handle": "ghost"})
-    assert unknown.status_code == 404 and "no author &#39;ghost&#39;" in unknown.get_data(
+    assert unknown.status_code == 400 and "no author &#39;ghost&#39;" in unknown.get_data(
         as_text=True
     )
     huge = client.post("/audiences", data={"csrf_token": token, "texts": "a" * 30_000})

@@ -43,7 +43,8 @@ def assign():
     try:
         answer = audiences.assign_handle(handle) if handle else audiences.assign_texts(texts)
     except AudienceInputError as exc:
-        return _page(form, error=exc.message, status=exc.status)
+        # An unknown handle is bad form input here (the API says 404: no such author).
+        return _page(form, error=exc.message, status=400 if exc.status == 404 else exc.status)
     return _page(form, answer=answer)
 
 
