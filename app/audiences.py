@@ -186,7 +186,7 @@ class AudienceService:
                 status=404,
             )
         answer = segmentation.assign(profile)
-        answer["input"] = {"handle": handle, **profile.to_dict()}
+        answer["input"] = {"handle": handle, **profile.to_dict(self.book.topic_labels)}
         answer["fitted_segment"] = segmentation.labels.get(handle)
         answer["content"] = segmentation.content(answer["segment"], self.book)
         return answer

@@ -1,6 +1,7 @@
 """`make bench`: every benchmark in one run; prints a table and writes bench/results/*.json.
 
-Usage: python -m bench [--quick] [--only pipeline,api,dashboard,load,kafka] [--duration S]
+Usage: python -m bench [--quick] [--only pipeline,api,alerts,audiences,dashboard,load,kafka]
+       [--duration S]
 """
 
 from __future__ import annotations
@@ -109,6 +110,16 @@ TARGETS = (
     ),
     ("kafka", "faster_client_two_vs_one_worker", ">=", 1.8, "2 workers ≥ 1.8 × 1 (faster client)"),
     ("kafka", "latency_2000.latency_ms.p99", "<=", 100, "Kafka p99 ≤ 100 ms at 2,000 posts/s"),
+    (
+        "audiences",
+        "profiles.profiles_share_of_live_path",
+        "<=",
+        0.1,
+        "author profiles ≤ 10 % of the live path",
+    ),
+    ("audiences", "fit_100k.fit_s", "<=", 60, "segmenting 100,000 authors ≤ 60 s"),
+    ("audiences", "api.one_text_ms.p99", "<=", 20, "/api/v1/audience p99 ≤ 20 ms (texts)"),
+    ("audiences", "api.known_handle_ms.p99", "<=", 20, "/api/v1/audience p99 ≤ 20 ms (handle)"),
 )
 
 
@@ -134,7 +145,7 @@ def _two_worker_ceiling(client: dict) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (1-minute memory run)")
-    parser.add_argument("--only", default="pipeline,api,alerts,dashboard,load,kafka")
+    parser.add_argument("--only", default="pipeline,api,alerts,audiences,dashboard,load,kafka")
     parser.add_argument("--duration", type=float, help="seconds of the dashboard/memory run")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -166,6 +177,11 @@ def main() -> None:
         results["alerts"] = alerts.detector_cost(
             model_dir, [parse_post(v) for v in values[:n_alert_posts]]
         )
+    if "audiences" in sections:
+        from bench import audiences
+
+        print("audiences: profiles, a 100,000-author fit, /api/v1/audience …", flush=True)
+        results["audiences"] = audiences.run(model_dir, workdir, quick=args.quick)
     if "dashboard" in sections:
         print(f"dashboard at 1,000 posts/s for {duration:.0f} s …", flush=True)
         results["dashboard"] = server.dashboard_latency_and_memory(

@@ -142,8 +142,10 @@ def fit_segmentation(
     params: SegmentParams,
     previous: Segmentation | None = None,
     min_rec_posts: int = 20,
+    topic_labels: dict[int, str] | None = None,
 ) -> Segmentation:
-    """Segment the authors with at least `params.min_posts` posts.
+    """Segment the authors with at least `params.min_posts` posts (`topic_labels`: cluster
+    id → label, known already when `book` is an `AuthorProfiles`).
 
     Raises:
         SegmentationError: too few authors (the message says how many and what to do).
@@ -154,9 +156,9 @@ def fit_segmentation(
         if isinstance(book, AuthorProfiles)
         else [p for p in book if p.n_posts >= params.min_posts]
     )
-    labels: dict[int, str] = {}
-    for profile in members:
-        labels.update(profile.topic_labels)
+    labels = dict(topic_labels or {})
+    if isinstance(book, AuthorProfiles):
+        labels = {**book.topic_labels, **labels}
     topic_ids = topic_columns(members)
     columns = features_of(topic_ids, labels)
     raw = raw_matrix(members, topic_ids)

@@ -5,37 +5,38 @@ keeps a short list of recent well-engaging posts ("content to show them"). It is
 live stream and can be rebuilt from the archive (`rebuild`). Memory is bounded: at most
 `max_authors` profiles (the least recently seen go first), profiles idle for `max_idle`
 seconds of event time are dropped, and each profile keeps at most `MAX_HASHTAGS` hashtags
-and `MAX_TOPICS` topics; one profile takes about 2 KB.
+and `MAX_TOPICS` topics.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import threading
 from array import array
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from streaming.records import ScoredPost
 
-MAX_HASHTAGS = 16  # per profile: the rarest is dropped when a new one arrives
+MAX_HASHTAGS = 10  # per profile: the rarest is dropped when a new one arrives
 MAX_TOPICS = 24  # per profile: topic clusters are few, this only guards against churn
 RECENT_POSTS = 2_000  # recent posts kept for "content to show them"
+BEST_PER_BATCH = 16  # of each batch, the best-engaging posts kept among them
 TEXT_KEPT = 280  # characters of an author's last post kept as an example
 DAY = 86_400.0
+_TRIPLE = bytes(24)  # three zero doubles
 
 # Layout of `AuthorProfile.stats` (one array of doubles: compact and quick to update).
 HOURS = 0  # 24 post counts by hour of day (UTC)
 HOUR_SUM = 24  # 24 sums of engagement by hour
 HOUR_SQ = 48  # 24 sums of squared engagement by hour
-WEEKDAYS = 72  # 7 post counts by weekday (Monday first)
-REPLIES, MENTIONS, LINKS, EMOJI = 79, 80, 81, 82  # posts that have each
-SENTIMENT, OBSERVED_N, OBSERVED_SUM, PREDICTED_SUM = 83, 84, 85, 86
-ENGAGEMENT_SUM, ENGAGEMENT_SQ = 87, 88  # of the engagement used for recommendations
-N_STATS = 89
+WEEKEND = 72  # posts on Saturdays and Sundays
+REPLIES, MENTIONS, LINKS, EMOJI = 73, 74, 75, 76  # posts that have each
+SENTIMENT, OBSERVED_N, PREDICTED_SUM = 77, 78, 79
+N_STATS = 80
+_ZEROS = bytes(8 * N_STATS)
 
 
 def engagement_of(scored: ScoredPost) -> tuple[float, bool]:
@@ -57,7 +58,6 @@ class AuthorProfile:
         followers: the last follower count seen (None: never given).
         topics: cluster id → [posts, engagement sum, engagement² sum].
         hashtags: hashtag → [posts, engagement sum, engagement² sum] (the top `MAX_HASHTAGS`).
-        topic_labels: cluster id → its label when last seen.
         stats: the counters laid out as the module's constants say.
         last_text: the beginning of the newest post.
     """
@@ -71,7 +71,6 @@ class AuthorProfile:
         "last_text",
         "n_posts",
         "stats",
-        "topic_labels",
         "topics",
     )
 
@@ -81,26 +80,31 @@ class AuthorProfile:
         self.first_seen = math.inf
         self.last_seen = -math.inf
         self.followers: int | None = None
-        self.topics: dict[int, list[float]] = {}
-        self.hashtags: dict[str, list[float]] = {}
-        self.topic_labels: dict[int, str] = {}
-        self.stats = array("d", bytes(8 * N_STATS))
+        # Arrays, not lists: the collector never scans them (many profiles, few pauses).
+        self.topics: dict[int, array] = {}
+        self.hashtags: dict[str, array] = {}
+        self.stats = array("d", _ZEROS)
         self.last_text = ""
 
-    def add(self, scored: ScoredPost) -> None:
-        """Count one post."""
+    def add(self, scored: ScoredPost, stamp: float | None = None) -> float:
+        """Count one post (`stamp`: its time in epoch seconds, when known already); the
+        engagement it was counted with. Written for speed: it runs for every live post."""
         post = scored.post
         when = post.created_at
-        stamp = when.timestamp()
-        value, observed = engagement_of(scored)
+        if stamp is None:
+            stamp = when.timestamp()
+        observed = post.engagement
+        value = float(sum(observed.values())) if observed else float(scored.engagement.predicted)
         square = value * value
         stats = self.stats
         hour = when.hour
-        stats[HOURS + hour] += 1.0
+        stats[hour] += 1.0  # HOURS + hour
         stats[HOUR_SUM + hour] += value
         stats[HOUR_SQ + hour] += square
-        stats[WEEKDAYS + when.weekday()] += 1.0
-        if post.text.startswith("@"):
+        if when.weekday() >= 5:
+            stats[WEEKEND] += 1.0
+        text = post.text
+        if text[:1] == "@":
             stats[REPLIES] += 1.0
         if post.mentions:
             stats[MENTIONS] += 1.0
@@ -111,36 +115,38 @@ class AuthorProfile:
         stats[SENTIMENT] += scored.sentiment.compound
         if observed:
             stats[OBSERVED_N] += 1.0
-            stats[OBSERVED_SUM] += value
         stats[PREDICTED_SUM] += scored.engagement.predicted
-        stats[ENGAGEMENT_SUM] += value
-        stats[ENGAGEMENT_SQ] += square
+        topics = self.topics
         cluster = scored.cluster.id
-        totals = self.topics.get(cluster)
+        totals = topics.get(cluster)
         if totals is None:
-            if len(self.topics) >= MAX_TOPICS:
-                del self.topics[min(self.topics, key=lambda c: self.topics[c][0])]
-            totals = self.topics[cluster] = [0.0, 0.0, 0.0]
-            self.topic_labels[cluster] = scored.cluster.label
+            if len(topics) >= MAX_TOPICS:
+                del topics[min(topics, key=lambda c: topics[c][0])]
+            totals = topics[cluster] = array("d", _TRIPLE)
         totals[0] += 1.0
         totals[1] += value
         totals[2] += square
-        for tag in post.hashtags:
-            totals = self.hashtags.get(tag)
-            if totals is None:
-                if len(self.hashtags) >= MAX_HASHTAGS:
-                    del self.hashtags[min(self.hashtags, key=lambda t: self.hashtags[t][0])]
-                totals = self.hashtags[tag] = [0.0, 0.0, 0.0]
-            totals[0] += 1.0
-            totals[1] += value
-            totals[2] += square
+        if post.hashtags:
+            hashtags = self.hashtags
+            for tag in post.hashtags:
+                totals = hashtags.get(tag)
+                if totals is None:
+                    if len(hashtags) >= MAX_HASHTAGS:
+                        del hashtags[min(hashtags, key=lambda t: hashtags[t][0])]
+                    totals = hashtags[tag] = array("d", _TRIPLE)
+                totals[0] += 1.0
+                totals[1] += value
+                totals[2] += square
         if post.author_followers is not None:
             self.followers = post.author_followers
         self.n_posts += 1
-        self.first_seen = min(self.first_seen, stamp)
+        if stamp < self.first_seen:
+            self.first_seen = stamp
         if stamp >= self.last_seen:
             self.last_seen = stamp
-            self.last_text = post.text[:TEXT_KEPT]
+            # The text itself, not a copy, unless it is long (memory stays bounded).
+            self.last_text = text if len(text) <= TEXT_KEPT else text[:TEXT_KEPT]
+        return value
 
     # -- derived figures ------------------------------------------------------------------
     def days_active(self) -> float:
@@ -162,7 +168,9 @@ class AuthorProfile:
         return self.share(SENTIMENT)
 
     def mean_engagement(self) -> float:
-        return self.share(ENGAGEMENT_SUM)
+        # Every post is counted in one hour: the hours' sums add up to the whole.
+        n = self.n_posts
+        return sum(self.stats[HOUR_SUM : HOUR_SUM + 24]) / n if n else 0.0
 
     def mean_predicted(self) -> float:
         return self.share(PREDICTED_SUM)
@@ -178,15 +186,16 @@ class AuthorProfile:
         ranked = sorted(self.hashtags.items(), key=lambda item: (-item[1][0], item[0]))
         return [tag for tag, _ in ranked[:n]]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, topic_labels: dict[int, str] | None = None) -> dict[str, Any]:
         """What the API and exports show of one author."""
+        labels = topic_labels or {}
         top_topics = sorted(self.topics.items(), key=lambda item: -item[1][0])[:3]
         return {
             "handle": self.handle,
             "posts": self.n_posts,
             "posts_per_day": round(self.posts_per_day(), 3),
             "followers": self.followers,
-            "top_topics": [self.topic_labels.get(c, str(c)) for c, _ in top_topics],
+            "top_topics": [labels.get(c, f"topic {c}") for c, _ in top_topics],
             "top_hashtags": self.top_hashtags(),
             "sentiment": round(self.mean_sentiment(), 3),
             "engagement": round(self.mean_engagement(), 2),
@@ -212,7 +221,7 @@ class AuthorProfiles:
     """Every author's profile, bounded in number and age; thread-safe.
 
     Args:
-        max_authors: the most profiles kept; the least recently updated go first.
+        max_authors: the most profiles kept; past it, the tenth seen least recently go.
         max_idle: seconds of event time after which an author not seen again is dropped
             (0: never).
         recent_posts: how many recent posts are kept as content candidates.
@@ -228,10 +237,11 @@ class AuthorProfiles:
             raise ValueError("max_authors must be at least 1")
         self.max_authors = max_authors
         self.max_idle = max_idle
-        self._profiles: OrderedDict[str, AuthorProfile] = OrderedDict()
+        self._profiles: dict[str, AuthorProfile] = {}
         self._recent: deque[RecentPost] = deque(maxlen=recent_posts)
         self._lock = threading.Lock()
         self.newest = -math.inf  # the newest event time seen
+        self.topic_labels: dict[int, str] = {}  # cluster id → its label when last seen
         self.posts_seen = 0
         self.evicted = 0  # profiles dropped for the cap or for age
 
@@ -242,24 +252,29 @@ class AuthorProfiles:
         """Fold a batch of scored posts into the profiles."""
         if not batch:
             return
+        values = []
         with self._lock:
             profiles = self._profiles
+            labels = self.topic_labels
             for scored in batch:
                 handle = scored.post.author
                 profile = profiles.get(handle)
                 if profile is None:
                     profile = profiles[handle] = AuthorProfile(handle)
-                else:
-                    profiles.move_to_end(handle)
-                profile.add(scored)
                 stamp = scored.post.created_at.timestamp()
+                values.append(profile.add(scored, stamp))
                 if stamp > self.newest:
                     self.newest = stamp
+                cluster = scored.cluster
+                if cluster.id not in labels:
+                    labels[cluster.id] = cluster.label
             self.posts_seen += len(batch)
-            # The recent candidates: only the batch's best few (a cheap partial sort).
-            best = heapq.nlargest(min(len(batch), 16), batch, key=lambda s: engagement_of(s)[0])
-            for scored in best:
-                value, observed = engagement_of(scored)
+            # The recent candidates: only the batch's best few.
+            best = sorted(range(len(batch)), key=values.__getitem__)[-BEST_PER_BATCH:]
+            for index in best:
+                scored = batch[index]
+                value = values[index]
+                observed = bool(scored.post.engagement)
                 post = scored.post
                 self._recent.append(
                     RecentPost(
@@ -273,9 +288,17 @@ class AuthorProfiles:
                         post.created_at.timestamp(),
                     )
                 )
-            while len(profiles) > self.max_authors:
-                profiles.popitem(last=False)
-                self.evicted += 1
+            if len(profiles) > self.max_authors:
+                self._evict()
+
+    def _evict(self) -> None:
+        """Over the cap: drop the authors seen least recently (event time), a tenth of the
+        cap at once, so this sort runs once per many new authors, not for every one."""
+        keep = self.max_authors - self.max_authors // 10
+        ranked = sorted(self._profiles.values(), key=lambda p: p.last_seen)
+        for profile in ranked[: len(ranked) - keep]:
+            del self._profiles[profile.handle]
+        self.evicted += max(0, len(ranked) - keep)
 
     def age_out(self, now: float | None = None) -> int:
         """Drop authors idle for longer than `max_idle` (event time; default: the newest
@@ -295,6 +318,7 @@ class AuthorProfiles:
         with self._lock:
             self._profiles.clear()
             self._recent.clear()
+            self.topic_labels.clear()
             self.newest = -math.inf
             self.posts_seen = 0
         for batch in posts:

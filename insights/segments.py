@@ -29,7 +29,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
-from insights.profiles import EMOJI, LINKS, MENTIONS, REPLIES, WEEKDAYS, AuthorProfile
+from insights.profiles import EMOJI, LINKS, MENTIONS, REPLIES, WEEKEND, AuthorProfile
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def raw_row(profile: AuthorProfile, topic_ids: Sequence[int]) -> list[float]:
     hours = profile.hour_profile()
     row += [sum(hours[start:end]) for start, end, _ in DAY_BANDS]
     stats = profile.stats
-    row.append((stats[WEEKDAYS + 5] + stats[WEEKDAYS + 6]) / n)
+    row.append(stats[WEEKEND] / n)
     row += [stats[REPLIES] / n, stats[MENTIONS] / n, stats[LINKS] / n, stats[EMOJI] / n]
     row.append(math.log1p(max(0.0, profile.mean_engagement())))
     row.append(math.log1p(max(0.0, profile.mean_predicted())))
