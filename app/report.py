@@ -30,15 +30,25 @@ _COLOURS = {"rf": "#4f46e5", "nn": "#d97706"}
 _NAMES = {"rf": "random forest", "nn": "neural network"}
 
 
-def build_report(manifest: Mapping[str, Any], evaluation: Mapping[str, np.ndarray]) -> str:
+def build_report(
+    manifest: Mapping[str, Any],
+    evaluation: Mapping[str, np.ndarray],
+    audiences: Any = None,
+) -> str:
     """The report of one version as an HTML string.
 
     Args:
         manifest: the version's manifest (or the same entries before it is saved).
         evaluation: the arrays `models.training.TrainingEvaluation` stores in `evaluation.npz`.
+        audiences: a segmentation (insights.audiences.Segmentation) to add a section for.
     """
     with _DRAW_LOCK, warnings.catch_warnings():
         figures = _figures(manifest, evaluation)
+        audience = None
+        if audiences is not None:
+            from app.audience_report import audience_section
+
+            audience = audience_section(audiences)
     return _TEMPLATE.render(
         version=manifest.get("version", ""),
         created_at=manifest.get("created_at", ""),
@@ -52,6 +62,7 @@ def build_report(manifest: Mapping[str, Any], evaluation: Mapping[str, np.ndarra
         clusters=_cluster_profiles(evaluation),
         figures=figures,
         edges=[float(e) for e in evaluation["band_edges"]],
+        audience=audience,
     )
 
 

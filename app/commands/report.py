@@ -55,7 +55,7 @@ def report(version_, out, model_dir) -> None:
                 f"model version {version} has no evaluation data (it predates reports); "
                 "train a new version with `socialpulse train`"
             )
-        html = build_report(manifest, load_evaluation(root, version, key))
+        html = build_report(manifest, load_evaluation(root, version, key), _audiences(config))
     except ArtifactError as exc:
         raise click.ClickException(str(exc)) from exc
     if out == "-":
@@ -64,3 +64,14 @@ def report(version_, out, model_dir) -> None:
     path = Path(out or f"report-{version}.html")
     path.write_text(html, encoding="utf-8")
     click.echo(f"wrote {path}")
+
+
+def _audiences(config):
+    """The newest saved segmentation, for the report's audience section (None: none)."""
+    from insights.segment_store import SegmentStore
+    from models.registry import ArtifactError
+
+    try:
+        return SegmentStore(config.model_dir, config.manifest_key()).load()
+    except ArtifactError:
+        return None
