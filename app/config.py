@@ -273,9 +273,9 @@ class Config:
         metadata={"help": "seconds between audience refits in the service (0: by command only)"},
     )
     audience_max_authors: int = field(
-        default=50_000,
+        default=20_000,
         metadata={
-            "help": "most author profiles kept (about 2 KB each); the least recently seen go"
+            "help": "most author profiles kept (about 4.5 KB each); the least recently seen go"
         },
     )
     audience_idle_days: float = field(

@@ -229,7 +229,7 @@ class AuthorProfiles:
 
     def __init__(
         self,
-        max_authors: int = 50_000,
+        max_authors: int = 20_000,
         max_idle: float = 30 * DAY,
         recent_posts: int = RECENT_POSTS,
     ) -> None:

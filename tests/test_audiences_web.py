@@ -6,6 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from app import create_app
 from app.services import services
@@ -239,3 +247,25 @@ def test_segmentations_are_versioned_signed_and_checked(fitted, tmp_path):
         store.load()
     with pytest.raises(ArtifactError):
         SegmentStore(tmp_path, ManifestKey(b"o" * 32)).load()
+
+
+def test_the_endpoint_keeps_its_description_when_segments_serve(fitted):
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", fitted)
+    operation = next(
+        result.ok()
+        for result in schema.get_all_operations()
+        if result.ok().path == "/api/v1/audience"
+    )
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    def keeps_its_description(case):
+        case.call_and_validate(checks=checks)
+
+    keeps_its_description()
