@@ -8,6 +8,7 @@ segmentation serving as it was and says why in `error`.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -137,11 +138,36 @@ class AudienceService:
             except Exception as exc:
                 log.warning("author profiles start empty: cannot read the archive: %s", exc)
         interval = self.config.audience_refit_interval
-        while interval > 0 and not stop.wait(interval):
+        check = self.config.model_check_interval
+        next_refit = time.monotonic() + interval if interval > 0 else math.inf
+        while not stop.wait(min(check, interval) if interval > 0 else check):
             try:
-                offload(self.refit)
-            except Exception:  # said in `error`; the old segmentation keeps serving
+                if time.monotonic() >= next_refit:
+                    next_refit = time.monotonic() + interval
+                    offload(self.refit)
+                else:
+                    offload(self.follow)
+            except Exception:  # said in `error` or logged; what serves keeps serving
                 continue
+
+    def follow(self) -> bool:
+        """Serve a newer saved version (another node's or the command's refit), if any."""
+        if self.store is None:
+            return False
+        versions = self.store.versions()
+        serving = self.segmentation.version if self.segmentation is not None else ""
+        if not versions or versions[-1] <= serving:
+            return False
+        try:
+            newer = self.store.load(versions[-1])
+        except Exception as exc:
+            log.warning("segmentation %s refused: %s", versions[-1], exc)
+            return False
+        with self._refit_lock:
+            self.segmentation = newer
+            self.refitted_at = newer.created_at
+        log.info("serving segmentation %s", newer.version)
+        return True
 
     # -- answers --------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -59,6 +59,8 @@ def profile_cost(model_dir: Path, values: list[bytes], authors: int = 5_000, bat
     batches = [raw[i : i + batch] for i in range(0, len(raw), batch)]
     timings = {}
     scoring = {}
+    gc.collect()
+    gc.freeze()  # long-lived inputs out of the collector's way, as in the pipeline rows
     for mode in ("without", "with", "without_again", "with_again"):
         pipeline = bundle.pipeline()
         sink = DashboardSink(LiveAggregates())
@@ -79,11 +81,14 @@ def profile_cost(model_dir: Path, values: list[bytes], authors: int = 5_000, bat
     # The profiles' own time on the same scored batches, measured alone.
     pipeline = bundle.pipeline()
     scored = [pipeline.score_batch([parse_post(r) for r in chunk], learn=True) for chunk in batches]
+    gc.collect()
+    gc.freeze()
     book = AuthorProfiles(max_authors=authors * 2, max_idle=0)
     started = time.process_time()
     for chunk in scored:
         book.update(chunk)
     update_s = time.process_time() - started
+    gc.unfreeze()
     without = min(timings["without"], timings["without_again"])
     with_ = min(timings["with"], timings["with_again"])
     score_s = min(scoring.values())

@@ -269,3 +269,22 @@ def test_the_endpoint_keeps_its_description_when_segments_serve(fitted):
         case.call_and_validate(checks=checks)
 
     keeps_its_description()
+
+
+def test_a_node_serves_the_newest_version_another_refit_saved(config, planted, tmp_path):
+    shared = config.with_overrides(model_dir=str(tmp_path / "models"))
+    # Both nodes share the model folder's audiences/ (the scoring models come from config).
+    fitter = create_app(config)
+    follower = create_app(config)
+    with fitter.app_context():
+        fitting = services().audiences
+    with follower.app_context():
+        following = services().audiences
+    store = type(fitting.store)(shared.model_dir, config.manifest_key())
+    fitting.store = following.store = store
+    assert not following.follow()  # nothing saved yet
+    fitting.observe(planted[0])
+    fitted = fitting.refit()
+    assert following.follow() and following.segmentation.version == fitted.version
+    assert not following.follow()  # already the newest
+    assert following.segmentation.labels == fitted.labels

@@ -59,7 +59,8 @@ def fit_command(
         model_dir=model_dir, audience_k=k, audience_min_posts=min_posts, audience_weights=weights
     )
     store = SegmentStore(config.model_dir, config.manifest_key())
-    book = AuthorProfiles(max_authors=10**7, max_idle=0)
+    # The same bound as the service: the authors seen last, at most this many.
+    book = AuthorProfiles(max_authors=config.audience_max_authors, max_idle=0)
     try:
         pipeline = model_store(config).load()
     except ArtifactError as exc:
