@@ -20,7 +20,7 @@ from typing import Any
 
 from streaming.records import ScoredPost
 
-MAX_HASHTAGS = 10  # per profile: the rarest is dropped when a new one arrives
+MAX_HASHTAGS = 8  # per profile: past twice as many, only the most used are kept
 MAX_TOPICS = 24  # per profile: topic clusters are few, this only guards against churn
 RECENT_POSTS = 2_000  # recent posts kept for "content to show them"
 BEST_PER_BATCH = 16  # of each batch, the best-engaging posts kept among them
@@ -120,7 +120,7 @@ class AuthorProfile:
         cluster = scored.cluster.id
         totals = topics.get(cluster)
         if totals is None:
-            if len(topics) >= MAX_TOPICS:
+            if len(topics) >= MAX_TOPICS:  # rare: topic clusters are few
                 del topics[min(topics, key=lambda c: topics[c][0])]
             totals = topics[cluster] = array("d", _TRIPLE)
         totals[0] += 1.0
@@ -131,12 +131,15 @@ class AuthorProfile:
             for tag in post.hashtags:
                 totals = hashtags.get(tag)
                 if totals is None:
-                    if len(hashtags) >= MAX_HASHTAGS:
-                        del hashtags[min(hashtags, key=lambda t: hashtags[t][0])]
                     totals = hashtags[tag] = array("d", _TRIPLE)
                 totals[0] += 1.0
                 totals[1] += value
                 totals[2] += square
+            if len(hashtags) > 2 * MAX_HASHTAGS:
+                # Pruned in bulk, not one by one: an author of many hashtags costs a sort
+                # now and then, not a scan for every new one.
+                ranked = sorted(hashtags.items(), key=lambda item: -item[1][0])
+                self.hashtags = dict(ranked[:MAX_HASHTAGS])
         if post.author_followers is not None:
             self.followers = post.author_followers
         self.n_posts += 1

@@ -102,7 +102,7 @@ def test_authors_idle_longer_than_the_limit_age_out():
 def test_hashtags_kept_per_author_are_bounded():
     book = AuthorProfiles()
     book.update([scored("ann", tags=(f"t{i}",)) for i in range(100)])
-    assert len(book.get("ann").hashtags) <= 10
+    assert len(book.get("ann").hashtags) <= 16
 
 
 def test_rebuild_replaces_the_profiles():
