@@ -21,6 +21,7 @@ from insights.profiles import DAY, AuthorProfiles, archive_batches
 from insights.segment_store import SegmentStore
 from insights.segments import FeatureWeights, SegmentationError, SegmentParams
 from models.pipeline import ScoringPipeline
+from models.tracking import log_to_mlflow
 from streaming.records import InvalidPost, ScoredPost, parse_post
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,14 @@ class AudienceService:
                     min_rec_posts=self.config.audience_min_rec_posts,
                 )
                 if save and self.store is not None:
-                    self.store.save(fitted)
+                    folder = self.store.save(fitted)
+                    if self.config.mlflow_tracking_uri:  # as training runs are (never fails)
+                        log_to_mlflow(
+                            self.store.manifest(fitted.version),
+                            folder,
+                            self.config.mlflow_tracking_uri,
+                            self.config.mlflow_experiment,
+                        )
             except Exception as exc:
                 self.error = f"refit failed: {exc}"
                 log.warning("audience %s; the previous segmentation keeps serving", self.error)
