@@ -16,6 +16,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import create_app
+from app.accounts import AccountStore
 from app.services import services
 from app.testing import csrf_from
 from insights.audience_evaluation import planted_stream, score_stream
@@ -288,3 +289,32 @@ def test_a_node_serves_the_newest_version_another_refit_saved(config, planted, t
     assert following.follow() and following.segmentation.version == fitted.version
     assert not following.follow()  # already the newest
     assert following.segmentation.labels == fitted.labels
+
+
+def test_with_access_control_the_api_needs_an_analyze_token(config, planted):
+    store = AccountStore(config.accounts_path)
+    store.add_user("ann", "correct horse battery", "analyst")
+    node = create_app(config)
+    with node.app_context():
+        services().audiences.observe(planted[0])
+        services().audiences.refit(save=False)
+    _, analyze_token = store.create_token("job", ["analyze"])
+    _, read_token = store.create_token("reader", ["read"])
+    client = node.test_client()
+    body = {"texts": ["what a dunk #nba"]}
+    assert assign(client, body).status_code == 401
+    refused = assign(client, body, headers={"Authorization": f"Bearer {read_token}"})
+    assert refused.status_code == 403 and "'analyze' scope" in refused.get_json()["error"]
+    allowed = assign(client, body, headers={"Authorization": f"Bearer {analyze_token}"})
+    assert allowed.status_code == 200 and allowed.get_json()["name"]
+    # The page and its data need a login, like every page.
+    assert client.get("/audiences").status_code == 303
+    assert client.get("/audiences/summary.json").status_code == 303
+
+
+def test_a_body_over_the_limit_is_refused_with_413(fitted):
+    body = json.dumps({"texts": ["x" * 1000] * 1200})
+    response = fitted.test_client().post(
+        "/api/v1/audience", data=body, content_type="application/json"
+    )
+    assert response.status_code == 413 and "larger than the limit" in response.get_json()["error"]
