@@ -8,6 +8,7 @@ from app.commands import (
     archive,
     evaluate,
     produce,
+    replay,
     report,
     serve,
     tokens,
@@ -46,6 +47,7 @@ for command in (
     users.users,
     tokens.tokens,
     archive.archive,
+    replay.replay,
 ):
     main.add_command(command)
 

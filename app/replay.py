@@ -541,3 +541,32 @@ def _thread(function: Callable[[], Any]) -> threading.Thread:
     thread = threading.Thread(target=function, daemon=True, name="replay")
     thread.start()
     return thread
+
+
+def parse_time(text: str | float | None, name: str) -> float | None:
+    """A time given by a user: ISO 8601 (UTC when no offset is given) or seconds since the
+    epoch; None when empty; ReplayError saying what is wrong otherwise."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        raw = str(text).strip()
+        if len(raw) > 64:
+            raise ReplayError(f"{name} is too long to be a time")
+        try:
+            value = float(raw)
+        except ValueError:
+            from datetime import UTC, datetime
+
+            try:
+                parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            except ValueError:
+                raise ReplayError(
+                    f"{name} {raw!r} is not a time: use ISO 8601 (2015-02-17T00:00:00Z) or "
+                    "seconds since the epoch"
+                ) from None
+            value = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    if not math.isfinite(value) or not 0 <= value < 32503680000:  # up to the year 3000
+        raise ReplayError(f"{name} is out of range")
+    return value

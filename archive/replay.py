@@ -10,6 +10,7 @@ from archive.schema import posts
 from archive.store import ArchiveStore, scored_from_row
 from streaming.replay import OrderedInput, ReplayItem
 
+DERIVED_FIELDS = ("mentions", "urls", "emoji")
 PAGE_ROWS = 2000  # rows per query: memory stays flat whatever the range holds
 
 
@@ -47,7 +48,12 @@ def archive_input(
                 rows = list(connection.execute(query))
             for row in rows:
                 post = scored_from_row(row).post
-                yield ReplayItem(post.created_at.timestamp(), post.to_dict(), {"archive": post.id})
+                raw = post.to_dict()
+                for derived in DERIVED_FIELDS:  # found again in the text when it is read
+                    raw.pop(derived, None)
+                if raw["engagement"] is None:
+                    del raw["engagement"]
+                yield ReplayItem(post.created_at.timestamp(), raw, {"archive": post.id})
             if len(rows) < page_rows:
                 return
             after = (rows[-1].created_at, rows[-1].id)
