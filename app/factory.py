@@ -115,6 +115,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(alerts.bp)
     csrf.exempt(api.bp)  # JSON API: no cookies or sessions, so no cross-site form to forge
+    from app import replay
+
+    replay.install(app, services)  # the Replay page, its sessions and Socket.IO namespace
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -570,3 +570,51 @@ def parse_time(text: str | float | None, name: str) -> float | None:
     if not math.isfinite(value) or not 0 <= value < 32503680000:  # up to the year 3000
         raise ReplayError(f"{name} is out of range")
     return value
+
+
+EXTENSION = "socialpulse_replays"
+
+
+def install(app: Any, services: Any) -> ReplayManager:
+    """Hang a replay manager off `app`, its Socket.IO namespace and its page."""
+    from pathlib import Path as _Path
+
+    from app.live import REPLAY_NAMESPACE, ReplayNamespace, replay_room
+    from app.server import OffLoopScorer, OffLoopSource, gevent_active, off_loop
+    from app.views import replay as replay_view
+    from app.wordcloud_image import stop_words
+    from models.registry import load_bundle
+
+    config: Config = services.config
+    socketio = services.hub.socketio
+
+    def load_pipeline(version: str | None) -> ScoringPipeline:
+        # The published artifacts of the version, never the live pipeline's learned state.
+        wanted = version or services.pipeline.model_version
+        return off_loop(load_bundle, _Path(config.model_dir), wanted, services.model_key).pipeline()
+
+    def emit(session_id: str, payload: dict) -> None:
+        socketio.emit(
+            "update",
+            payload,
+            namespace=REPLAY_NAMESPACE,
+            to=replay_room(session_id),
+            ignore_queue=True,  # a replay lives on the node that runs it
+        )
+
+    def offload(part: Any) -> Any:
+        return OffLoopScorer(part) if hasattr(part, "score_batch") else OffLoopSource(part)
+
+    manager = ReplayManager(
+        config,
+        load_pipeline,
+        start_task=socketio.start_background_task,
+        emit=emit,
+        archive_sink=services.archive_sink,
+        stop_words=stop_words(),
+        offload=offload if gevent_active() else None,
+    )
+    app.extensions[EXTENSION] = manager
+    socketio.on_namespace(ReplayNamespace(manager.current_state))
+    app.register_blueprint(replay_view.bp)
+    return manager

@@ -65,6 +65,7 @@
 
   var timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   var fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  var dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
 
   function parseDate(s) {
     if (!s) return null;
@@ -208,10 +209,14 @@
     if (!sentimentChart) return;
     if (!changed("series", series, ["start", "mean", "positive", "neutral", "negative"])) return;
     var labels = [], mean = [], pos = [], neu = [], neg = [];
+    // Windows over more than a day (a replay of days) are labelled with their date.
+    var first = series.length ? parseDate((series[0] || {}).start) : null;
+    var last = series.length ? parseDate((series[series.length - 1] || {}).start) : null;
+    var labelFmt = first && last && last - first > 86400000 ? dayFmt : timeFmt;
     for (var i = 0; i < series.length; i++) {
       var w = series[i] || {};
       var d = parseDate(w.start);
-      labels.push(d ? timeFmt.format(d) : String(w.start || ""));
+      labels.push(d ? labelFmt.format(d) : String(w.start || ""));
       mean.push(isNum(w.mean) ? w.mean : null);
       pos.push(isNum(w.positive) ? w.positive : 0);
       neu.push(isNum(w.neutral) ? w.neutral : 0);
@@ -222,6 +227,8 @@
     ds[0].data = mean; ds[1].data = pos; ds[2].data = neu; ds[3].data = neg;
     sentimentChart.update("none");
     els.sentimentCanvas.dataset.points = String(series.length);
+    els.sentimentCanvas.dataset.first = first ? first.toISOString() : "";
+    els.sentimentCanvas.dataset.last = last ? last.toISOString() : "";
   }
 
   var newTopics = {};  // ids of topics born in the last ten minutes
@@ -628,6 +635,8 @@
     return;
   }
 
+  // A page with its own connection (the Replay page) feeds handleUpdate itself.
+  if (document.querySelector("[data-own-socket]")) return;
   var socket = io("/live", { transports: ["websocket", "polling"] });
   socket.on("connect", function () { setStatus("connected", "connected"); });
   socket.on("disconnect", function (reason) {
