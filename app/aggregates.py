@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 import re
 import threading
 import time
@@ -202,6 +203,16 @@ class LiveAggregates:
             window.add(scored, self.stop_words)
             self._cluster_labels[scored.cluster.id] = scored.cluster.label
 
+    def resize(self, window_seconds: int, windows_kept: int, trending_windows: int) -> None:
+        """Show windows of another length, `windows_kept` of them, trending over the newest
+        `trending_windows`: done before posts arrive (the windows kept so far are emptied)."""
+        with self._lock:
+            self.window_seconds = window_seconds
+            self.windows_kept = windows_kept
+            self.trending_windows = trending_windows
+            self._windows.clear()
+            self.version += 1
+
     def count_earlier(self, scored: int, dead_lettered: int) -> None:
         """Count posts and dead letters from before this node's history starts (in totals
         only), so every node reports the same totals whenever it started."""
@@ -324,3 +335,22 @@ def _feed(posts: Sequence[ScoredPost], now: float) -> list[dict[str, Any]]:
         record["e2e_ms"] = round(max(0.0, now - scored.received_at) * 1000.0, 1)
         feed.append(record)
     return feed
+
+
+# Window lengths a long replay may use (s): the shortest that draws its whole span in at
+# most MAX_SHOWN_WINDOWS bars.
+WINDOW_LADDER = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+MAX_SHOWN_WINDOWS = 120
+
+
+def fit_windows(span: float | None, window_seconds: int, windows_kept: int) -> tuple[int, int]:
+    """(window length, windows kept) that show `span` seconds of event time whole: the
+    live settings for a short span, minutes or hours for one of days."""
+    if not span or span <= window_seconds * windows_kept:
+        return window_seconds, windows_kept
+    window = WINDOW_LADDER[-1]
+    for candidate in WINDOW_LADDER:
+        if candidate >= window_seconds and span / candidate <= MAX_SHOWN_WINDOWS:
+            window = candidate
+            break
+    return window, max(windows_kept, math.ceil(span / window) + 1)

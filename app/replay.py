@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from app.aggregates import LiveAggregates
+from app.aggregates import LiveAggregates, fit_windows
 from app.config import Config
 from app.live import DashboardSink
 from models.pipeline import ScoringPipeline
@@ -47,10 +47,6 @@ from streaming.sources import ColumnMapping
 log = logging.getLogger(__name__)
 
 SOURCES = ("file", "archive", "kafka")
-# Window lengths a replay may use (s): the shortest that draws its span in at most
-# MAX_SHOWN_WINDOWS bars.
-WINDOW_LADDER = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
-MAX_SHOWN_WINDOWS = 120
 MAX_RANGE_SECONDS = 366 * 86400.0  # an archive or Kafka replay covers at most a year
 LETTERS_SHOWN = 20
 SESSION_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -63,19 +59,6 @@ class ReplayError(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-def fit_windows(span: float | None, window_seconds: int, windows_kept: int) -> tuple[int, int]:
-    """(window length, windows kept) that show `span` seconds of event time whole: the
-    live settings for a short span, minutes or hours for one of days."""
-    if not span or span <= window_seconds * windows_kept:
-        return window_seconds, windows_kept
-    window = WINDOW_LADDER[-1]
-    for candidate in WINDOW_LADDER:
-        if candidate >= window_seconds and span / candidate <= MAX_SHOWN_WINDOWS:
-            window = candidate
-            break
-    return window, max(windows_kept, math.ceil(span / window) + 1)
 
 
 @dataclass(frozen=True)

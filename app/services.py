@@ -8,11 +8,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
-from app.aggregates import FEED_SIZE, RECENT_IDS_KEPT, RECENT_LETTERS_KEPT, LiveAggregates
+from app.aggregates import (
+    FEED_SIZE,
+    RECENT_IDS_KEPT,
+    RECENT_LETTERS_KEPT,
+    LiveAggregates,
+    fit_windows,
+)
 from app.config import Config
 from app.live import DashboardSink, LiveHub
 from app.readiness import Problem, Readiness
@@ -25,9 +32,10 @@ from models.signing import ManifestKey
 from models.store import ModelStore
 from streaming.kafka_common import broker_unreachable
 from streaming.metrics import StreamMetrics
+from streaming.replay import ReplaySource, file_items, in_event_order
 from streaming.runner import StreamRunner
 from streaming.sinks import LogDeadLetterSink, Sink
-from streaming.sources import ColumnMapping, FileSource, Source, SyntheticSource
+from streaming.sources import ColumnMapping, FileSource, Source, SyntheticSource, file_suffix
 
 if TYPE_CHECKING:
     from streaming.confluent_io import ConfluentScoredTopicReader
@@ -152,12 +160,11 @@ class Services:
         keeper = self.archive_keeper
         if keeper is None or not keeper.ensure_ready():
             return False
-        config = self.config
         try:
             history = keeper.call(
                 keeper.store.history,
-                config.window_seconds,
-                config.windows_kept,
+                self.aggregates.window_seconds,  # the span shown (see `show_span`)
+                self.aggregates.windows_kept,
                 FEED_SIZE,
                 RECENT_IDS_KEPT,
                 RECENT_LETTERS_KEPT,
@@ -209,9 +216,23 @@ class Services:
                 keeper.maintain(recover=True)
             self._stop.wait(5.0)
 
+    def show_span(self, source: Source) -> None:
+        """Fit the dashboard's windows to a replayed file's event-time span (10 s windows
+        for minutes, hours for days; trending over all of it), before history is restored
+        and posts arrive. Other sources keep the configured windows."""
+        ordered = getattr(source, "ordered", None)
+        if ordered is None or self._history_read or self.aggregates.total:
+            return
+        config = self.config
+        window, kept = fit_windows(ordered.span, config.window_seconds, config.windows_kept)
+        if (window, kept) != (config.window_seconds, config.windows_kept):
+            self.aggregates.resize(window, kept, trending_windows=kept)
+            log.info("the dashboard shows %d windows of %d s: the file's span", kept, window)
+
     def start_stream(self, source: Source) -> None:
         """Run `source` through the pipeline into the dashboard, in the background."""
         config = self.config
+        self.show_span(source)
         sinks: list[Sink] = [self.dashboard_sink, LogDeadLetterSink()]
         if self.archive_sink is not None:
             sinks.append(self.archive_sink)
@@ -386,7 +407,13 @@ def build_source(
     config: Config, mapping: ColumnMapping | None = None, encoding: str = "utf-8"
 ) -> Source:
     if config.source == "file":
-        return FileSource(config.file, mapping, speed=config.file_speed, encoding=encoding)
+        path = Path(config.file or "")
+        if not path.is_file():  # a named pipe is a live stream: taken in arrival order
+            return FileSource(config.file, mapping, speed=config.file_speed, encoding=encoding)
+        file_suffix(path)
+        # A file is replayed in event-time order (sorted whole up to the bound), paced by it.
+        ordered = in_event_order(file_items(path, mapping, encoding), config.replay_order_bound)
+        return ReplaySource(ordered, config.file_speed or None, name="file")
     return SyntheticSource(rate=config.rate, seed=config.seed)
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from app.aggregates import fit_windows
 from app.replay import (
     ReplayError,
     ReplayManager,
     ReplaySession,
     ReplaySpec,
-    fit_windows,
     open_input,
 )
 from app.testing import run_config, run_manifest_key
