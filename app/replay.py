@@ -325,9 +325,11 @@ def open_input(spec: ReplaySpec, config: Config, order_bound: int) -> OrderedInp
         url = config.archive_database_url
         if url is None:
             raise ReplayError("this server keeps no archive (SOCIALPULSE_ARCHIVE_URL=off)", 409)
+        store = ArchiveStore(url)
         try:
-            return archive_input(ArchiveStore(url), spec.start, spec.end)
+            return archive_input(store, spec.start, spec.end, close_store=True)
         except Exception as exc:
+            store.close()
             raise ReplayError(f"cannot read the archive: {type(exc).__name__}: {exc}", 503) from exc
     if not config.kafka_bootstrap:
         raise ReplayError("no Kafka here: set SOCIALPULSE_KAFKA_BOOTSTRAP", 409)
@@ -359,6 +361,7 @@ class ReplayManager:
         emit: sends a session's update to its room, if there are viewers.
         archive_sink: where `to_archive` sessions also write (None: not allowed here).
         offload: wraps sources and scorers to run on native threads (under gevent).
+        blocking: calls a function that blocks off the event loop (under gevent).
     """
 
     def __init__(
@@ -370,8 +373,11 @@ class ReplayManager:
         archive_sink: Sink | None = None,
         stop_words: frozenset[str] = frozenset(),
         offload: Callable[[Any], Any] | None = None,
+        blocking: Callable[..., Any] | None = None,
     ) -> None:
         self.config = config
+        # Runs what blocks (reading and sorting the input) off the event loop, if any.
+        self.blocking = blocking or (lambda function, *args: function(*args))
         self.load_pipeline = load_pipeline
         self.start_task = start_task or _thread
         self.emit = emit
@@ -409,7 +415,7 @@ class ReplayManager:
             # Held until the session exists: a second start cannot take the same place.
             self.sessions[session_id] = _Reserved  # type: ignore[assignment]
         try:
-            ordered = open_input(spec, self.config, self.order_bound)
+            ordered = self.blocking(open_input, spec, self.config, self.order_bound)
             try:
                 pipeline = self.load_pipeline(spec.model_version)
             except Exception as exc:
@@ -596,6 +602,7 @@ def install(app: Any, services: Any) -> ReplayManager:
         archive_sink=services.archive_sink,
         stop_words=stop_words(),
         offload=offload if gevent_active() else None,
+        blocking=off_loop,
     )
     app.extensions[EXTENSION] = manager
     socketio.on_namespace(ReplayNamespace(manager.current_state))

@@ -15,13 +15,18 @@ PAGE_ROWS = 2000  # rows per query: memory stays flat whatever the range holds
 
 
 def archive_input(
-    store: ArchiveStore, start: float, end: float, page_rows: int = PAGE_ROWS
+    store: ArchiveStore,
+    start: float,
+    end: float,
+    page_rows: int = PAGE_ROWS,
+    close_store: bool = False,
 ) -> OrderedInput:
     """The posts created in [start, end), oldest first (ties by id), as replay items.
 
     They come in pages of `page_rows` by keyset (created_at, id), so a range of millions of
     posts is never loaded at once. Each item is the post as it was first received, scored
-    again by the replay.
+    again by the replay. With `close_store`, the store is closed once the items end (or
+    their iterator is closed).
     """
     if not end > start:
         raise ValueError("the time range must end after it starts")
@@ -33,6 +38,13 @@ def archive_input(
         ).one()
 
     def items() -> Iterator[ReplayItem]:
+        try:
+            yield from pages()
+        finally:
+            if close_store:
+                store.close()
+
+    def pages() -> Iterator[ReplayItem]:
         after: tuple[float, str] | None = None
         while True:
             query = select(posts).where(posts.c.created_at >= start, posts.c.created_at < end)

@@ -273,3 +273,14 @@ def test_file_items_use_the_column_mapping(tmp_path):
     assert item.value["id"] == "9" and item.value["author"] == "ann"
     assert item.event_time == datetime(2015, 2, 24, 19, 35, 52, tzinfo=UTC).timestamp()
     assert item.position == {"file": "t.csv", "line": 2}
+
+
+def test_a_jsonl_line_that_is_not_a_post_is_a_dead_letter(tmp_path, replay_config, load_pipeline):
+    path = write_posts(tmp_path / "posts.jsonl", count=20)
+    lines = path.read_text().splitlines()
+    lines.insert(5, '{"text": "unterminated')
+    lines.insert(9, "[1, 2, 3]")
+    path.write_text("\n".join(lines) + "\n")
+    session = replay(replay_config, load_pipeline, path)
+    assert session.digest.count == 20 and session.letters.count == 2
+    assert sorted(letter["position"]["line"] for letter in session.letters.recent) == [6, 10]

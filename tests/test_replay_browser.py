@@ -99,13 +99,32 @@ def test_the_airline_file_replayed_on_the_dashboard_spans_its_eight_days(
     path = shared_data / AIRLINE
     if not path.exists():
         pytest.skip(f"{AIRLINE} is not in ../shared/data")
+    import requests
+
+    from app.testing import wait_for
+
+    # As an analyst runs it, at ×600: in event-time order from the first tweets, in
+    # two-hour windows, the feed filling at once.
+    paced = ["--source", "file", "--file", str(path), "--id-col", "tweet_id"]
+    paced += ["--author-col", "name", "--time-col", "tweet_created", "--file-speed", "600"]
+    (tmp_path / "paced").mkdir()
+    (tmp_path / "fast").mkdir()
+    with running_server(model_dir, tmp_path / "paced", *paced) as live:
+        page.goto(live.url + "/")
+        page.wait_for_function(
+            "() => Number(document.querySelector('#sentiment-chart').dataset.points) >= 3",
+            timeout=60000,
+        )
+        first = datetime.fromisoformat(page.get_attribute("#sentiment-chart", "data-first"))
+        last = datetime.fromisoformat(page.get_attribute("#sentiment-chart", "data-last"))
+        assert (last - first).total_seconds() % 7200 == 0 and last > first
+        # The oldest tweet (16 Feb, 23:36 -08:00) comes first: its window opens the chart.
+        assert first.isoformat() == "2015-02-17T06:00:00+00:00"
+        assert page.locator("#feed .post").count() >= 1
+        page.goto("about:blank")  # before the server stops: no reconnect attempts
     args = ["--source", "file", "--file", str(path), "--id-col", "tweet_id"]
     args += ["--author-col", "name", "--time-col", "tweet_created", "--file-speed", "0"]
-    with running_server(model_dir, tmp_path, *args) as live:
-        import requests
-
-        from app.testing import wait_for
-
+    with running_server(model_dir, tmp_path / "fast", *args) as live:
         wait_for(
             lambda: (
                 requests.get(live.url + "/healthz", timeout=5).json().get("scored", 0) >= 14_000

@@ -11,7 +11,6 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 
 from app.auth import require_role
 from app.replay import EXTENSION, SOURCES, ReplayError, ReplayManager, ReplaySpec, parse_time
-from app.server import off_loop
 from app.services import services
 from streaming.replay import MAX_SPEED
 from streaming.sources import DELIMITED_SUFFIXES, JSONL_SUFFIXES, ColumnMapping
@@ -148,7 +147,7 @@ def spec_from(body: Any) -> ReplaySpec:
 def start():
     try:
         spec = spec_from(request.get_json(silent=True))
-        session = off_loop(manager().start, spec)  # reads (and sorts) the input first
+        session = manager().start(spec)  # reads (and sorts) the input off the loop first
     except ReplayError as exc:
         return _error(str(exc), exc.status)
     return jsonify(session.status()), 201
