@@ -5,10 +5,20 @@ event-time order), its own runner and its own aggregates, and its updates go to 
 Socket.IO room (namespace `/replay`); nothing reaches the live dashboard, its aggregates or
 the archive unless the session was started with `to_archive`.
 
-Learning is frozen: a session scores with one published model version, loaded from the
-model folder when it starts, and never learns or refits (no topic births or merges, no
-online updates). So the same input, version and settings give the same scores and the
-same event-time aggregates at any speed and with any micro-batch size.
+A session scores with one published model version, loaded from the model folder when it
+starts, and learns in one of two explicit ways (`ReplaySpec.learning`):
+
+- `frozen` (the default): it never learns or refits (no topic births or merges, no online
+  updates);
+- `checkpoints`: the topic clusterer learns at event-time checkpoints, from the posts
+  since the last one, synchronously (a refit it starts is waited for and swapped in
+  before the next post is scored). A checkpoint falls before the first post of each new
+  period of `learn_every` seconds of event time, and after every `LEARN_MAX_POSTS` posts.
+
+Either way what a post is scored with depends only on the posts before it in event-time
+order, never on micro-batch boundaries, pacing or thread timing: the same input, version
+and settings give the same scores and the same event-time aggregates at any speed and
+with any micro-batch size.
 """
 
 from __future__ import annotations
@@ -31,8 +41,9 @@ import orjson
 from app.aggregates import LiveAggregates, fit_windows
 from app.config import Config
 from app.live import DashboardSink
+from models.clustering import topic_document
 from models.pipeline import ScoringPipeline
-from streaming.records import ScoredPost
+from streaming.records import Post, ScoredPost
 from streaming.replay import (
     OrderedInput,
     ReplaySource,
@@ -47,6 +58,8 @@ from streaming.sources import ColumnMapping
 log = logging.getLogger(__name__)
 
 SOURCES = ("file", "archive", "kafka")
+LEARNING = ("frozen", "checkpoints")
+LEARN_MAX_POSTS = 5000  # a checkpoint after this many posts, whatever their times
 MAX_RANGE_SECONDS = 366 * 86400.0  # an archive or Kafka replay covers at most a year
 LETTERS_SHOWN = 20
 SESSION_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -77,6 +90,8 @@ class ReplaySpec:
             apart from the live archive).
         model_version: the version to score with (default: the one the server serves).
         batch_max_posts: micro-batch size (does not change results).
+        learning: `frozen` or `checkpoints` (see the module's docstring).
+        learn_every: seconds of event time between learning checkpoints.
     """
 
     source: str
@@ -90,6 +105,8 @@ class ReplaySpec:
     to_archive: bool = False
     model_version: str | None = None
     batch_max_posts: int | None = None
+    learning: str = "frozen"
+    learn_every: float = 3600.0
 
     def validated(self) -> ReplaySpec:
         """This spec, or ReplayError saying what is wrong."""
@@ -110,9 +127,64 @@ class ReplaySpec:
                 raise ReplayError("the time range must end after it starts")
             if self.end - self.start > MAX_RANGE_SECONDS:
                 raise ReplayError("the time range may cover at most 366 days")
+        if self.learning not in LEARNING:
+            raise ReplayError(f"learning must be one of {', '.join(LEARNING)}")
+        if not (math.isfinite(self.learn_every) and 1 <= self.learn_every <= 366 * 86400):
+            raise ReplayError("learn_every must be between 1 second and 366 days")
         if self.batch_max_posts is not None and not 1 <= self.batch_max_posts <= 10_000:
             raise ReplayError("batch_max_posts must be between 1 and 10,000")
         return self
+
+
+class CheckpointLearningScorer:
+    """Scores with `pipeline` without learning, and lets its topic clusterer learn at
+    event-time checkpoints (see the module's docstring), so results do not depend on how
+    the posts were cut into micro-batches."""
+
+    def __init__(self, pipeline: ScoringPipeline, every: float) -> None:
+        self.pipeline = pipeline
+        self.every = every
+        self.model_version = pipeline.model_version
+        self.checkpoints = 0
+        self._period: int | None = None
+        self._pending: list[str] = []
+
+    def score_batch(
+        self,
+        posts: Sequence[Post],
+        learn: bool = False,
+        received_at: Sequence[float] | None = None,
+    ) -> list[ScoredPost]:
+        received = list(received_at) if received_at is not None else [time.time()] * len(posts)
+        scored: list[ScoredPost] = []
+        start = 0
+        for index, post in enumerate(posts):
+            period = math.floor(post.created_at.timestamp() / self.every)
+            new_period = self._period is not None and period > self._period
+            if new_period or len(self._pending) + index - start >= LEARN_MAX_POSTS:
+                scored += self._score(posts[start:index], received[start:index])
+                start = index
+                self._learn()
+            if self._period is None or period > self._period:
+                self._period = period  # a late post belongs to the current period
+        scored += self._score(posts[start:], received[start:])
+        return scored
+
+    def _score(self, posts: Sequence[Post], received: Sequence[float]) -> list[ScoredPost]:
+        if not posts:
+            return []
+        self._pending += [topic_document(p) for p in posts]
+        return self.pipeline.score_batch(posts, learn=False, received_at=received)
+
+    def _learn(self) -> None:
+        """A checkpoint: learn from the posts since the last one, refits included."""
+        if not self._pending:
+            return
+        clusterer = self.pipeline.clusterer  # the session's own: no other thread uses it
+        clusterer.partial_fit(self._pending)
+        clusterer.wait_for_refit(swap=True)
+        self._pending = []
+        self.checkpoints += 1
 
 
 class DeadLetterLog(Sink):
@@ -219,8 +291,11 @@ class ReplaySession:
         ]
         source: Any = self.source
         scorer: Any = pipeline
+        self.learner = None
+        if spec.learning == "checkpoints":
+            scorer = self.learner = CheckpointLearningScorer(pipeline, spec.learn_every)
         if offload is not None:  # under gevent: reads and scoring on native threads
-            source, scorer = offload(self.source), offload(pipeline)
+            source, scorer = offload(self.source), offload(scorer)
         self.runner = StreamRunner(
             source,
             scorer,
@@ -228,7 +303,7 @@ class ReplaySession:
             batch_max_posts=spec.batch_max_posts or config.batch_max_posts,
             batch_max_wait=config.batch_max_wait,
             max_text_length=config.max_text_length,
-            learn=False,  # frozen: see the module's docstring
+            learn=False,  # frozen, or learning at checkpoints: see the module's docstring
         )
         self.state = "running"
         self.error: str | None = None
@@ -288,7 +363,9 @@ class ReplaySession:
             "end": spec.end,
             "to_archive": spec.to_archive,
             "model_version": self.model_version,
-            "learning": "frozen",
+            "learning": spec.learning,
+            "learn_every": spec.learn_every if spec.learning == "checkpoints" else None,
+            "checkpoints": self.learner.checkpoints if self.learner is not None else 0,
             "progress": self.source.progress(),
             "scored": self.digest.count,
             "dead_lettered": self.letters.count,

@@ -10,6 +10,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.aggregates import fit_windows
@@ -53,9 +54,10 @@ def load_pipeline(model_dir, bundle):
     return load
 
 
-def replay(config, load_pipeline, path: Path, speed=None, batch=None) -> ReplaySession:
+def replay(config, load_pipeline, path: Path, speed=None, batch=None, **learning) -> ReplaySession:
     """One whole replay of `path`, run in this thread."""
-    spec = ReplaySpec("file", str(path), speed=speed, batch_max_posts=batch).validated()
+    spec = ReplaySpec("file", str(path), speed=speed, batch_max_posts=batch, **learning)
+    spec = spec.validated()
     session = ReplaySession(
         "0" * 16, spec, open_input(spec, config, 10_000), load_pipeline(), config
     )
@@ -140,6 +142,8 @@ def test_bad_speeds_are_refused(speed):
         (ReplaySpec("kafka", start=0.0, end=1e12), "366 days"),
         (ReplaySpec("archive", start=float("nan"), end=5.0), "finite"),
         (ReplaySpec("file", "x.csv", batch_max_posts=0), "batch_max_posts"),
+        (ReplaySpec("file", "x.csv", learning="sometimes"), "learning"),
+        (ReplaySpec("file", "x.csv", learning="checkpoints", learn_every=0.0), "learn_every"),
     ],
 )
 def test_malformed_specs_get_clear_errors(spec, message):
@@ -172,6 +176,31 @@ def test_replays_are_identical_at_any_speed_and_batch_size(tmp_path, replay_conf
     # A different input gives a different fingerprint: the digests do measure something.
     other = write_posts(tmp_path / "other.jsonl", count=240, spread=2.0, seed=6)
     assert replay(replay_config, load_pipeline, other).digests() != digests[0]
+
+
+def test_learning_at_event_time_checkpoints_is_deterministic_too(
+    tmp_path, replay_config, load_pipeline
+):
+    """With learning at checkpoints (every second of event time here), the clusterer learns
+    during the replay, and still every run gives the same results whatever the speed and
+    the micro-batches."""
+    path = write_posts(tmp_path / "posts.jsonl", count=600, spread=3.0)
+    learning = {"learning": "checkpoints", "learn_every": 1.0}
+    runs = [
+        replay(replay_config, load_pipeline, path, **learning),
+        replay(replay_config, load_pipeline, path, batch=11, **learning),
+        replay(replay_config, load_pipeline, path, speed=5.0, batch=64, **learning),
+    ]
+    assert all(run.digests() == runs[0].digests() for run in runs)
+    assert runs[0].status()["checkpoints"] == 2  # before second 1, and before second 2
+    frozen = replay(replay_config, load_pipeline, path)
+    learned = runs[0].runner.scorer.pipeline.clusterer.state_
+    assert frozen.status()["checkpoints"] == 0
+    initial = load_pipeline().clusterer.state_
+    # The topics moved (merged, were born, or their centres shifted) as the replay went.
+    assert learned.cluster_ids != initial.cluster_ids or not np.array_equal(
+        learned.kmeans.cluster_centers_, initial.kmeans.cluster_centers_
+    )
 
 
 def test_a_replay_never_learns(tmp_path, replay_config, load_pipeline):

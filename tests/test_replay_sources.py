@@ -34,7 +34,7 @@ def run_cli(env, *args):
 
 
 def test_the_command_prints_the_same_fingerprints_at_any_speed_and_batch(env, tmp_path):
-    path = write_posts(tmp_path / "posts.jsonl", count=120, spread=1.0)
+    path = write_posts(tmp_path / "posts.jsonl", count=120, spread=3.0)
     fast = run_cli(env, "--file", str(path))
     assert fast.exit_code == 0, fast.output
     small = run_cli(env, "--file", str(path), "--batch", "9", "--speed", "10")
@@ -44,6 +44,13 @@ def test_the_command_prints_the_same_fingerprints_at_any_speed_and_batch(env, tm
     assert first["learning"] == "frozen"
     for key in ("scores_sha256", "aggregates_sha256"):
         assert first[key] == second[key]
+    learning = ["--learning", "checkpoints", "--learn-every", "1"]
+    learned = [
+        json.loads(run_cli(env, "--file", str(path), *learning, *extra).stdout)
+        for extra in ([], ["--batch", "5"])
+    ]
+    assert learned[0]["learning"] == "checkpoints" and learned[0]["checkpoints"] >= 1
+    assert learned[0]["scores_sha256"] == learned[1]["scores_sha256"]
 
 
 @pytest.mark.parametrize(

@@ -151,6 +151,9 @@ def test_too_many_replays_are_refused(replay_app):
         ({"to_archive": "yes"}, 400, "to_archive"),
         ({"encoding": "rot13"}, 400, "encoding"),
         ({"time_col": ["a"]}, 400, "must be text"),
+        ({"learning": "always"}, 400, "learning must be"),
+        ({"learning": "checkpoints", "learn_every": "hourly"}, 400, "learn_every"),
+        ({"learning": "checkpoints", "learn_every": 1e300}, 400, "learn_every"),
     ],
 )
 def test_bad_replays_get_a_clear_error(replay_app, body, status, message):

@@ -41,6 +41,22 @@ from app.commands.options import (
 @click.option("--batch", type=int, help="Micro-batch size [SOCIALPULSE_BATCH_MAX_POSTS].")
 @click.option("--model-version", help="Model version to score with [the newest, or the pinned].")
 @click.option(
+    "--learning",
+    type=click.Choice(["frozen", "checkpoints"]),
+    default="frozen",
+    show_default=True,
+    help="frozen: never learn or refit; checkpoints: the topic clusterer learns at "
+    "event-time checkpoints (every --learn-every seconds of event time, and every 5,000 "
+    "posts). Both are deterministic.",
+)
+@click.option(
+    "--learn-every",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="Seconds of event time between learning checkpoints.",
+)
+@click.option(
     "--to-archive",
     is_flag=True,
     help="Also store the scored posts and dead letters in the archive (off: kept apart).",
@@ -58,6 +74,8 @@ def replay(
     speed,
     batch,
     model_version,
+    learning,
+    learn_every,
     to_archive,
     kafka,
     encoding,
@@ -66,9 +84,10 @@ def replay(
 ) -> None:
     """Replay recorded posts in event-time order and print what they gave.
 
-    Scores with one model version, frozen: nothing is learned or refitted, so the same
-    input, version and settings print the same fingerprints (`scores_sha256`,
-    `aggregates_sha256`) at any --speed and --batch. Progress and the replay clock go to
+    Scores with one model version, frozen (nothing is learned or refitted) or learning at
+    event-time checkpoints (--learning): either way the same input, version and settings
+    print the same fingerprints (`scores_sha256`, `aggregates_sha256`) at any --speed and
+    --batch. Progress and the replay clock go to
     stderr; Ctrl+C stops the replay and prints what it gave so far; Ctrl+Z pauses it.
     """
     import json
@@ -98,6 +117,8 @@ def replay(
             to_archive,
             model_version,
             batch,
+            learning,
+            learn_every,
         ).validated()
         ordered = open_input(spec, config, config.replay_order_bound)
     except ReplayError as exc:
@@ -147,6 +168,7 @@ def replay(
         "dead_letters": status["dead_letters"],
         "model_version": status["model_version"],
         "learning": status["learning"],
+        "checkpoints": status["checkpoints"],
         "window_seconds": status["window_seconds"],
         "replay_clock": status["progress"]["replay_clock"],
         "scores_sha256": digests["scores"],

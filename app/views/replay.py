@@ -34,6 +34,8 @@ FIELDS = {
     "time_col",
     "time_format",
     "encoding",
+    "learning",
+    "learn_every",
 }
 ENCODINGS = ("utf-8", "latin-1", "utf-16")
 
@@ -115,6 +117,14 @@ def spec_from(body: Any) -> ReplaySpec:
             raise ReplayError("speed must be a number") from None
     if isinstance(speed, bool) or not isinstance(speed, int | float) or not math.isfinite(speed):
         raise ReplayError("speed must be a number")
+    learn_every = body.get("learn_every", 3600.0)
+    if isinstance(learn_every, str):
+        try:
+            learn_every = float(learn_every) if learn_every.strip() else 3600.0
+        except ValueError:
+            raise ReplayError("learn_every must be a number of seconds") from None
+    if isinstance(learn_every, bool) or not isinstance(learn_every, int | float):
+        raise ReplayError("learn_every must be a number of seconds")
     to_archive = body.get("to_archive", False)
     if not isinstance(to_archive, bool):
         raise ReplayError("to_archive must be true or false")
@@ -139,6 +149,8 @@ def spec_from(body: Any) -> ReplaySpec:
         speed=float(speed) or None,
         to_archive=to_archive,
         model_version=_text(body, "model_version"),
+        learning=_text(body, "learning", "frozen") or "frozen",
+        learn_every=float(learn_every),
     ).validated()
 
 

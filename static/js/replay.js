@@ -114,7 +114,7 @@
     event.preventDefault();
     showError("");
     var source = form.elements.source.value;
-    var body = { source: source, speed: form.elements.speed.value };
+    var body = { source: source, speed: form.elements.speed.value, learning: form.elements.learning.value };
     if (source === "file") {
       body.file = form.elements.file.value;
       ["text_col", "id_col", "author_col", "time_col"].forEach(function (name) { body[name] = form.elements[name].value; });
