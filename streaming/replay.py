@@ -12,7 +12,6 @@ import heapq
 import itertools
 import logging
 import math
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -198,8 +197,9 @@ class ReplaySource(ReplayingSource):
         self._done = False
         self._stopped = False
         self._origin: tuple[float, float] | None = None  # (first event time, monotonic start)
+        # Set from other threads (the page's requests) without a lock: each is one
+        # assignment, and a lock here would be gevent's in the server, not a thread's.
         self._paused_at: float | None = None
-        self._lock = threading.Lock()
 
     # -- control --------------------------------------------------------------------------
     @property
@@ -211,25 +211,23 @@ class ReplaySource(ReplayingSource):
         return self._stopped
 
     def pause(self) -> None:
-        with self._lock:
-            if self._paused_at is None and not self._stopped:
-                self._paused_at = self.clock.monotonic()
+        if self._paused_at is None and not self._stopped:
+            self._paused_at = self.clock.monotonic()
 
     def resume(self) -> None:
         """Go on from where the replay paused: the pause does not count as replayed time."""
-        with self._lock:
-            if self._paused_at is None:
-                return
-            if self._origin is not None:
-                first, start = self._origin
-                self._origin = (first, start + self.clock.monotonic() - self._paused_at)
-            self._paused_at = None
+        paused_at = self._paused_at
+        if paused_at is None:
+            return
+        if self._origin is not None:
+            first, start = self._origin
+            self._origin = (first, start + self.clock.monotonic() - paused_at)
+        self._paused_at = None
 
     def stop(self) -> None:
         """End the replay: nothing more is handed out."""
-        with self._lock:
-            self._stopped = True
-            self._paused_at = None
+        self._stopped = True
+        self._paused_at = None
 
     @property
     def _drained(self) -> bool:
@@ -274,10 +272,9 @@ class ReplaySource(ReplayingSource):
         """Seconds until `item` is due."""
         if self.speed is None or item.event_time is None:
             return 0.0
-        with self._lock:
-            if self._origin is None:
-                self._origin = (item.event_time, self.clock.monotonic())
-            first, start = self._origin
+        if self._origin is None:
+            self._origin = (item.event_time, self.clock.monotonic())
+        first, start = self._origin
         return start + (item.event_time - first) / self.speed - self.clock.monotonic()
 
     def progress(self) -> dict[str, Any]:

@@ -212,3 +212,16 @@ def test_replays_are_for_analysts(model_dir, bundle, tmp_path):
     anonymous = flask_app.test_client()
     assert anonymous.get("/replay").status_code in (302, 303)
     flask_app.extensions[EXTENSION].close()
+
+
+@pytest.mark.parametrize(
+    "auth", [None, "session", {"session": 5}, {"session": "x" * 100_000}, {"other": "a" * 16}]
+)
+def test_hostile_socket_handshakes_are_refused(replay_app, auth):
+    client = replay_app.test_client()
+    socketio = replay_app.extensions["socketio"]
+    viewer = socketio.test_client(
+        replay_app, namespace="/replay", flask_test_client=client, auth=auth
+    )
+    assert not viewer.is_connected("/replay")
+    assert client.get("/replay").status_code == 200  # and the server goes on
