@@ -162,3 +162,45 @@ def test_replay_from_kafka_by_timestamp(kafka_bootstrap, model_dir, bundle, tmp_
     assert session.letters.recent[0]["position"]["topic"] == topic
     with pytest.raises(ReplayError, match="does not exist"):
         open_input(ReplaySpec("kafka", start=1.0, end=2.0, topic="no-such-topic"), config, 10)
+
+
+def test_ctrl_z_pauses_the_command_and_fg_resumes_it(env, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from app.testing import wait_for
+
+    path = write_posts(tmp_path / "posts.jsonl", count=40, spread=40.0)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "replay", "--file", str(path), "--speed", "8"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+    def state() -> str:
+        return open(f"/proc/{process.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+
+    err = bytearray()
+
+    def read_stderr() -> None:
+        for chunk in iter(lambda: process.stderr.read1(4096), b""):
+            err.extend(chunk)
+
+    reader = threading.Thread(target=read_stderr)
+    reader.start()
+    try:
+        wait_for(lambda: b"posts" in err, 60, "the replay's progress line")
+        process.send_signal(signal.SIGTSTP)
+        wait_for(lambda: state() == "T", 10, "the process to stop")  # suspended, as Ctrl+Z does
+        process.send_signal(signal.SIGCONT)
+        out = process.stdout.read()
+        process.wait(60)
+    finally:
+        process.kill()
+        reader.join(10)
+    summary = json.loads(out)
+    assert summary["state"] == "finished" and summary["scored"] == 40

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import timedelta
 
 import pytest
 
@@ -225,3 +226,30 @@ def test_hostile_socket_handshakes_are_refused(replay_app, auth):
     )
     assert not viewer.is_connected("/replay")
     assert client.get("/replay").status_code == 200  # and the server goes on
+
+
+def test_replay_an_archived_time_range_from_the_page(replay_app, pipeline, sample_posts):
+    from archive.store import ArchiveStore
+
+    with replay_app.app_context():
+        url = services().config.archive_database_url
+    store = ArchiveStore(url)
+    store.migrate()
+    store.write(pipeline.score_batch(sample_posts))
+    store.close()
+    times = sorted(p.created_at for p in sample_posts)
+    client = replay_app.test_client()
+    response = start(
+        client,
+        source="archive",
+        start=str(times[0].timestamp() - 1),
+        end=(times[-1] + timedelta(seconds=1)).isoformat(),
+    )
+    assert response.status_code == 201, response.get_json()
+    status = wait_ended(client, response.get_json()["id"])
+    assert status["state"] == "finished" and status["scored"] == len(sample_posts)
+    # A range before them all holds none.
+    empty = start(client, source="archive", start="2000-01-01", end="2000-01-02")
+    assert wait_ended(client, empty.get_json()["id"])["scored"] == 0
+    with replay_app.app_context():
+        assert services().aggregates.total == 0  # the live dashboard saw none of it

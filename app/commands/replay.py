@@ -3,6 +3,8 @@ live one."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 
@@ -142,6 +144,7 @@ def replay(
         stop_words(),
     )
     runner = threading.Thread(target=session.run, name="replay", daemon=True)
+    previous = _pause_on_suspend(session)
     runner.start()
     try:
         while runner.is_alive():
@@ -151,6 +154,8 @@ def replay(
     except KeyboardInterrupt:
         session.stop()
         runner.join()
+    for number, handler in previous.items():  # the caller's handlers back
+        signal.signal(number, handler)
     if not no_progress:
         _progress(session)
         click.echo("", err=True)
@@ -177,6 +182,27 @@ def replay(
     click.echo(json.dumps(summary, indent=2))
     if session.state == "failed":
         sys.exit(1)
+
+
+def _pause_on_suspend(session) -> dict:
+    """Ctrl+Z pauses the replay (its clock stops with the process), `fg` resumes it: the
+    time suspended is not replayed time, so the pacing goes on where it stopped."""
+    if not hasattr(signal, "SIGTSTP"):
+        return {}
+
+    def suspend(signum, frame) -> None:
+        session.pause()
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stop as the shell expects
+
+    def resume(signum, frame) -> None:
+        signal.signal(signal.SIGTSTP, suspend)
+        session.resume()
+
+    return {
+        signal.SIGTSTP: signal.signal(signal.SIGTSTP, suspend),
+        signal.SIGCONT: signal.signal(signal.SIGCONT, resume),
+    }
 
 
 def _archive_sink(config):
