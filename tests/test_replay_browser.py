@@ -52,6 +52,10 @@ def test_start_watch_pause_resume_and_stop_a_replay(server, page):
         timeout=20000,
     )
     assert "/replay?session=" in page.url
+    page.wait_for_function(
+        "() => document.querySelector('#stat-version').textContent.trim() !== '–'", timeout=10000
+    )
+    assert page.text_content("#stat-source") == "replay-file"
     assert page.text_content("#replay-clock") != "–"
     page.click("#replay-pause")
     page.wait_for_function(
