@@ -14,6 +14,7 @@ from app.accounts import AccountStore
 from app.replay import EXTENSION
 from app.services import services
 from app.testing import log_in, run_config, wait_for
+from streaming.records import parse_post
 from tests.test_replay import write_posts
 
 PASSWORD = "correct horse battery"
@@ -253,3 +254,27 @@ def test_replay_an_archived_time_range_from_the_page(replay_app, pipeline, sampl
     assert wait_ended(client, empty.get_json()["id"])["scored"] == 0
     with replay_app.app_context():
         assert services().aggregates.total == 0  # the live dashboard saw none of it
+
+
+def test_a_served_file_is_sorted_and_its_windows_fit_its_span(model_dir, bundle, tmp_path):
+    """`serve --source file`: the file is replayed oldest first, and the dashboard's
+    windows grow to show its two days whole, trending over all of it."""
+    from app.services import build_source
+
+    path = write_posts(tmp_path / "two-days.jsonl", count=300, spread=2 * 86400.0)
+    config = run_config(
+        model_dir, tmp_path / "instance", source="file", file=str(path), file_speed=0
+    )
+    flask_app = create_app(config)
+    with flask_app.app_context():
+        svc = services()
+    source = build_source(config)
+    svc.show_span(source)
+    assert svc.aggregates.window_seconds == 1800  # 96 half-hour bars for two days
+    assert svc.aggregates.trending_windows == svc.aggregates.windows_kept >= 96
+    records = source.read_batch(1000, 0.1)
+    times = [r.value["created_at"] for r in records]
+    assert len(records) == 300 and times == sorted(times)
+    svc.dashboard_sink.write(svc.pipeline.score_batch([parse_post(r.value) for r in records]))
+    series = svc.aggregates.state()["sentiment_series"]
+    assert sum(w["count"] for w in series) == 300 and len(series) >= 90
