@@ -137,13 +137,34 @@ class LiveAggregates:
         self.model_version = ""
         self.topics: TopicMatcher = NO_TOPICS
 
-    def track(self, topics: TopicMatcher) -> None:
-        """Count posts per tracked topic from now on. A topic's earlier windows keep what
-        they counted; a topic new to them starts at zero there (a restart recounts the
-        kept windows from the archive)."""
+    def track(self, topics: TopicMatcher, earlier: Sequence[ScoredPost] = ()) -> None:
+        """Count posts per tracked topic from now on. Topics new here are counted in the
+        kept windows from `earlier` (the archive's posts of those windows: counted here
+        already, since the archive is written after the dashboard, or with Kafka read by
+        this node within moments); topics no longer tracked are forgotten."""
         with self._lock:
+            added = set(topics.names) - set(self.topics.names)
             self.topics = topics
+            for window in self._windows.values():
+                for name in set(window.tracked) - set(topics.names):
+                    del window.tracked[name]
+                    window.tracked_compound.pop(name, None)
+            for scored in earlier if added else ():
+                key = int(scored.post.created_at.timestamp()) // self.window_seconds
+                window = self._windows.get(key)
+                if window is not None:
+                    for name in topics.match(scored):
+                        if name in added:
+                            window.tracked[name] += 1
+                            window.tracked_compound[name] += scored.sentiment.compound
             self.version += 1
+
+    def kept_since(self) -> float | None:
+        """When the oldest kept window starts (None before any post)."""
+        with self._lock:
+            if not self._windows:
+                return None
+            return float(next(iter(self._windows)) * self.window_seconds)
 
     # -- writers (stream thread) ----------------------------------------------------------
     def add(self, batch: Sequence[ScoredPost]) -> list[ScoredPost]:

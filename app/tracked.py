@@ -11,6 +11,7 @@ from archive.tracked_store import TrackedTopicStore
 from insights.tracked import MAX_TOPICS, TopicMatcher, TrackedTopic
 
 log = logging.getLogger(__name__)
+BACKFILL_POSTS = 200_000  # the most archived posts a new topic is counted in
 
 
 class ArchiveUnavailable(RuntimeError):
@@ -39,8 +40,14 @@ class LiveTrackedTopics:
         if version == self._version:
             return False
         rows = self.call(self.store.topics)
-        self.topics = [TrackedTopic(name, keywords, hashtags) for name, keywords, hashtags in rows]
-        self.aggregates.track(TopicMatcher(self.topics))
+        topics = [TrackedTopic(name, keywords, hashtags) for name, keywords, hashtags in rows]
+        earlier: list = []
+        since = self.aggregates.kept_since()
+        if since is not None and {t.name for t in topics} - {t.name for t in self.topics}:
+            # A new topic shows the dashboard's whole span at once, not only what comes next.
+            earlier = self.call(self.keeper.store.posts_since, since, BACKFILL_POSTS)
+        self.topics = topics
+        self.aggregates.track(TopicMatcher(topics), earlier)
         self._version = version
         log.info("tracking %d topics", len(self.topics))
         return True

@@ -297,3 +297,25 @@ def test_the_dashboard_draws_tracked_topics_saved_on_the_page(bundle, model_dir,
         ]
         assert abs(sum(shares) - 100.0) < 0.2  # share of voice among the tracked topics
         page.screenshot(path=str(tmp_path / "tracked.png"), full_page=True)
+
+
+def test_a_new_topic_is_counted_at_once_over_the_kept_windows_and_a_removed_one_forgotten(
+    config,
+):
+    node = create_app(config)
+    archive = ArchiveStore(config.archive_database_url)
+    archive.migrate()
+    archive.write([scored("acme one", T0), scored("acme two #acme", T0), scored("zenith", T0)])
+    archive.close()
+    with node.app_context():
+        assert services().restore_history()
+        tracked, hub = services().tracked, services().hub
+        tracked.save(ACME, "ann")
+        (acme,) = hub.current_state()["tracked"]["topics"]
+        assert acme["counts"] == [2]  # the archived posts, before anything new arrives
+        services().dashboard_sink.write([scored("acme three", T0)])
+        tracked.save(ZENITH, "ann")  # Acme is not counted again
+        assert [t["counts"] for t in hub.current_state()["tracked"]["topics"]] == [[3], [1]]
+        tracked.remove("Acme")
+        tracked.save(ACME, "ann")  # back: counted afresh from the archive, not added twice
+        assert [t["counts"] for t in hub.current_state()["tracked"]["topics"]] == [[2], [1]]
