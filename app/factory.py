@@ -104,7 +104,7 @@ def create_app(config: Config | None = None) -> Flask:
     policy = init_access(app, config)
     hub.session_valid = policy.session_valid
 
-    from app.views import admin, alerts, analyze, api, dashboard, health, login, models
+    from app.views import admin, alerts, analyze, api, dashboard, health, login, models, tracked
 
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(analyze.bp)
@@ -114,6 +114,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(login.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(alerts.bp)
+    app.register_blueprint(tracked.bp)
     csrf.exempt(api.bp)  # JSON API: no cookies or sessions, so no cross-site form to forge
     from app import replay
 

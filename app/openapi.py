@@ -54,6 +54,19 @@ ALERT: dict[str, Any] = {
 }
 
 
+TRACKED_TOPIC = _object(
+    {
+        "name": {"type": "string"},
+        "keywords": {"type": "array", "items": {"type": "string"}},
+        "hashtags": {"type": "array", "items": {"type": "string"}},
+        "posts": {"type": "integer"},
+        "mean_sentiment": {"type": "number", "nullable": True},
+        "share_of_voice": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+    ["name", "keywords", "hashtags", "posts", "mean_sentiment", "share_of_voice"],
+)
+
+
 def openapi_spec(config: Config) -> dict[str, Any]:
     """The description served at `/api/v1/openapi.json` and drawn by `/api/docs`."""
     counts = {
@@ -299,6 +312,37 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                     "security": [{"bearer": []}],
                 }
             },
+            "/api/v1/tracked-topics": {
+                "get": {
+                    "summary": "Tracked topics with their live figures",
+                    "operationId": "trackedTopics",
+                    "responses": {
+                        "200": {
+                            "description": "Each tracked topic with its posts, mean sentiment "
+                            "and share of voice over the dashboard's kept windows.",
+                            "content": {
+                                "application/json": {
+                                    "schema": _object(
+                                        {
+                                            "topics": {
+                                                "type": "array",
+                                                "items": {
+                                                    "$ref": "#/components/schemas/TrackedTopic"
+                                                },
+                                            }
+                                        },
+                                        ["topics"],
+                                    )
+                                }
+                            },
+                        },
+                        "401": error_response("No API token, or an unknown or revoked one."),
+                        "403": error_response("The token lacks the `read` scope."),
+                        "404": error_response("The archive, which keeps them, is off."),
+                    },
+                    "security": [{"bearer": []}],
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "This description",
@@ -314,7 +358,13 @@ def openapi_spec(config: Config) -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": {"Post": post, "Analysis": analysis, "Error": error, "Alert": ALERT},
+            "schemas": {
+                "Post": post,
+                "Analysis": analysis,
+                "Error": error,
+                "Alert": ALERT,
+                "TrackedTopic": TRACKED_TOPIC,
+            },
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

@@ -24,6 +24,7 @@ from app.config import Config
 from app.live import DashboardSink, LiveHub
 from app.readiness import Problem, Readiness
 from app.server import OffLoopScorer, OffLoopSource, off_loop
+from app.tracked import LiveTrackedTopics
 from archive.metrics import ArchiveMetrics
 from archive.sink import ArchiveKeeper, ArchiveSink
 from archive.store import ArchiveStore, History
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 EXTENSION = "socialpulse"
 ARCHIVE_OVERLAP = 30.0  # s of the scored topic read again after the archive's newest post
 ALERT_WARM_POSTS = 200_000  # the most archived posts replayed into the alert detectors
+TRACKED_CHECK_SECONDS = 5.0  # how soon a node follows tracked topics another node changed
 T = TypeVar("T")
 
 
@@ -78,6 +80,7 @@ class Services:
     # (with Kafka, `socialpulse archive` writes it).
     archive_keeper: ArchiveKeeper | None = field(init=False, default=None)
     archive_sink: ArchiveSink | None = field(init=False, default=None)
+    tracked: LiveTrackedTopics | None = field(init=False, default=None)  # needs the archive
     _restored: bool = False  # the dashboard started from the archive's history
     _archived_until: float | None = None  # when the newest archived post was scored
     _history_read: bool = False  # restore_history ran (once per process)
@@ -98,6 +101,7 @@ class Services:
                 metrics=ArchiveMetrics(self.metrics.registry, "web"),
                 offload=off_loop,
             )
+            self.tracked = LiveTrackedTopics(self.archive_keeper, self.aggregates)
             if embedded:
                 self.archive_sink = ArchiveSink(
                     self.archive_keeper, max_buffered=self.config.archive_buffer
@@ -160,6 +164,7 @@ class Services:
         keeper = self.archive_keeper
         if keeper is None or not keeper.ensure_ready():
             return False
+        self._refresh_tracked()  # so the restored windows count them too
         try:
             history = keeper.call(
                 keeper.store.history,
@@ -206,6 +211,19 @@ class Services:
             return
         alerts.warm(posts)
         log.info("alert baselines warmed with %d archived posts", len(posts))
+
+    def _refresh_tracked(self) -> None:
+        if self.tracked is None:
+            return
+        try:
+            self.tracked.refresh()
+        except Exception as exc:
+            log.warning("cannot read the tracked topics from the archive: %s", exc)
+
+    def _follow_tracked(self) -> None:
+        """Pick up topics any node saved or removed, within a few seconds."""
+        while not self._stop.wait(TRACKED_CHECK_SECONDS):
+            self._refresh_tracked()
 
     def _run_archive_keeper(self) -> None:
         """With Kafka: keep the archive's figures fresh (the archive command writes it)."""
@@ -310,6 +328,8 @@ class Services:
     def _start_delivery(self) -> None:
         """The dashboard's pushes, and the alerts' webhooks."""
         self.hub.start()
+        if self.tracked is not None:
+            self.hub.socketio.start_background_task(self._follow_tracked)
         alerts = self.hub.alerts
         if alerts is not None and alerts.webhooks is not None:
             alerts.webhooks.start()

@@ -77,3 +77,13 @@ dead_letters = Table(
     Column("first_seen_at", Double, nullable=False),
     Index("ix_dead_letters_first_seen_at", "first_seen_at"),
 )
+
+tracked_topics = Table(
+    "tracked_topics",
+    metadata,
+    Column("name", String(60), primary_key=True),
+    Column("keywords", Text, nullable=False),  # JSON list of lower-case words or phrases
+    Column("hashtags", Text, nullable=False),  # JSON list of lower-case tags, without `#`
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", Double, nullable=False),
+)

@@ -77,6 +77,17 @@ def alerts_endpoint():
     return jsonify(alerts=alerts.recent(wanted) if alerts is not None else [])
 
 
+@bp.get("/tracked-topics")
+@api_access("read")
+def tracked_topics_endpoint():
+    """The tracked topics, each with its posts, mean sentiment and share of voice over the
+    dashboard's kept windows."""
+    tracked = services().tracked
+    if tracked is None:
+        return _error("tracked topics need the archive, which is off on this server", 404)
+    return jsonify(topics=tracked.summaries())
+
+
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(openapi_spec(services().config))
