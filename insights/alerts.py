@@ -34,7 +34,6 @@ import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -168,21 +167,42 @@ def nb_tail(observed: float, expected: float, dispersion: float) -> float:
     return float(stats.nbinom.sf(observed - 1, size, size / (size + expected)))
 
 
-def explore_url(subject: str, start: float, end: float) -> str:
-    query: dict[str, Any] = {"from": _iso(start), "to": _iso(end)}
+EXPLORE_FILTERS = ("from", "to", "q", "hashtag", "cluster", "author", "sentiment")
+
+
+def explore_url(
+    subject: str,
+    start: float,
+    end: float,
+    author: str | None = None,
+    sentiment: str | None = None,
+) -> str:
+    """The Explore page filtered on an alert: its subject (a hashtag, a topic cluster, a
+    keyword as the query, a post by its author) and its windows' event-time range, in
+    whole epoch seconds covering the range; `sentiment` narrows it to one mood."""
+    query: dict[str, Any] = {"from": math.floor(start), "to": math.ceil(end)}
     if subject.startswith("#"):
         query["hashtag"] = subject[1:]
     elif subject.startswith("cluster:"):
         query["cluster"] = subject.split(":", 1)[1]
     elif subject.startswith("keyword:"):
         query["q"] = subject.split(":", 1)[1]
-    elif subject.startswith("post:"):
-        query["post"] = subject.split(":", 1)[1]
+    if author is not None:
+        query["author"] = author
+    if sentiment is not None:
+        query["sentiment"] = sentiment
     return "/explore?" + urlencode(query)
 
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+def finding_url(finding: Finding, start: float, end: float) -> str:
+    """`explore_url` for a finding: a viral post by its author, a sentiment shift on the
+    side it moved to."""
+    author = sentiment = None
+    if finding.kind == "viral" and finding.window.samples:
+        author = finding.window.sample_posts()[0].author
+    elif finding.kind == "sentiment_shift":
+        sentiment = "negative" if finding.observed < finding.expected else "positive"
+    return explore_url(finding.subject, start, end, author=author, sentiment=sentiment)
 
 
 def _named(subject: str, seen: SubjectWindow) -> str:
@@ -467,7 +487,7 @@ class AlertEngine:
                 alert.score, alert.p_value = score, finding.p_value
                 alert.explanation, alert.samples = finding.explanation, samples
                 alert.severity = max(alert.severity, finding.severity, key=SEVERITIES.index)
-                alert.explore_url = explore_url(finding.subject, alert.first_window, window.end)
+                alert.explore_url = finding_url(finding, alert.first_window, window.end)
             return replace(alert)
         digest = hashlib.sha256(f"{finding.kind}|{finding.subject}|{window.start}".encode())
         alert = Alert(
@@ -483,7 +503,7 @@ class AlertEngine:
             severity=finding.severity,
             explanation=finding.explanation,
             samples=samples,
-            explore_url=explore_url(finding.subject, window.start, window.end),
+            explore_url=finding_url(finding, window.start, window.end),
             first_window=window.start,
         )
         self.alerts[alert.id] = alert

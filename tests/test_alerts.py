@@ -61,9 +61,11 @@ def test_a_volume_spike_is_explained_with_samples_and_a_link():
     query = parse_qs(urlsplit(alert.explore_url).query)
     assert query == {
         "hashtag": ["delayed"],
-        "from": ["2026-03-02T02:00:00Z"],
-        "to": ["2026-03-02T02:10:00Z"],
+        "from": [str(int(burst.start))],
+        "to": [str(int(burst.end))],
     }
+    shift = parse_qs(urlsplit(alerts["sentiment_shift"].explore_url).query)
+    assert shift["hashtag"] == ["delayed"] and shift["sentiment"] == ["negative"]
 
 
 def test_the_same_share_of_a_busier_stream_is_no_spike():
@@ -196,6 +198,23 @@ def test_subjects_of_a_post_and_hostile_subjects_in_links():
     assert "<" not in url and parse_qs(urlsplit(url).query)["hashtag"] == ["a&b=<script>"]
 
 
+@pytest.mark.parametrize(
+    ("subject", "filters"),
+    [
+        ("#delayed", {"hashtag": ["delayed"]}),
+        ("cluster:12", {"cluster": ["12"]}),
+        ("keyword:refund now", {"q": ["refund now"]}),
+        ("pipeline:dead_letters", {}),  # the time range only
+    ],
+)
+def test_explore_links_use_the_explore_pages_parameters(subject, filters):
+    url = explore_url(subject, 1_772_409_600.5, 1_772_410_200.25)
+    assert urlsplit(url).path == "/explore"
+    query = parse_qs(urlsplit(url).query)
+    # Whole epoch seconds that cover the windows.
+    assert query == {"from": ["1772409600"], "to": ["1772410201"], **filters}
+
+
 def test_evaluation_meets_the_targets_on_planted_streams():
     report = evaluate_alerts(seeds=2, days=2.0, calm_days=3.0)
     assert report["met"] == {name: True for name in TARGETS}, report["figures"]
@@ -245,7 +264,9 @@ def test_a_post_far_above_its_topic_and_author_is_a_viral_candidate():
     star_posts = [p.post.id for p in posts if p.post.author == "star"]
     assert not {f"post:{i}" for i in star_posts[3:]} & viral.keys()
     assert len(viral) <= 1 + 3
-    assert "post=" in alert.explore_url
+    query = parse_qs(urlsplit(alert.explore_url).query)
+    assert query["author"] == ["a17"] and set(query) == {"author", "from", "to"}
+    assert int(query["from"][0]) <= hit.post.created_at.timestamp() < int(query["to"][0])
 
 
 def test_the_engine_forgets_alerts_past_their_cooldown():
