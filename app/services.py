@@ -17,6 +17,7 @@ from app.config import Config
 from app.live import DashboardSink, LiveHub
 from app.readiness import Problem, Readiness
 from app.server import OffLoopScorer, OffLoopSource, off_loop
+from archive.alert_store import AlertWriter
 from archive.metrics import ArchiveMetrics
 from archive.sink import ArchiveKeeper, ArchiveSink
 from archive.store import ArchiveStore, History
@@ -94,6 +95,8 @@ class Services:
                 self.archive_sink = ArchiveSink(
                     self.archive_keeper, max_buffered=self.config.archive_buffer
                 )
+            if self.hub.alerts is not None:  # every node stores the alerts it detects
+                self.hub.alerts.archive = AlertWriter(self.archive_keeper)
 
     def problems(self) -> list[Problem]:
         """What fails now: reported failures, and a stream loop that stopped turning."""
@@ -292,6 +295,8 @@ class Services:
         alerts = self.hub.alerts
         if alerts is not None and alerts.webhooks is not None:
             alerts.webhooks.start()
+        if alerts is not None and alerts.archive is not None:
+            self.hub.socketio.start_background_task(alerts.archive.run)
 
     def _run_feed(self) -> None:
         self.restore_history()  # (if `serve` has not yet) before the feed
@@ -367,6 +372,8 @@ class Services:
         alerts = self.hub.alerts
         if alerts is not None and alerts.webhooks is not None:
             alerts.webhooks.stop()
+        if alerts is not None and alerts.archive is not None:
+            alerts.archive.close()  # stores what waits (for up to 10 s)
         if self.runner is not None:
             self.runner.source.close()
         if self.archive_sink is not None:

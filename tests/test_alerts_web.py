@@ -70,7 +70,7 @@ def test_a_burst_reaches_the_dashboard_payloads_the_page_and_the_api(node):
     assert "no signal at all #outage" in page  # a sample post
     api = client.get("/api/v1/alerts?kind=emerging").get_json()["alerts"]
     assert sorted(a["subject"] for a in api) == ["#outage", "cluster:1"]
-    assert client.get("/api/v1/alerts?kind=volume_spike").get_json() == {"alerts": []}
+    assert client.get("/api/v1/alerts?kind=volume_spike").get_json() == {"alerts": [], "next": None}
     assert 'href="/alerts"' in client.get("/").get_data(as_text=True)
 
 
