@@ -157,6 +157,11 @@ class LiveAlerts:
         with self._lock:
             self._keep(self.health.observe((), letters, time.time()))
 
+    def observe_lag(self, lag: int | None) -> None:
+        """Take a measurement of the workers' consumer lag for the pipeline's health."""
+        with self._lock:
+            self._keep(self.health.observe_lag(lag, time.time()))
+
     @property
     def warm_seconds(self) -> float:
         """How much history the baselines need: the warm-up and the share's span."""

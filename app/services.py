@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 EXTENSION = "socialpulse"
 ARCHIVE_OVERLAP = 30.0  # s of the scored topic read again after the archive's newest post
 ALERT_WARM_POSTS = 200_000  # the most archived posts replayed into the alert detectors
+LAG_EVERY = 5.0  # s between measurements of the workers' consumer lag
 T = TypeVar("T")
 
 
@@ -74,6 +75,7 @@ class Services:
     _restored: bool = False  # the dashboard started from the archive's history
     _archived_until: float | None = None  # when the newest archived post was scored
     _history_read: bool = False  # restore_history ran (once per process)
+    _lag_probe: Any = None  # measures the workers' consumer lag (Kafka mode)
 
     def __post_init__(self) -> None:
         self.dashboard_sink = DashboardSink(self.aggregates, self.hub.alerts)
@@ -302,7 +304,8 @@ class Services:
         self.restore_history()  # (if `serve` has not yet) before the feed
         if self.archive_keeper is not None:
             self.hub.socketio.start_background_task(self._run_archive_keeper)
-        next_probe = 0.0
+        next_probe = next_lag = 0.0
+        down: str | None = None
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
             if self._heartbeat >= next_probe:
@@ -313,6 +316,9 @@ class Services:
                 else:
                     self.readiness.ok("kafka")
                 next_probe = self._heartbeat + 2.0
+            if self._heartbeat >= next_lag:
+                next_lag = self._heartbeat + LAG_EVERY
+                self._measure_lag(down is None)
             if self.feed is None:
                 try:
                     self.feed = self._open_feed()
@@ -333,6 +339,27 @@ class Services:
             self.dashboard_sink.reject(letters)
             self.metrics.scored.inc(len(scored))
             self.metrics.dead_lettered.inc(len(letters))
+
+    def _measure_lag(self, reachable: bool) -> None:
+        """The workers' consumer lag into the pipeline's health (unknown while the broker
+        is away). Measured here because a stopped worker cannot report its own."""
+        alerts = self.hub.alerts
+        if alerts is None:
+            return
+        lag = None
+        if reachable:
+            if self._lag_probe is None:
+                from streaming.group_lag import GroupLagProbe
+
+                config = self.config
+                self._lag_probe = GroupLagProbe(
+                    config.kafka_bootstrap or self._bootstrap,
+                    config.consumer_group,
+                    config.topics.posts,
+                    config.kafka_client,
+                )
+            lag = self._feed_call(self._lag_probe.measure)
+        alerts.observe_lag(lag)
 
     def _open_feed(self) -> ScoredTopicReader | ConfluentScoredTopicReader:
         client, topics = self._kafka_client, self.config.topics
@@ -380,6 +407,8 @@ class Services:
             self.archive_sink.close()  # stores what is buffered (for up to 10 s)
         if self.feed is not None:
             self._feed_call(self.feed.close)
+        if self._lag_probe is not None:
+            self._feed_call(self._lag_probe.close)
 
 
 def model_store(config: Config) -> ModelStore:
