@@ -148,7 +148,7 @@ class LiveAlerts:
 
     def write(self, scored: Sequence[ScoredPost]) -> None:
         with self._lock:
-            changes = self._close(self.windows.add(scored))
+            changes = self._close(self.windows.advance(scored))
             changes += self.health.observe(scored, 0, time.time())
             self._keep(changes)
 
@@ -172,10 +172,15 @@ class LiveAlerts:
         """Learn from past posts (oldest first) before the live ones: baselines, and the
         alerts they raised, kept as history without webhooks, counters or toasts."""
         with self._lock:
-            self._keep(self._close(self.windows.add(posts)), announce=False)
+            self._keep(self._close(self.windows.advance(posts)), announce=False)
 
-    def _close(self, windows: Sequence[WindowSummary]) -> list[Alert]:
-        return [change for window in windows for change in self.engine.close_window(window)]
+    def _close(self, events: Sequence[tuple[bool, WindowSummary]]) -> list[Alert]:
+        """Windows that ended (provisional alerts) and closed, in the order they did."""
+        changes = []
+        engine = self.engine
+        for ended, window in events:
+            changes += engine.preview_window(window) if ended else engine.close_window(window)
+        return changes
 
     def _keep(self, changes: list[Alert], announce: bool = True) -> None:
         """Keep alert changes in the history; `announce` them to the dashboard, the
@@ -192,7 +197,7 @@ class LiveAlerts:
             self._changed[alert.id] = record
             if new:
                 self._counter.labels(alert.kind, alert.severity).inc()
-            if self.webhooks is not None and (new or record["status"] == "resolved"):
+            if self.webhooks is not None and (new or record["status"] in ("resolved", "withdrawn")):
                 self.webhooks.send("alert", record)
         while len(self._alerts) > self.history_size:
             self._alerts.popitem(last=False)
@@ -314,4 +319,4 @@ class LiveAlerts:
     def flush(self) -> None:
         """Close the open windows (a finite source ended)."""
         with self._lock:
-            self._keep(self._close(self.windows.flush()))
+            self._keep(self._close([(False, w) for w in self.windows.flush()]))

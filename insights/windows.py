@@ -1,7 +1,9 @@
 """Scored posts cut into fixed event-time windows, per subject (hashtag, cluster, keyword).
 
-A window closes when the watermark (the latest event time seen, minus the allowed
-lateness) passes its end. Posts are taken one by one in arrival order, so how a stream is
+A window *ends* when the latest event time seen passes its end: it is then handed out once
+as it stands (`advance`), so detectors can speak at once, while late posts may still come.
+It *closes* when the watermark (the latest event time seen, minus the allowed lateness)
+passes its end. Posts are taken one by one in arrival order, so how a stream is
 cut into micro-batches never changes which windows a post lands in or when they close:
 the same posts in the same order give the same windows at any replay speed. A post older
 than an already closed window is late: it is counted and left out.
@@ -98,6 +100,26 @@ class WindowSummary:
     @property
     def end(self) -> float:
         return self.start + self.seconds
+
+    def snapshot(self) -> WindowSummary:
+        """A copy that later posts do not change."""
+        return WindowSummary(
+            self.start,
+            self.seconds,
+            self.total,
+            {
+                name: SubjectWindow(
+                    seen.count,
+                    seen.compound_sum,
+                    seen.compound_squares,
+                    seen.negative,
+                    list(seen.samples),
+                    seen.label,
+                )
+                for name, seen in self.subjects.items()
+            },
+            list(self.viral),
+        )
 
 
 @dataclass(frozen=True)
@@ -226,10 +248,18 @@ class EventTimeWindows:
         self.watermark = -math.inf  # every window ending at or before it is closed
         self.late = 0
         self._oldest_end = math.inf  # the end of the oldest open window
+        self._ended_through = -math.inf  # windows ending at or before it were handed out
+        self._next_end = math.inf  # the end of the oldest window not yet handed out
 
     def add(self, posts: Sequence[ScoredPost]) -> list[WindowSummary]:
         """Take posts in order; the windows they closed, oldest first."""
-        closed: list[WindowSummary] = []
+        return [window for ended, window in self.advance(posts) if not ended]
+
+    def advance(self, posts: Sequence[ScoredPost]) -> list[tuple[bool, WindowSummary]]:
+        """Take posts in order; what happened, in the order it happened: `(True, copy)`
+        when a window ended (a copy as it stood then), `(False, window)` when it closed.
+        The order depends on the posts' order only, never on how they are batched."""
+        closed: list[tuple[bool, WindowSummary]] = []
         seconds, lateness, keywords = self.seconds, self.lateness, self.keywords
         for scored in posts:
             t = scored.post.created_at.timestamp()
@@ -242,6 +272,8 @@ class EventTimeWindows:
             if window is None:
                 window = self.open[index] = WindowSummary(start, seconds)
                 self._oldest_end = min(self._oldest_end, start + seconds)
+                if start + seconds > self._ended_through:
+                    self._next_end = min(self._next_end, start + seconds)
             window.total += 1
             compound = scored.sentiment.compound
             candidate = self.viral.judge(scored)
@@ -256,16 +288,25 @@ class EventTimeWindows:
                     if subject.startswith("cluster:"):
                         target.label = scored.cluster.label
                 target.add(compound, negative, scored)
+            if t >= self._next_end:
+                closed += [(True, w) for w in self._end_until(t)]
             if t - lateness > self.watermark:
                 self.watermark = t - lateness
                 if self.watermark >= self._oldest_end:
-                    closed += self._close_until(self.watermark)
+                    closed += [(False, w) for w in self._close_until(self.watermark)]
         return closed
 
     def flush(self) -> list[WindowSummary]:
         """Close every open window (the end of a replay); later posts count as late."""
         self.watermark = math.inf
+        self._ended_through = math.inf
         return self._close_until(math.inf)
+
+    def _end_until(self, t: float) -> list[WindowSummary]:
+        ended = sorted(i for i, w in self.open.items() if self._ended_through < w.end <= t)
+        self._ended_through = t
+        self._next_end = min((w.end for w in self.open.values() if w.end > t), default=math.inf)
+        return [self.open[i].snapshot() for i in ended]
 
     def _close_until(self, watermark: float) -> list[WindowSummary]:
         done = sorted(i for i, w in self.open.items() if w.end <= watermark)

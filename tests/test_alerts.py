@@ -304,3 +304,75 @@ def test_viral_norms_keep_a_bounded_number_of_authors():
         detector.judge(with_engagement(scored(f"post {i}"), 5.0, f"author{i}"))
         assert len(detector.authors) <= 100
     assert "author999" in detector.authors and "author0" not in detector.authors
+
+
+class ChangeLog:
+    """Stands in for the archive writer: every alert change, in order."""
+
+    def __init__(self) -> None:
+        self.changes: list[dict] = []
+
+    def put(self, records) -> None:
+        self.changes += records
+
+
+@pytest.mark.parametrize("batch", [1, 7, 500])
+def test_early_alerts_are_the_same_whatever_the_micro_batches(batch, posts_stream):
+    from app.alerting import LiveAlerts
+
+    def changes_with(size: int) -> list[dict]:
+        alerts = LiveAlerts(RULES)
+        alerts.archive = log = ChangeLog()
+        for start in range(0, len(posts_stream), size):
+            alerts.write(posts_stream[start : start + size])
+        alerts.flush()
+        return log.changes
+
+    expected = changes_with(3)
+    assert changes_with(batch) == expected
+    outage = [c for c in expected if c["subject"] == "#outage"]
+    # Raised when its window ended, then confirmed by the close under the same id.
+    assert outage[0]["provisional"] and not outage[1]["provisional"]
+    assert outage[0]["id"] == outage[1]["id"] and outage[1]["status"] == "open"
+
+
+def test_an_alert_is_raised_by_the_first_post_past_its_window_before_the_lateness():
+    from app.alerting import LiveAlerts
+
+    alerts = LiveAlerts(RULES)
+    burst_end = T0 + timedelta(minutes=160)  # the end of a window
+    calm = []
+    for minute in range(160):
+        at = T0 + timedelta(minutes=minute)
+        calm += [scored(f"flight {k} was fine #travel", at) for k in range(12)]
+        if minute >= 150:
+            calm += [scored("no signal at all #outage", at, compound=-0.6) for _ in range(8)]
+    alerts.write(calm)
+    assert not [a for a in alerts.recent() if a["subject"] == "#outage"]
+    alerts.write([scored("just after #travel", burst_end + timedelta(seconds=1))])
+    (early,) = [a for a in alerts.recent() if a["subject"] == "#outage"]
+    assert early["provisional"] and early["status"] == "open"
+    assert early["window_end"] == burst_end.timestamp()
+    assert len(alerts.windows.open) == 2  # the burst's window is still open to late posts
+    alerts.write([scored("late but in time #outage", burst_end - timedelta(seconds=5))])
+    alerts.write([scored("a minute on #travel", burst_end + timedelta(seconds=70))])
+    (closed,) = [a for a in alerts.recent() if a["subject"] == "#outage"]
+    assert closed["id"] == early["id"] and not closed["provisional"]
+    assert closed["observed"] == early["observed"] + 1  # the late post counted
+
+
+def test_a_provisional_alert_that_the_whole_window_does_not_confirm_is_withdrawn():
+    engine = AlertEngine(RULES)
+    for past in steady(12):
+        engine.close_window(past)
+    usual = {"#delayed": (40, -0.05), "#refund": (20, 0.1)}
+    ended = window(12, usual | {"#delayed": (300, -0.05)}, total=1000)
+    (early,) = engine.preview_window(ended)
+    assert (early.kind, early.subject, early.provisional) == ("volume_spike", "#delayed", True)
+    # Late posts: the whole stream was busy in that window, #delayed had its usual share.
+    closed = window(12, usual | {"#delayed": (300, -0.05)}, total=7500)
+    (change,) = engine.close_window(closed)
+    assert (change.id, change.status, change.provisional) == (early.id, "withdrawn", False)
+    assert engine.alerts == {}  # forgotten at once: no cooldown for what never was
+    (again,) = engine.preview_window(window(13, usual | {"#delayed": (300, -0.05)}))
+    assert again.provisional and again.id != early.id  # a later burst is a fresh alert
