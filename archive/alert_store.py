@@ -398,3 +398,5 @@ class AlertWriter:
             self._cond.notify_all()
         if self._running:
             self._finished.wait(timeout + 5.0)
+        elif self.waiting:
+            self.write_pending()  # no loop ran (a process that never streamed): one try

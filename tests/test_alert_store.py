@@ -15,7 +15,7 @@ from app import create_app
 from app.accounts import AccountStore
 from app.alerting import AlertFilter
 from app.services import services
-from app.testing import csrf_from, log_in, run_config
+from app.testing import csrf_from, log_in, run_config, wait_for
 from archive.alert_store import AlertStore, AlertWriter
 from archive.sink import ArchiveKeeper
 from archive.store import ArchiveStore
@@ -142,7 +142,14 @@ def test_hostile_text_is_stored_as_given_or_replaced(alert_store):
 class FlakyAlertStore(AlertStore):
     down = False
 
+    def __init__(self, store: ArchiveStore) -> None:
+        super().__init__(store)
+        self.answering = threading.Event()  # clear: the database hangs
+        self.entered = threading.Event()
+
     def save(self, *args, **kwargs):
+        self.entered.set()
+        self.answering.wait()
         if self.down:
             raise OperationalError("INSERT", {}, Exception("the database is unreachable"))
         return super().save(*args, **kwargs)
@@ -153,14 +160,17 @@ def test_the_database_down_keeps_alerts_waiting_and_stores_them_when_back(archiv
     keeper = ArchiveKeeper(archive)
     writer = AlertWriter(keeper, max_backoff=0.2)
     flaky = writer.store = FlakyAlertStore(archive)
-    flaky.down = True
     thread = threading.Thread(target=writer.run, daemon=True)
     thread.start()
-    started = time.perf_counter()
-    writer.put([record("c1"), record("c2")])
+    writer.put([record("c1")])
+    wait_for(flaky.entered.is_set, 10, "the writer to reach the (hanging) database")
+    # The writer is stuck in the database; the detectors' side still hands changes over.
+    writer.put([record("c2")])
     writer.put([record("c1", window_end=WINDOW + 1200, occurrences=2)])  # merged, newest kept
     writer.acknowledge("c2", "ann")
-    assert time.perf_counter() - started < 0.5  # the stream's side never waits on it
+    assert writer.waiting == 3  # two alerts and an acknowledgement
+    flaky.down = True  # then it refuses
+    flaky.answering.set()
     deadline = time.monotonic() + 5
     while keeper.error is None and time.monotonic() < deadline:
         time.sleep(0.05)
