@@ -305,3 +305,17 @@ def test_the_archive_off_keeps_alerts_in_memory(model_dir, tmp_path, bundle):
     alerts = node.test_client().get("/api/v1/alerts").get_json()["alerts"]
     assert {a["subject"] for a in alerts} == {"#outage", "cluster:1"}
     assert 'id="alerts-from-memory"' not in node.test_client().get("/alerts").get_data(as_text=True)
+
+
+def test_hostile_alerts_read_back_from_the_archive_are_shown_as_text(config):
+    first = create_app(config)
+    feed(first, burst_posts(tag="x", text=XSS))
+    store_now(first)
+    again = create_app(config).test_client()  # knows them from the archive only
+    html = again.get("/alerts").get_data(as_text=True)
+    assert XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    paged = again.get("/alerts", query_string={"limit": "1", "kind": "emerging"})
+    older = paged.get_data(as_text=True)
+    assert 'id="older-alerts"' in older and "kind=emerging" in older
+    answer = again.get("/api/v1/alerts", query_string={"subject": XSS})
+    assert answer.status_code == 200 and answer.get_json() == {"alerts": [], "next": None}
