@@ -220,6 +220,25 @@ def test_evaluation_meets_the_targets_on_planted_streams():
     assert report["met"] == {name: True for name in TARGETS}, report["figures"]
     assert report["planted"]["recall"]["burst_10x"] == 1.0
     assert report["planted"]["recall"]["new"] >= 0.9
+    # Most alerts are raised early, when their window ends, and the late posts seldom
+    # take one back.
+    early = report["early"]
+    assert early["raised"] >= 0.8 * report["planted"]["alerts"]
+    assert early["withdrawn_share"] <= 0.1
+    assert early["calm_early_alarms_per_6_hours"] <= TARGETS["false_alarms_per_6_hours"]
+
+
+def test_early_looks_change_no_closed_windows_alert():
+    import numpy as np
+
+    from insights.alert_evaluation import EarlyCounts, StreamGenerator, run_early
+
+    generator = StreamGenerator(seed=3)
+    planted = generator.stream(300, generator.planted_events(300, 36))
+    counts = EarlyCounts()
+    early = run_early(planted.windows, AlertRules(), np.random.default_rng(1), counts, 0.2)
+    assert counts.raised > 0
+    assert {a.id: a for a in early} == {a.id: a for a in run_windows(planted.windows)}
 
 
 def test_evaluate_alerts_command_prints_json():
