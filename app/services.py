@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 EXTENSION = "socialpulse"
 ARCHIVE_OVERLAP = 30.0  # s of the scored topic read again after the archive's newest post
 ALERT_WARM_POSTS = 200_000  # the most archived posts replayed into the alert detectors
-LAG_EVERY = 5.0  # s between measurements of the workers' consumer lag
 T = TypeVar("T")
+LAG_EVERY = 5.0  # s between measurements of the workers' consumer lag
 
 
 @dataclass

@@ -62,22 +62,6 @@ posts = Table(
     Index("ix_posts_cluster_created", "cluster_id", "created_at"),
 )
 
-dead_letters = Table(
-    "dead_letters",
-    metadata,
-    # A digest of where the input came from and what it was: a redelivered or re-published
-    # dead letter has the same id, so it is stored once.
-    Column("id", String(64), primary_key=True),
-    Column("value", LargeBinary),  # the rejected input byte for byte (NULL: a tombstone)
-    Column("key", LargeBinary),
-    Column("reason", Text, nullable=False),
-    Column("source", String(200), nullable=False),
-    Column("position", Text, nullable=False),  # JSON object (topic/partition/offset, line)
-    Column("received_at", Double, nullable=False),
-    Column("first_seen_at", Double, nullable=False),
-    Index("ix_dead_letters_first_seen_at", "first_seen_at"),
-)
-
 alerts = Table(
     "alerts",
     metadata,
@@ -113,4 +97,21 @@ alerts = Table(
     Index("ix_alerts_kind_first_window", "kind", "first_window"),
     Index("ix_alerts_subject", "subject"),
     Index("ix_alerts_first_seen_at", "first_seen_at"),
+)
+
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    # A digest of where the input came from and what it was: a redelivered or re-published
+    # dead letter has the same id, so it is stored once.
+    Column("id", String(64), primary_key=True),
+    Column("value", LargeBinary),  # the rejected input byte for byte (NULL: a tombstone)
+    Column("key", LargeBinary),
+    Column("reason", Text, nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("position", Text, nullable=False),  # JSON object (topic/partition/offset, line)
+    Column("received_at", Double, nullable=False),
+    Column("first_seen_at", Double, nullable=False),
+    Index("ix_dead_letters_first_seen_at", "first_seen_at"),
 )
