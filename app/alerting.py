@@ -234,6 +234,8 @@ class LiveAlerts:
     def _stored_page(self, wanted: AlertFilter) -> AlertPage:
         writer = self.archive
         assert writer is not None
+        if not writer.keeper.ensure_ready():  # the schema, once per process
+            raise RuntimeError(writer.keeper.error or "the archive is not ready")
         stored = writer.keeper.call(
             writer.store.query,
             wanted.kind,
