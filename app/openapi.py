@@ -50,6 +50,12 @@ ALERT: dict[str, Any] = {
         "status": {"type": "string", "enum": list(STATUSES)},
         "occurrences": {"type": "integer"},
         "resolved_at": {"type": "number", "nullable": True},
+        "provisional": {
+            "type": "boolean",
+            "description": "found when its window ended, before the late posts were counted",
+        },
+        "acknowledged_at": {"type": "number", "nullable": True},
+        "acknowledged_by": {"type": "string", "nullable": True},
     },
 }
 
@@ -287,10 +293,18 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                         _query("status", {"type": "string", "enum": list(STATUSES)}),
                         _query("subject", {"type": "string", "maxLength": 200}),
                         _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                        _query(
+                            "before",
+                            {
+                                "type": "string",
+                                "maxLength": 100,
+                                "description": "the previous page's `next`",
+                            },
+                        ),
                     ],
                     "responses": {
                         "200": {
-                            "description": "Alerts this node keeps, newest first.",
+                            "description": "Alerts from the archive, newest first.",
                             "content": {
                                 "application/json": {
                                     "schema": _object(
@@ -298,9 +312,15 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                                             "alerts": {
                                                 "type": "array",
                                                 "items": {"$ref": "#/components/schemas/Alert"},
-                                            }
+                                            },
+                                            "next": {
+                                                "type": "string",
+                                                "nullable": True,
+                                                "description": "`before` of the next page "
+                                                "(null: the last page)",
+                                            },
                                         },
-                                        ["alerts"],
+                                        ["alerts", "next"],
                                     )
                                 }
                             },

@@ -25,6 +25,7 @@ from app.live import DashboardSink, LiveHub
 from app.readiness import Problem, Readiness
 from app.server import OffLoopScorer, OffLoopSource, off_loop
 from app.tracked import LiveTrackedTopics
+from archive.alert_store import AlertWriter
 from archive.metrics import ArchiveMetrics
 from archive.sink import ArchiveKeeper, ArchiveSink
 from archive.store import ArchiveStore, History
@@ -49,6 +50,7 @@ ARCHIVE_OVERLAP = 30.0  # s of the scored topic read again after the archive's n
 ALERT_WARM_POSTS = 200_000  # the most archived posts replayed into the alert detectors
 TRACKED_CHECK_SECONDS = 5.0  # how soon a node follows tracked topics another node changed
 T = TypeVar("T")
+LAG_EVERY = 5.0  # s between measurements of the workers' consumer lag
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Services:
     _restored: bool = False  # the dashboard started from the archive's history
     _archived_until: float | None = None  # when the newest archived post was scored
     _history_read: bool = False  # restore_history ran (once per process)
+    _lag_probe: Any = None  # measures the workers' consumer lag (Kafka mode)
 
     def __post_init__(self) -> None:
         self.dashboard_sink = DashboardSink(self.aggregates, self.hub.alerts)
@@ -106,6 +109,8 @@ class Services:
                 self.archive_sink = ArchiveSink(
                     self.archive_keeper, max_buffered=self.config.archive_buffer
                 )
+            if self.hub.alerts is not None:  # every node stores the alerts it detects
+                self.hub.alerts.archive = AlertWriter(self.archive_keeper)
 
     def problems(self) -> list[Problem]:
         """What fails now: reported failures, and a stream loop that stopped turning."""
@@ -333,12 +338,15 @@ class Services:
         alerts = self.hub.alerts
         if alerts is not None and alerts.webhooks is not None:
             alerts.webhooks.start()
+        if alerts is not None and alerts.archive is not None:
+            self.hub.socketio.start_background_task(alerts.archive.run)
 
     def _run_feed(self) -> None:
         self.restore_history()  # (if `serve` has not yet) before the feed
         if self.archive_keeper is not None:
             self.hub.socketio.start_background_task(self._run_archive_keeper)
-        next_probe = 0.0
+        next_probe = next_lag = 0.0
+        down: str | None = None
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
             if self._heartbeat >= next_probe:
@@ -349,6 +357,9 @@ class Services:
                 else:
                     self.readiness.ok("kafka")
                 next_probe = self._heartbeat + 2.0
+            if self._heartbeat >= next_lag:
+                next_lag = self._heartbeat + LAG_EVERY
+                self._measure_lag(down is None)
             if self.feed is None:
                 try:
                     self.feed = self._open_feed()
@@ -369,6 +380,27 @@ class Services:
             self.dashboard_sink.reject(letters)
             self.metrics.scored.inc(len(scored))
             self.metrics.dead_lettered.inc(len(letters))
+
+    def _measure_lag(self, reachable: bool) -> None:
+        """The workers' consumer lag into the pipeline's health (unknown while the broker
+        is away). Measured here because a stopped worker cannot report its own."""
+        alerts = self.hub.alerts
+        if alerts is None:
+            return
+        lag = None
+        if reachable:
+            if self._lag_probe is None:
+                from streaming.group_lag import GroupLagProbe
+
+                config = self.config
+                self._lag_probe = GroupLagProbe(
+                    config.kafka_bootstrap or self._bootstrap,
+                    config.consumer_group,
+                    config.topics.posts,
+                    config.kafka_client,
+                )
+            lag = self._feed_call(self._lag_probe.measure)
+        alerts.observe_lag(lag)
 
     def _open_feed(self) -> ScoredTopicReader | ConfluentScoredTopicReader:
         client, topics = self._kafka_client, self.config.topics
@@ -408,12 +440,16 @@ class Services:
         alerts = self.hub.alerts
         if alerts is not None and alerts.webhooks is not None:
             alerts.webhooks.stop()
+        if alerts is not None and alerts.archive is not None:
+            alerts.archive.close()  # stores what waits (for up to 10 s)
         if self.runner is not None:
             self.runner.source.close()
         if self.archive_sink is not None:
             self.archive_sink.close()  # stores what is buffered (for up to 10 s)
         if self.feed is not None:
             self._feed_call(self.feed.close)
+        if self._lag_probe is not None:
+            self._feed_call(self._lag_probe.close)
 
 
 def model_store(config: Config) -> ModelStore:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from app.alerting import AlertFilter, AlertFilterError
+from app.alerting import AlertFilter, AlertFilterError, AlertPage
 from app.analysis import AnalysisError, analyze
 from app.auth import api_access, page
 from app.openapi import openapi_spec
@@ -68,13 +68,15 @@ def analyze_endpoint():
 @bp.get("/alerts")
 @api_access("read")
 def alerts_endpoint():
-    """The newest alerts first; filters: kind, severity, status, subject, limit."""
+    """The newest alerts first; filters: kind, severity, status, subject, limit; `before`
+    (the previous page's `next`) pages back through the archive's history."""
     try:
         wanted = AlertFilter.parse(request.args)
     except AlertFilterError as exc:
         return _error(str(exc), 400)
     alerts = services().hub.alerts
-    return jsonify(alerts=alerts.recent(wanted) if alerts is not None else [])
+    page = alerts.page(wanted) if alerts is not None else AlertPage()
+    return jsonify(alerts=page.alerts, next=page.next)
 
 
 @bp.get("/tracked-topics")

@@ -313,6 +313,8 @@
     head.appendChild(el("span", "badge severity severity--" + String(a.severity || ""), a.severity));
     head.appendChild(el("span", "alert-item__kind", String(a.kind || "").replace(/_/g, " ")));
     if (a.status && a.status !== "open") head.appendChild(el("span", "muted", a.status));
+    // Raised when its window ended; the window's close (its late posts) confirms it.
+    if (a.provisional === true) head.appendChild(el("span", "muted", "window still open"));
     item.appendChild(head);
     item.appendChild(el("p", "alert-item__text", a.explanation));
     var list = $("alerts-list");
