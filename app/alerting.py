@@ -25,6 +25,7 @@ from archive.alert_store import AlertWriter, revision, sort_key
 from insights.alert_rules import AlertRulesError, RuleSet, RulesFile
 from insights.alerts import ALERT_KINDS, SEVERITIES, Alert, AlertEngine, AlertRules
 from insights.health import PipelineHealth
+from insights.tracked import TopicMatcher
 from insights.windows import EventTimeWindows, WindowSummary
 from streaming.records import ScoredPost
 
@@ -151,6 +152,11 @@ class LiveAlerts:
             changes = self._close(self.windows.advance(scored))
             changes += self.health.observe(scored, 0, time.time())
             self._keep(changes)
+
+    def track(self, topics: TopicMatcher) -> None:
+        """Watch these tracked topics too (subjects `topic:<name>`), from the next post on."""
+        with self._lock:
+            self.windows.topics = topics
 
     def reject(self, letters: int) -> None:
         """Count dead letters for the pipeline's health."""

@@ -104,7 +104,7 @@ class Services:
                 metrics=ArchiveMetrics(self.metrics.registry, "web"),
                 offload=off_loop,
             )
-            self.tracked = LiveTrackedTopics(self.archive_keeper, self.aggregates)
+            self.tracked = LiveTrackedTopics(self.archive_keeper, self.aggregates, self.hub.alerts)
             if embedded:
                 self.archive_sink = ArchiveSink(
                     self.archive_keeper, max_buffered=self.config.archive_buffer

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from app.aggregates import LiveAggregates
+from app.alerting import LiveAlerts
 from archive.sink import ArchiveKeeper
 from archive.tracked_store import TrackedTopicStore
 from insights.tracked import MAX_TOPICS, TopicMatcher, TrackedTopic
@@ -25,12 +26,16 @@ class LiveTrackedTopics:
     Args:
         keeper: the archive, where the topics are kept (its calls run off the event loop).
         aggregates: the dashboard counts that follow them.
+        alerts: the detectors that watch them too, if any.
     """
 
-    def __init__(self, keeper: ArchiveKeeper, aggregates: LiveAggregates) -> None:
+    def __init__(
+        self, keeper: ArchiveKeeper, aggregates: LiveAggregates, alerts: LiveAlerts | None = None
+    ) -> None:
         self.keeper = keeper
         self.store = TrackedTopicStore(keeper.store)
         self.aggregates = aggregates
+        self.alerts = alerts
         self.topics: list[TrackedTopic] = []
         self._version: tuple[int, float] | None = None
 
@@ -47,7 +52,10 @@ class LiveTrackedTopics:
             # A new topic shows the dashboard's whole span at once, not only what comes next.
             earlier = self.call(self.keeper.store.posts_since, since, BACKFILL_POSTS)
         self.topics = topics
-        self.aggregates.track(TopicMatcher(topics), earlier)
+        matcher = TopicMatcher(topics)
+        self.aggregates.track(matcher, earlier)
+        if self.alerts is not None:
+            self.alerts.track(matcher)
         self._version = version
         log.info("tracking %d topics", len(self.topics))
         return True

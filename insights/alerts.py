@@ -197,6 +197,8 @@ def explore_url(
         query["cluster"] = subject.split(":", 1)[1]
     elif subject.startswith("keyword:"):
         query["q"] = subject.split(":", 1)[1]
+    elif subject.startswith("topic:"):
+        query["tracked"] = subject.split(":", 1)[1]
     if author is not None:
         query["author"] = author
     if sentiment is not None:
@@ -219,6 +221,8 @@ def _named(subject: str, seen: SubjectWindow) -> str:
     """How an alert names its subject: a topic cluster by its words."""
     if subject.startswith("cluster:") and seen.label:
         return f"topic “{seen.label}” ({subject.replace(':', ' ')})"
+    if subject.startswith("topic:"):
+        return f"tracked topic {subject.split(':', 1)[1]}"
     return subject
 
 

@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from insights.tracked import NO_TOPICS, TopicMatcher
 from streaming.records import ScoredPost
 
 MAX_SAMPLES = 5
@@ -254,6 +255,7 @@ class EventTimeWindows:
         self.seconds = seconds
         self.lateness = lateness
         self.keywords = frozenset(k.lower() for k in keywords)
+        self.topics: TopicMatcher = NO_TOPICS  # tracked topics: subjects `topic:<name>`
         self.viral = viral or ViralDetector()
         self.open: dict[int, WindowSummary] = {}
         self.watermark = -math.inf  # every window ending at or before it is closed
@@ -272,7 +274,12 @@ class EventTimeWindows:
         when a window ended (a copy as it stood then), `(False, window)` when it closed.
         The order depends on the posts' order only, never on how they are batched."""
         closed: list[tuple[bool, WindowSummary]] = []
-        seconds, lateness, keywords = self.seconds, self.lateness, self.keywords
+        seconds, lateness, keywords, topics = (
+            self.seconds,
+            self.lateness,
+            self.keywords,
+            self.topics,
+        )
         judge, open_windows, clusters = self.viral.judge, self.open, self._cluster_subjects
         heappush, heapreplace = heapq.heappush, heapq.heapreplace
         for scored in posts:
@@ -312,6 +319,8 @@ class EventTimeWindows:
                     names.append(name)
             if keywords:
                 names += post_subjects(scored, keywords)[len(names) :]
+            if topics:
+                names += ["topic:" + name for name in topics.match(scored)]
             for name in names:
                 target = subjects.get(name)
                 if target is None:

@@ -319,3 +319,18 @@ def test_a_new_topic_is_counted_at_once_over_the_kept_windows_and_a_removed_one_
         tracked.remove("Acme")
         tracked.save(ACME, "ann")  # back: counted afresh from the archive, not added twice
         assert [t["counts"] for t in hub.current_state()["tracked"]["topics"]] == [[2], [1]]
+
+
+def test_a_burst_of_a_tracked_topic_raises_its_own_alert_linked_to_explore(config):
+    from tests.test_alerts_web import burst_posts
+
+    node = create_app(config)
+    with node.app_context():
+        tracked = services().tracked
+        tracked.save(TrackedTopic.parse("Telco", ["no signal"], []), "ann")
+        services().dashboard_sink.write(burst_posts())
+        alerts = services().hub.alerts.recent()
+    (telco,) = [a for a in alerts if a["subject"] == "topic:Telco"]
+    assert telco["kind"] == "emerging"
+    assert telco["explanation"].startswith("tracked topic Telco: new, 60 posts")
+    assert "tracked=Telco" in telco["explore_url"]
