@@ -9,6 +9,7 @@ from app.commands import (
     audiences,
     evaluate,
     produce,
+    replay,
     report,
     serve,
     tokens,
@@ -47,6 +48,7 @@ for command in (
     users.users,
     tokens.tokens,
     archive.archive,
+    replay.replay,
     audiences.audiences,
 ):
     main.add_command(command)

@@ -104,7 +104,18 @@ def create_app(config: Config | None = None) -> Flask:
     policy = init_access(app, config)
     hub.session_valid = policy.session_valid
 
-    from app.views import admin, alerts, analyze, api, dashboard, health, login, models
+    from app.views import (
+        admin,
+        alerts,
+        analyze,
+        api,
+        audiences,
+        dashboard,
+        health,
+        login,
+        models,
+        tracked,
+    )
 
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(analyze.bp)
@@ -114,10 +125,12 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(login.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(alerts.bp)
-    from app.views import audiences
-
+    app.register_blueprint(tracked.bp)
     app.register_blueprint(audiences.bp)
     csrf.exempt(api.bp)  # JSON API: no cookies or sessions, so no cross-site form to forge
+    from app import replay
+
+    replay.install(app, services)  # the Replay page, its sessions and Socket.IO namespace
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -13,6 +13,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = (
     "01_explore_airline_tweets.ipynb",
     "02_train_and_evaluate.ipynb",
+    "03_alerts_on_airline_tweets.ipynb",
     "04_audiences_airline_tweets.ipynb",
 )
 
