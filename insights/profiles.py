@@ -151,6 +151,19 @@ class AuthorProfile:
             self.last_text = text if len(text) <= TEXT_KEPT else text[:TEXT_KEPT]
         return value
 
+    def copy(self) -> AuthorProfile:
+        """An independent copy (a refit reads copies while the stream goes on updating)."""
+        other = AuthorProfile(self.handle)
+        other.n_posts = self.n_posts
+        other.first_seen = self.first_seen
+        other.last_seen = self.last_seen
+        other.followers = self.followers
+        other.topics = {key: array("d", value) for key, value in self.topics.items()}
+        other.hashtags = {key: array("d", value) for key, value in self.hashtags.items()}
+        other.stats = array("d", self.stats)
+        other.last_text = self.last_text
+        return other
+
     # -- derived figures ------------------------------------------------------------------
     def days_active(self) -> float:
         """Days between the first and last post (at least one)."""
@@ -330,13 +343,16 @@ class AuthorProfiles:
         return self.posts_seen
 
     def get(self, handle: str) -> AuthorProfile | None:
+        """A copy of the author's profile as it is now (None: not seen)."""
         with self._lock:
-            return self._profiles.get(handle)
+            profile = self._profiles.get(handle)
+            return profile.copy() if profile is not None else None
 
     def eligible(self, min_posts: int) -> list[AuthorProfile]:
-        """Authors with at least `min_posts` posts (a snapshot list, oldest update first)."""
+        """Copies of the profiles of authors with at least `min_posts` posts: a consistent
+        snapshot that the stream's updates do not change while a refit reads it."""
         with self._lock:
-            return [p for p in self._profiles.values() if p.n_posts >= min_posts]
+            return [p.copy() for p in self._profiles.values() if p.n_posts >= min_posts]
 
     def recent(self) -> list[RecentPost]:
         with self._lock:

@@ -238,3 +238,13 @@ def test_evaluation_reports_recovery_and_stability(bundle):
     assert figures["ari"] >= 0.8 and figures["stability_ari"] >= 0.9
     assert 0 < figures["nmi"] <= 1 and report["met"]["ari"]
     assert report["authors_evaluated"] > 60
+
+
+def test_a_refit_reads_a_snapshot_the_stream_does_not_change():
+    book = AuthorProfiles()
+    book.update([scored("ann", tags=("nba",)), scored("ann", tags=("nba",))])
+    snapshot = book.eligible(1)[0]
+    book.update([scored("ann", tags=("new",), cluster=7)])
+    assert snapshot.n_posts == 2 and set(snapshot.hashtags) == {"nba"}
+    assert set(snapshot.topics) == {0}
+    assert book.get("ann").n_posts == 3
