@@ -268,22 +268,25 @@ class AuthorProfiles:
         """Fold a batch of scored posts into the profiles."""
         if not batch:
             return
-        values = []
         with self._lock:
             profiles = self._profiles
             labels = self.topic_labels
+            values = []
+            append = values.append
+            newest = self.newest
             for scored in batch:
-                handle = scored.post.author
-                profile = profiles.get(handle)
+                post = scored.post
+                profile = profiles.get(post.author)
                 if profile is None:
-                    profile = profiles[handle] = AuthorProfile(handle)
-                stamp = scored.post.created_at.timestamp()
-                values.append(profile.add(scored, stamp))
-                if stamp > self.newest:
-                    self.newest = stamp
+                    profile = profiles[post.author] = AuthorProfile(post.author)
+                stamp = post.created_at.timestamp()
+                append(profile.add(scored, stamp))
+                if stamp > newest:
+                    newest = stamp
                 cluster = scored.cluster
                 if cluster.id not in labels:
                     labels[cluster.id] = cluster.label
+            self.newest = newest
             self.posts_seen += len(batch)
             # The recent candidates: only the batch's best few.
             best = sorted(range(len(batch)), key=values.__getitem__)[-BEST_PER_BATCH:]
