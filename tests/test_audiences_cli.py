@@ -103,9 +103,8 @@ def test_evaluate_audiences_reports_recovery_against_targets(workdir):
     assert report["k"] == 4 and len(report["segments"]) == 4
 
 
-def test_profiles_are_rebuilt_from_the_archive(model_dir, tmp_path, bundle):
-    url = f"sqlite:///{tmp_path / 'archive.sqlite3'}"
-    store = ArchiveStore(url)
+def test_profiles_are_rebuilt_from_the_archive(model_dir, tmp_path, bundle, archive_url):
+    store = ArchiveStore(archive_url)
     store.migrate()
     raw, _ = planted_stream(n_posts=1_500, n_authors=50, seed=5)
     posts = score_stream(raw, bundle.pipeline().score_batch)
@@ -116,3 +115,4 @@ def test_profiles_are_rebuilt_from_the_archive(model_dir, tmp_path, bundle):
     author = posts[0].post.author
     assert service.book.get(author).n_posts == sum(p.post.author == author for p in posts)
     assert len(service.book) == len({p.post.author for p in posts})
+    store.close()
