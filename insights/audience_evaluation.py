@@ -29,6 +29,7 @@ from insights.segments import (
 )
 from streaming.records import ScoredPost
 from streaming.synthetic import (
+    OVERLAPPING_SEGMENTS,
     PLANTED_SEGMENTS,
     TRAINING_START,
     SyntheticPostGenerator,
@@ -38,12 +39,15 @@ TARGETS = {"ari": 0.8, "stability_ari": 0.9}
 Scorer = Callable[[Sequence[Any]], Sequence[ScoredPost]]
 
 
+PLANTED = {"distinct": PLANTED_SEGMENTS, "overlapping": OVERLAPPING_SEGMENTS}
+
+
 def planted_stream(
-    n_posts: int, n_authors: int, seed: int
+    n_posts: int, n_authors: int, seed: int, planted: str = "distinct"
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Raw posts of a stream with planted segments, and each author's segment."""
+    """Raw posts of a stream with planted segments (`PLANTED`), and each author's segment."""
     generator = SyntheticPostGenerator(
-        seed=seed, n_authors=n_authors, start=TRAINING_START, rate=0.05, segments=PLANTED_SEGMENTS
+        seed=seed, n_authors=n_authors, start=TRAINING_START, rate=0.05, segments=PLANTED[planted]
     )
     raw = generator.take(n_posts)
     truth = {a.handle: a.segment or "" for a in generator.authors}
@@ -65,10 +69,12 @@ def evaluate_audiences(
     seed: int = 0,
     k: int = 0,
     rounds: int = 5,
+    planted: str = "distinct",
 ) -> dict[str, Any]:
-    """Segment a planted stream and compare with the planted segments (see the module)."""
+    """Segment a planted stream and compare with the planted segments (see the module;
+    `planted`: "distinct" segments, or "overlapping" pairs with the same interests)."""
     started = time.perf_counter()
-    raw, truth = planted_stream(n_posts, n_authors, seed)
+    raw, truth = planted_stream(n_posts, n_authors, seed, planted)
     scored = score_stream(raw, score)
     scored_seconds = time.perf_counter() - started
     book = AuthorProfiles(max_authors=max(1, n_authors), max_idle=0)
@@ -79,14 +85,14 @@ def evaluate_audiences(
     members = book.eligible(min_posts)
     handles = [p.handle for p in members]
     found = np.array([segmentation.labels[h] for h in handles])
-    planted = [truth[h] for h in handles]
+    expected = [truth[h] for h in handles]
     topic_ids = topic_columns(members)
     columns = features_of(topic_ids, segmentation.topic_labels)
     raw_rows = raw_matrix(members, topic_ids)
     stability = bootstrap_stability(raw_rows, columns, topic_ids, params, found, rounds)
     figures = {
-        "ari": round(float(adjusted_rand_score(planted, found)), 4),
-        "nmi": round(float(normalized_mutual_info_score(planted, found)), 4),
+        "ari": round(float(adjusted_rand_score(expected, found)), 4),
+        "nmi": round(float(normalized_mutual_info_score(expected, found)), 4),
         "silhouette": segmentation.metrics["silhouette"],
         "stability_ari": round(stability, 4),
     }
@@ -94,7 +100,8 @@ def evaluate_audiences(
         "stream": {
             "posts": n_posts,
             "authors": n_authors,
-            "planted_segments": [s.name for s in PLANTED_SEGMENTS],
+            "planted": planted,
+            "planted_segments": [s.name for s in PLANTED[planted]],
             "seed": seed,
         },
         "authors_evaluated": len(handles),

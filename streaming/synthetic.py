@@ -198,6 +198,14 @@ PLANTED_SEGMENTS: tuple[AudienceSegment, ...] = (
     AudienceSegment("culture lovers", ("movies", "music", "food"), 15, 1.0, 0.0, 0.1, 0.15),
     AudienceSegment("early risers", ("fitness", "travel", "climate"), 7, 0.6, -0.3, 0.15, 0.1),
 )
+# Harder: pairs of audiences with the same interests, told apart only by when and how they
+# post and what they earn.
+OVERLAPPING_SEGMENTS: tuple[AudienceSegment, ...] = (
+    AudienceSegment("evening fans", ("basketball", "gaming"), 20, 1.5, 0.4, 0.3, 0.05),
+    AudienceSegment("daytime fans", ("basketball", "gaming"), 10, 1.0, -0.2, 0.05, 0.3),
+    AudienceSegment("tech at work", ("ai", "finance"), 13, 1.0, 0.2, 0.05, 0.5),
+    AudienceSegment("tech night owls", ("ai", "finance"), 2, 0.8, -0.3, 0.3, 0.05),
+)
 _TOPIC_INDEX = {topic.name: i for i, topic in enumerate(TOPICS)}
 
 

@@ -248,3 +248,12 @@ def test_a_refit_reads_a_snapshot_the_stream_does_not_change():
     assert snapshot.n_posts == 2 and set(snapshot.hashtags) == {"nba"}
     assert set(snapshot.topics) == {0}
     assert book.get("ann").n_posts == 3
+
+
+def test_audiences_with_the_same_interests_are_told_apart_by_how_they_post(bundle):
+    report = evaluate_audiences(
+        bundle.pipeline().score_batch, n_posts=8_000, n_authors=120, rounds=1, planted="overlapping"
+    )
+    assert report["figures"]["ari"] >= 0.8
+    names = {s["planted"]["segment"] for s in report["segments"]}
+    assert {"evening fans", "daytime fans"} <= names

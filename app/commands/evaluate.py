@@ -551,9 +551,17 @@ def alerts_command(seeds: int, days: float, calm_days: float, as_json: bool) -> 
 @click.option(
     "--rounds", default=5, show_default=True, type=click.IntRange(1, 50), help="Bootstrap refits."
 )
+@click.option(
+    "--planted",
+    type=click.Choice(["distinct", "overlapping"]),
+    default="distinct",
+    show_default=True,
+    help="distinct: segments differ in every block; overlapping: pairs share their "
+    "interests and differ only in rhythm, replies, links and engagement.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def audiences_command(posts, authors, min_posts, k, rounds, seed, as_json) -> None:
+def audiences_command(posts, authors, min_posts, k, rounds, planted, seed, as_json) -> None:
     """Segment a synthetic stream with planted audience segments (interests, daily rhythm,
     replies, links, engagement) scored by the serving models: ARI and NMI against the
     planted segments, silhouette, and stability (ARI of bootstrap refits)."""
@@ -567,7 +575,14 @@ def audiences_command(posts, authors, min_posts, k, rounds, seed, as_json) -> No
     try:
         pipeline = model_store(config).load()
         report = evaluate_audiences(
-            pipeline.score_batch, posts, authors, min_posts, seed=seed, k=k, rounds=rounds
+            pipeline.score_batch,
+            posts,
+            authors,
+            min_posts,
+            seed=seed,
+            k=k,
+            rounds=rounds,
+            planted=planted,
         )
     except (ArtifactError, SegmentationError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -575,8 +590,9 @@ def audiences_command(posts, authors, min_posts, k, rounds, seed, as_json) -> No
         _emit_json(report)
         return
     click.echo(
-        f"Audience segments on {posts:,} planted posts by {authors:,} authors "
-        f"({report['authors_evaluated']} with ≥ {min_posts} posts), k = {report['k']}\n"
+        f"Audience segments on {posts:,} posts by {authors:,} authors ({planted} planted "
+        f"segments, "
+        f"{report['authors_evaluated']} with ≥ {min_posts} posts), k = {report['k']}\n"
     )
     click.echo(f"{'figure':<16}{'value':>8}{'target':>9}  met")
     for name, value in report["figures"].items():
