@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, create_engine, delete, event, func, s
 from sqlalchemy.engine import make_url
 
 from archive.schema import dead_letters, posts
+from archive.search import repair_search_index
 from streaming.kafka_common import encode_value
 from streaming.records import (
     ClusterAssignment,
@@ -309,6 +310,8 @@ class ArchiveStore:
                 )
             settings.attributes["connection"] = connection
             command.upgrade(settings, revision)
+            if repair_search_index(connection):
+                log.warning("full-text index triggers were missing: restored and re-indexed")
 
     @contextlib.contextmanager
     def _migration_lock(self) -> Iterator[None]:
