@@ -6,6 +6,8 @@ from typing import Any
 
 from app.alerting import STATUSES
 from app.config import Config
+from app.openapi_posts import SCHEMAS as POSTS_SCHEMAS
+from app.openapi_posts import posts_paths
 from insights.alerts import ALERT_KINDS, SEVERITIES
 from streaming.records import ENGAGEMENT_KEYS, MAX_COUNT
 
@@ -299,6 +301,7 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                     "security": [{"bearer": []}],
                 }
             },
+            **posts_paths(error_response),
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "This description",
@@ -314,7 +317,13 @@ def openapi_spec(config: Config) -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": {"Post": post, "Analysis": analysis, "Error": error, "Alert": ALERT},
+            "schemas": {
+                "Post": post,
+                "Analysis": analysis,
+                "Error": error,
+                "Alert": ALERT,
+                **POSTS_SCHEMAS,
+            },
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

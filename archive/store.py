@@ -319,6 +319,7 @@ class ArchiveStore:
         if path is None:
             yield
             return
+        path.parent.mkdir(parents=True, exist_ok=True)  # before the engine creates it
         with open(f"{path}.migrate-lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

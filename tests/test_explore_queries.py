@@ -37,14 +37,13 @@ def store(archive_url):
     archive.close()
 
 
-@pytest.fixture
-def archived(store, pipeline, sample_posts) -> list[ScoredPost]:
-    """60 scored posts, one every 40 minutes from T0 (some at the same second, to test
+def make_posts(pipeline, sample_posts, n: int = 60) -> list[ScoredPost]:
+    """`n` scored posts, one every 40 minutes from T0 (pairs at the same second, to test
     the order of ties), with known texts, authors, hashtags and sources."""
-    scored = pipeline.score_batch(sample_posts[:60])
+    scored = pipeline.score_batch(sample_posts[:n])
     out = []
     for i, item in enumerate(scored):
-        created = T0 + (i // 2) * 2400.0  # pairs share a time: ties broken by id
+        created = T0 + (i // 2) * 2400.0
         post = replace(
             item.post,
             id=f"p{i:03d}",
@@ -55,8 +54,14 @@ def archived(store, pipeline, sample_posts) -> list[ScoredPost]:
             source="kafka" if i % 2 else "file",
         )
         out.append(replace(item, post=post))
-    store.write(out)
     return out
+
+
+@pytest.fixture
+def archived(store, pipeline, sample_posts) -> list[ScoredPost]:
+    posts = make_posts(pipeline, sample_posts)
+    store.write(posts)
+    return posts
 
 
 def run(store, wanted: PostFilter, limit: int = 200) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from app import explore
 from app.alerting import AlertFilter, AlertFilterError
 from app.analysis import AnalysisError, analyze
 from app.auth import api_access, page
@@ -75,6 +76,22 @@ def alerts_endpoint():
         return _error(str(exc), 400)
     alerts = services().hub.alerts
     return jsonify(alerts=alerts.recent(wanted) if alerts is not None else [])
+
+
+@bp.get("/posts")
+@api_access("read")
+def posts_endpoint():
+    """Archived posts, newest first, filtered as on Explore, a page (cursor) at a time."""
+    body, status = explore.api_posts(request.args)
+    return jsonify(body), status
+
+
+@bp.get("/posts/summary")
+@api_access("read")
+def posts_summary_endpoint():
+    """Explore's charts of the filtered archived posts."""
+    body, status = explore.api_summary(request.args)
+    return jsonify(body), status
 
 
 @bp.get("/openapi.json")

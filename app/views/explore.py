@@ -1,0 +1,89 @@
+"""The Explore page: archived posts filtered, a page at a time, with the charts of the
+filtered set, and the same set exported as CSV, JSON Lines or Parquet (streamed)."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, render_template, request, stream_with_context
+
+from app import explore
+from app.auth import require_role
+from archive import queries
+from archive.export import FORMATS, export_format
+from archive.queries import ENGAGEMENT_BANDS, SENTIMENT_LABELS, PostFilter
+
+bp = Blueprint("explore", __name__)
+
+
+def _href(args: dict[str, str], **extra: str) -> str:
+    return "?" + urlencode({**args, **extra})
+
+
+@bp.app_template_filter("explore_with")
+def explore_with(args: dict[str, str], **extra: object) -> str:
+    """The query string of these filters with some set (a click narrows the set)."""
+    return urlencode({**args, **{k: str(v) for k, v in extra.items()}})
+
+
+@bp.get("/explore")
+def explore_page():
+    error = summary_error = None
+    status = 200
+    wanted, limit, cursor = PostFilter(), queries.DEFAULT_PAGE_SIZE, None
+    found = summary = None
+    try:
+        wanted = PostFilter.parse(request.args, allowed=explore.PAGE_NAMES)
+        limit = queries.parse_limit(request.args.get("limit"))
+        cursor = request.args.get("cursor") or None
+        found = explore.read_page(wanted, cursor, limit)
+    except queries.FilterError as exc:
+        error, status = str(exc), 400
+    except queries.ArchiveUnavailable as exc:
+        error, status = str(exc), 503
+    if found is not None:
+        try:
+            summary = explore.read_summary(wanted)
+        except queries.FilterError as exc:  # too many posts or too slow: the table stays
+            summary_error = str(exc)
+        except queries.ArchiveUnavailable as exc:
+            error, status = str(exc), 503
+    args = wanted.to_args()
+    page = render_template(
+        "explore.html",
+        wanted=wanted,
+        args=args,
+        error=error,
+        summary=summary.to_dict() if summary is not None else None,
+        summary_error=summary_error,
+        posts=explore.explain(found.rows) if found is not None else [],
+        next_href=_href(args, cursor=found.next_cursor)
+        if found is not None and found.next_cursor
+        else None,
+        first_href=_href(args) if cursor else None,
+        export_hrefs={name: "/explore/export" + _href(args, format=name) for name in FORMATS},
+        sentiments=SENTIMENT_LABELS,
+        bands=ENGAGEMENT_BANDS,
+        limit=limit,
+    )
+    return page, status
+
+
+@bp.get("/explore/export")
+@require_role("analyst")
+def export():
+    """The filtered set as a file, streamed a chunk of rows at a time."""
+    try:
+        fmt = export_format(request.args.get("format", "csv"))
+        wanted = PostFilter.parse(request.args, allowed=("format",))
+        body = explore.export_stream(wanted, fmt)
+    except (queries.FilterError, ValueError) as exc:
+        return Response(f"{exc}\n", 400, mimetype="text/plain")
+    except queries.ArchiveUnavailable as exc:
+        return Response(f"{exc}\n", 503, mimetype="text/plain")
+    name = time.strftime("socialpulse-posts-%Y%m%dT%H%M%SZ", time.gmtime())
+    response = Response(stream_with_context(body), content_type=fmt.media_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt.extension}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
