@@ -7,6 +7,7 @@ import click
 from app.commands import (
     archive,
     evaluate,
+    export,
     produce,
     report,
     serve,
@@ -46,6 +47,7 @@ for command in (
     users.users,
     tokens.tokens,
     archive.archive,
+    export.export,
 ):
     main.add_command(command)
 

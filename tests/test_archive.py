@@ -349,7 +349,7 @@ def test_the_archive_command_migrates_and_prunes_without_kafka(archive_url, scor
     env = {"SOCIALPULSE_ARCHIVE_URL": archive_url, "SOCIALPULSE_KAFKA_BOOTSTRAP": ""}
     result = CliRunner(env=env).invoke(main, ["archive", "--migrate"])
     assert result.exit_code == 0, result.output
-    assert "at revision 0002" in result.output
+    assert "at revision 0003" in result.output
     store = ArchiveStore(archive_url)
     try:
         store.write(scored[:4], now=time.time() - 10 * DAY)
