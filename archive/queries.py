@@ -23,7 +23,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    JSON,
     Connection,
     Integer,
     and_,
@@ -33,7 +32,6 @@ from sqlalchemy import (
     literal_column,
     select,
     text,
-    true,
     tuple_,
 )
 from sqlalchemy.exc import DBAPIError
@@ -68,10 +66,9 @@ MAX_CURSOR_CHARS = 600
 # Sentiment-over-time buckets: the smallest that draws the span in at most this many.
 MAX_BUCKETS = 120
 BUCKET_SIZES = (10, 30, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86_400, 7 * 86_400)
-TERMS_SAMPLE = 2000  # the word cloud counts the words of the newest posts of the set
+TERMS_SAMPLE = 1000  # the word cloud counts the words of the newest posts of the set
 _WORD_RE = re.compile(r"\w+")
-_CLOUD_WORD_RE = re.compile(r"(?u)\b[^\W\d_]{3,}\b")
-_CLOUD_NOISE_RE = re.compile(r"https?://\S+|www\.\S+|[@#]\w+", re.IGNORECASE)
+_CLOUD_RE = re.compile(r"(?u)(?:https?://\S+|www\.\S+|[@#]\w+)|\b([^\W\d_]{3,})\b")
 _HASHTAG_RE = re.compile(r"^\w+$")
 # Dates from 1970 to 9999: anything else is a typo, and would overflow some engines.
 _MAX_EPOCH = 253_402_300_799.0
@@ -414,7 +411,15 @@ def chunks(
 
 def count(connection: Connection, wanted: PostFilter, cap: int, budget: float = 5.0) -> int:
     """How many posts match, counting at most `cap + 1` (enough to say "over the cap")."""
-    inner = _ordered(wanted, connection.dialect.name, None, cap + 1, [posts.c.id]).subquery()
+    where = conditions(wanted, connection.dialect.name)
+    # Nothing but the filtered columns: a time range alone is read from its index only.
+    inner = (
+        select(literal_column("1").label("one"))
+        .select_from(posts)
+        .where(*where)
+        .limit(cap + 1)
+        .subquery()
+    )
     with time_budget(connection, budget):
         return int(connection.execute(select(func.count()).select_from(inner)).scalar() or 0)
 
@@ -476,15 +481,18 @@ def summarise(
     if total == 0:
         summary.start, summary.end = wanted.start, wanted.end
         return summary
-    where = conditions(wanted, dialect)
     c = posts.c
+    where = conditions(wanted, dialect)
     with time_budget(connection, budget):
-        low, high = connection.execute(
-            select(func.min(c.created_at), func.max(c.created_at)).where(*where)
-        ).one()
-        start = wanted.start if wanted.start is not None else low
-        end = wanted.end if wanted.end is not None else high + 1
+        start, end = wanted.start, wanted.end
+        if start is None or end is None:
+            low, high = connection.execute(
+                select(func.min(c.created_at), func.max(c.created_at)).where(*where)
+            ).one()
+            start = low if start is None else start
+            end = high + 1 if end is None else end
         bucket = bucket_for(max(end - start, 1.0))
+        # Grouped in created_at order, which the time index already gives: no sort.
         key = (
             func.floor(c.created_at / bucket)
             if dialect == "postgresql"
@@ -502,62 +510,69 @@ def summarise(
             )
             .where(*where)
             .group_by(key)
-            .order_by(key)
         )
-        summary.series = [
-            {
-                "start": int(k) * bucket,
-                "count": int(n),
-                "mean": round(float(mean), 4),
-                "positive": int(pos or 0),
-                "neutral": int(neu or 0),
-                "negative": int(neg or 0),
-            }
-            for k, n, mean, pos, neu, neg in series
-        ]
+        summary.series = sorted(
+            (
+                {
+                    "start": int(k) * bucket,
+                    "count": int(n),
+                    "mean": round(float(mean), 4),
+                    "positive": int(pos or 0),
+                    "neutral": int(neu or 0),
+                    "negative": int(neg or 0),
+                }
+                for k, n, mean, pos, neu, neg in series
+            ),
+            key=lambda b: b["start"],
+        )
         clusters = connection.execute(
-            select(c.cluster_id, func.max(c.cluster_label), func.count().label("n"))
-            .where(*where)
-            .group_by(c.cluster_id)
-            .order_by(literal_column("n").desc(), c.cluster_id)
-            .limit(top)
-        )
-        summary.clusters = [{"id": int(i), "label": lab, "count": int(n)} for i, lab, n in clusters]
-        summary.hashtags = _top_hashtags(connection, where, top)
+            select(c.cluster_id, func.count()).where(*where).group_by(c.cluster_id)
+        ).all()
+        ranked = sorted(clusters, key=lambda kv: (-kv[1], kv[0]))[:top]
+        summary.clusters = [
+            {"id": int(i), "label": _cluster_label(connection, i), "count": int(n)}
+            for i, n in ranked
+        ]
+        # Posts share few hashtag lists: count each distinct list once, then its tags.
+        tags: Counter[str] = Counter()
+        for hashtags, n in connection.execute(
+            select(c.hashtags, func.count()).where(*where).group_by(c.hashtags)
+        ):
+            for tag in orjson.loads(hashtags):
+                tags[tag] += n
+        summary.hashtags = [
+            {"tag": t, "count": n}
+            for t, n in sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        ]
         texts = connection.execute(
-            select(c.text)
-            .where(*where)
-            .order_by(c.created_at.desc(), c.id.desc())
-            .limit(TERMS_SAMPLE)
+            select(c.text).where(*where).order_by(c.created_at.desc()).limit(TERMS_SAMPLE)
         ).scalars()
         summary.terms = cloud_terms(texts, stop_words, 60)
     summary.bucket_seconds, summary.start, summary.end = bucket, start, end
     return summary
 
 
-def _top_hashtags(connection: Connection, where: list[ColumnElement[bool]], top: int):
-    matching = select(posts.c.hashtags).where(*where).subquery()
-    if connection.dialect.name == "postgresql":
-        tags = func.json_array_elements_text(cast(matching.c.hashtags, JSON)).table_valued("value")
-    else:
-        tags = func.json_each(matching.c.hashtags).table_valued("value")
-    rows = connection.execute(
-        select(tags.c.value, func.count().label("n"))
-        .select_from(matching)
-        .join(tags, true())
-        .group_by(tags.c.value)
-        .order_by(literal_column("n").desc(), tags.c.value)
-        .limit(top)
+def _cluster_label(connection: Connection, cluster_id: int) -> str:
+    """A cluster's newest label (topics are renamed as they evolve; one index lookup)."""
+    return (
+        connection.execute(
+            select(posts.c.cluster_label)
+            .where(posts.c.cluster_id == cluster_id)
+            .order_by(posts.c.created_at.desc())
+            .limit(1)
+        ).scalar()
+        or f"cluster {cluster_id}"
     )
-    return [{"tag": str(tag), "count": int(n)} for tag, n in rows]
 
 
 def cloud_terms(texts: Iterable[str], stop_words: frozenset[str], top: int) -> list[dict[str, Any]]:
     """The most frequent words (3+ letters, no stop words, links, mentions or hashtags)."""
     counts: Counter[str] = Counter()
     for body in texts:
-        words = _CLOUD_WORD_RE.findall(_CLOUD_NOISE_RE.sub(" ", body[:2000]).lower())
-        counts.update(w for w in words if w not in stop_words)
+        # Links, mentions and hashtags match the first group and are dropped.
+        counts.update(
+            w for w in _CLOUD_RE.findall(body[:2000].lower()) if w and w not in stop_words
+        )
     return [{"term": t, "count": n} for t, n in counts.most_common(top)]
 
 

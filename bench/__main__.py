@@ -1,6 +1,7 @@
 """`make bench`: every benchmark in one run; prints a table and writes bench/results/*.json.
 
-Usage: python -m bench [--quick] [--only pipeline,api,dashboard,load,kafka] [--duration S]
+Usage: python -m bench [--quick] [--only pipeline,api,dashboard,load,kafka,explore]
+[--duration S]
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ TARGETS = (
         "batched ≥ 20 × library calls per post",
     ),
     ("api", "single_post_ms.p99", "<=", 20, "API p99 ≤ 20 ms"),
+    (
+        "explore",
+        "day_query_ms.p95",
+        "<=",
+        200,
+        "Explore: a filtered day of 1M archived posts, p95 ≤ 200 ms",
+    ),
     (
         "alerts",
         "detectors_share_of_pipeline",
@@ -134,7 +142,7 @@ def _two_worker_ceiling(client: dict) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (1-minute memory run)")
-    parser.add_argument("--only", default="pipeline,api,alerts,dashboard,load,kafka")
+    parser.add_argument("--only", default="pipeline,api,alerts,dashboard,load,kafka,explore")
     parser.add_argument("--duration", type=float, help="seconds of the dashboard/memory run")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -165,6 +173,14 @@ def main() -> None:
         n_alert_posts = 50_000 if args.quick else 200_000
         results["alerts"] = alerts.detector_cost(
             model_dir, [parse_post(v) for v in values[:n_alert_posts]]
+        )
+    if "explore" in sections:
+        from bench import explore
+
+        n_archived = 200_000 if args.quick else 1_000_000
+        print(f"Explore on {n_archived:,} archived posts, and exports …", flush=True)
+        results["explore"] = explore.run(
+            model_dir, workdir, n_archived, 30.0 if not args.quick else 6.0
         )
     if "dashboard" in sections:
         print(f"dashboard at 1,000 posts/s for {duration:.0f} s …", flush=True)
