@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, create_engine, delete, event, func, s
 from sqlalchemy.engine import make_url
 
 from archive.schema import dead_letters, posts
-from archive.search import repair_search_index
+from archive.search import index_new_posts, repair_search_index
 from streaming.kafka_common import encode_value
 from streaming.records import (
     ClusterAssignment,
@@ -363,6 +363,7 @@ class ArchiveStore:
         with engine.begin() as connection:
             if rows:
                 connection.execute(self._upsert_posts, list(rows.values()))
+                index_new_posts(connection)
             if letter_rows:
                 connection.execute(self._insert_letters, list(letter_rows.values()))
 

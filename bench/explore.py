@@ -19,6 +19,7 @@ from archive import queries
 from archive.export import FORMATS
 from archive.queries import PostFilter
 from archive.schema import posts
+from archive.search import index_new_posts
 from archive.store import ArchiveStore, post_row
 from models.bootstrap import ensure_bundle
 from models.pipeline import ScoringPipeline
@@ -40,8 +41,8 @@ def _templates(model_dir: Path, count: int = 2000) -> list[dict]:
 
 
 def build(store: ArchiveStore, templates: list[dict], n: int, days: float) -> dict:
-    """`n` posts spread evenly over `days`, by bulk inserts (the FTS triggers index them as
-    the archive's writer does). Rows go in oldest first, as a live archive fills."""
+    """`n` posts spread evenly over `days`, by bulk inserts indexed for full-text search as
+    the archive's writer indexes them. Rows go in oldest first, as a live archive fills."""
     step = days * DAY / n
     rng = random.Random(7)
     started = time.perf_counter()
@@ -55,6 +56,7 @@ def build(store: ArchiveStore, templates: list[dict], n: int, days: float) -> di
             rows.append(row)
         with store.engine.begin() as connection:
             connection.execute(posts.insert(), rows)
+            index_new_posts(connection)  # as the store's writer does after its upsert
     seconds = time.perf_counter() - started
     return {
         "posts": n,
