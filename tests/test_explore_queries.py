@@ -384,3 +384,17 @@ def test_chunks_read_every_row_a_bounded_chunk_at_a_time(store, archived):
 
 def test_no_chunks_for_no_rows(store, archived):
     assert list(queries.chunks(store.engine.connect, PostFilter.parse({"q": "nowhere"}))) == []
+
+
+@pytest.mark.parametrize("hours", [10, 24 * 8])  # driven by the time index, then by matches
+def test_full_text_within_a_time_range(store, archived, hours):
+    end = T0 + hours * HOUR
+    wanted = PostFilter.parse({"q": "battery", "from": str(T0 + HOUR), "to": str(end)})
+    expected = [
+        s
+        for s in archived
+        if "battery" in s.post.text.lower() and T0 + HOUR <= s.post.created_at.timestamp() < end
+    ]
+    assert expected and run(store, wanted) == newest_first(expected)
+    with store.engine.connect() as connection:
+        assert queries.summarise(connection, wanted).total == len(expected)

@@ -7,19 +7,23 @@ from __future__ import annotations
 import csv
 import io
 import tracemalloc
+import uuid
 from dataclasses import replace
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.accounts import AccountStore
-from app.testing import log_in, run_config
+from app.testing import TcpProxy, log_in, run_config, wait_for
 from archive import queries
 from archive.export import write_csv
 from archive.queries import PostFilter
 from archive.store import ArchiveStore
+from tests.conftest import postgres_url, with_schema
 from tests.test_explore_queries import T0, make_posts
 
 PASSWORD = "correct horse battery"
@@ -335,3 +339,42 @@ def test_without_the_archive_explore_says_so_and_the_rest_serves(model_dir, tmp_
     assert web.get("/explore?colour=red").status_code == 400  # bad input is still bad input
     assert web.get("/").status_code == 200
     assert web.get("/livez").status_code == 200
+
+
+def test_a_database_that_goes_away_is_a_503_until_it_is_back(model_dir, tmp_path, archived_rows):
+    """PostgreSQL cut mid-use (a proxy in front of it), then restored."""
+    url = make_url(postgres_url())
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy.start()
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    through = with_schema(
+        url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), schema
+    )
+    try:
+        store = ArchiveStore(through)
+        store.migrate()
+        store.write(archived_rows)
+        store.close()
+        web = create_app(run_config(model_dir, tmp_path / "i", archive_url=through)).test_client()
+        assert web.get("/explore?q=battery").status_code == 200
+        proxy.stop()
+        page = web.get("/explore?q=battery")
+        assert page.status_code == 503 and "unavailable" in page.get_data(as_text=True)
+        assert web.get("/api/v1/posts").status_code == 503
+        assert web.get("/explore/export").status_code == 503
+        assert web.get("/").status_code == 200  # the live side serves on
+        proxy.start()
+        assert wait_for(lambda: web.get("/api/v1/posts").status_code == 200, 20, "the archive")
+    finally:
+        proxy.stop()
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def archived_rows(pipeline, sample_posts):
+    return make_posts(pipeline, sample_posts, 20)
