@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from archive.queries import EXPORT_COLUMNS, row_dict
+from archive.queries import EXPORT_COLUMNS, iso
 
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection): such
 # text is exported with a leading apostrophe, which they show as text.
@@ -32,10 +32,23 @@ class ExportFormat:
     write: Callable[[Iterable[list[Any]]], Iterator[bytes]]
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+_CREATED, _HASHTAGS, _FIRST_SEEN = (
+    EXPORT_COLUMNS.index(name) for name in ("created_at", "hashtags", "first_seen_at")
+)
+
+
+def _cells(row: Any) -> list[Any]:
+    """An exported row's values in `EXPORT_COLUMNS` order (the order `chunks` reads them
+    in): times as ISO 8601, hashtags as a list."""
+    cells = list(row)
+    cells[_CREATED] = iso(cells[_CREATED])
+    cells[_FIRST_SEEN] = iso(cells[_FIRST_SEEN])
+    cells[_HASHTAGS] = orjson.loads(cells[_HASHTAGS])
+    return cells
+
+
+# Columns that hold text from the posts themselves (the others are numbers and times).
+_FREE_TEXT = frozenset({"id", "author", "text", "hashtags", "source", "lang", "cluster_label"})
 
 
 def write_csv(chunks: Iterable[list[Any]]) -> Iterator[bytes]:
@@ -44,20 +57,30 @@ def write_csv(chunks: Iterable[list[Any]]) -> Iterator[bytes]:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
     yield buffer.getvalue().encode()
+    guarded = [name in _FREE_TEXT for name in EXPORT_COLUMNS]
     for chunk in chunks:
         buffer.seek(0)
         buffer.truncate()
         for row in chunk:
-            record = row_dict(row)
-            record["hashtags"] = " ".join(record["hashtags"])
-            writer.writerow([_csv_cell(record[c]) for c in EXPORT_COLUMNS])
+            cells = _cells(row)
+            cells[_HASHTAGS] = " ".join(cells[_HASHTAGS])
+            for i, value in enumerate(cells):
+                if guarded[i] and value and value.startswith(_FORMULA_START):
+                    cells[i] = "'" + value
+            writer.writerow(cells)
         yield buffer.getvalue().encode()
+
+
+_NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
 def write_jsonl(chunks: Iterable[list[Any]]) -> Iterator[bytes]:
     """One JSON object per line."""
     for chunk in chunks:
-        yield b"".join(orjson.dumps(row_dict(r), option=orjson.OPT_APPEND_NEWLINE) for r in chunk)
+        yield b"".join(
+            orjson.dumps(dict(zip(EXPORT_COLUMNS, _cells(r), strict=True)), option=_NEWLINE)
+            for r in chunk
+        )
 
 
 class _Collector(io.RawIOBase):
@@ -115,14 +138,13 @@ def write_parquet(chunks: Iterable[list[Any]]) -> Iterator[bytes]:
     writer = pq.ParquetWriter(sink, schema, compression="zstd")
     try:
         for chunk in chunks:
-            columns: dict[str, list[Any]] = {name: [] for name in schema.names}
-            for row in chunk:
-                record = row_dict(row)
-                # Times as numbers: the ISO text of `row_dict` is for the text formats.
-                record["created_at"] = int(row.created_at * 1_000_000)
-                record["first_seen_at"] = int(row.first_seen_at * 1_000_000)
-                for name in schema.names:
-                    columns[name].append(record[name])
+            rows = [list(row) for row in chunk]
+            for cells in rows:
+                # Times as microseconds (ISO text is for the text formats).
+                cells[_CREATED] = int(cells[_CREATED] * 1_000_000)
+                cells[_FIRST_SEEN] = int(cells[_FIRST_SEEN] * 1_000_000)
+                cells[_HASHTAGS] = orjson.loads(cells[_HASHTAGS])
+            columns = {name: [cells[i] for cells in rows] for i, name in enumerate(schema.names)}
             writer.write_table(pa.table(columns, schema=schema))
             yield sink.take()
     finally:
