@@ -75,7 +75,9 @@ def test_the_page_pages_through_the_set(web, archived):
     seen, url = [], "/explore?limit=25&source=file"
     while url:
         html = web.get(url).get_data(as_text=True)
-        seen += [line.split('"')[1] for line in html.split("<tr data-id=")[1:]]
+        shown = [line.split('"')[1] for line in html.split("<tr data-id=")[1:]]
+        assert 0 < len(shown) <= 25  # the page size holds on every page
+        seen += shown
         marker = 'id="page-next"'
         url = None
         if marker in html:

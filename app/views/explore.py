@@ -50,6 +50,7 @@ def explore_page():
         except queries.ArchiveUnavailable as exc:
             error, status = str(exc), 503
     args = wanted.to_args()
+    sized = {"limit": str(limit)} if limit != queries.DEFAULT_PAGE_SIZE else {}
     page = render_template(
         "explore.html",
         wanted=wanted,
@@ -58,10 +59,10 @@ def explore_page():
         summary=summary.to_dict() if summary is not None else None,
         summary_error=summary_error,
         posts=explore.explain(found.rows) if found is not None else [],
-        next_href=_href(args, cursor=found.next_cursor)
+        next_href=_href(args, cursor=found.next_cursor, **sized)
         if found is not None and found.next_cursor
         else None,
-        first_href=_href(args) if cursor else None,
+        first_href=_href(args, **sized) if cursor else None,
         export_hrefs={name: "/explore/export" + _href(args, format=name) for name in FORMATS},
         sentiments=SENTIMENT_LABELS,
         bands=ENGAGEMENT_BANDS,
