@@ -61,6 +61,30 @@ def test_from_a_dashboard_click_to_filtered_posts_and_an_export(server, page, tm
         assert "#" + wanted_tag.lower() in text.lower()
     assert page.input_value("#f-hashtag") == wanted_tag
 
+    # A point in time on the sentiment chart opens Explore on that window; feed authors link.
+    page.goto(server + "/")
+    page.wait_for_function(
+        "() => Number(document.querySelector('#sentiment-chart').dataset.points || 0) > 1 && "
+        "document.querySelectorAll('#feed a.post__author').length > 0",
+        timeout=30000,
+    )
+    author = page.locator("#feed a.post__author").first
+    assert parse_qs(urlsplit(author.get_attribute("href")).query)["author"] == [
+        author.inner_text().lstrip("@")
+    ]
+    point = page.evaluate(
+        """() => {
+          const bar = Chart.getChart(document.getElementById('sentiment-chart'))
+            .getDatasetMeta(1).data[0];
+          return {x: bar.x, y: bar.y + 2};
+        }"""
+    )
+    page.locator("#sentiment-chart").click(position=point)
+    page.wait_for_url("**/explore?from=*", timeout=15000)
+    window = parse_qs(urlsplit(page.url).query)
+    assert set(window) == {"from", "to"} and window["from"][0] < window["to"][0]
+    assert rows_shown(page, page.url) > 0
+
     # A cluster bar on the dashboard opens Explore on that cluster.
     page.goto(server + "/")
     page.wait_for_function(

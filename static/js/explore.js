@@ -39,7 +39,9 @@
 
   var span = document.getElementById("explore-span");
   if (span && summary && summary.start) {
-    var fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short", timeZone: "UTC" });
+    var short = summary.end - summary.start < 3600;  // seconds matter within an hour
+    var fmt = new Intl.DateTimeFormat(undefined,
+      { dateStyle: "medium", timeStyle: short ? "medium" : "short", timeZone: "UTC" });
     span.textContent = fmt.format(new Date(summary.start * 1000)) + " – " +
       fmt.format(new Date(summary.end * 1000)) + " UTC";
   }
