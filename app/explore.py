@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,6 +26,7 @@ from archive.sink import ArchiveKeeper
 log = logging.getLogger(__name__)
 EXPORT_CHUNK_ROWS = 2000
 PAGE_NAMES = ("cursor", "limit")
+CACHE_EXTENSION = "socialpulse.explore_summaries"
 
 
 def keeper() -> ArchiveKeeper:
@@ -63,10 +68,39 @@ def read_page(wanted: PostFilter, cursor: str | None, limit: int) -> queries.Pag
         return archive.call(read)
 
 
+class SummaryCache:
+    """The charts of recent filters, kept `ttl` seconds: paging through a set (each page
+    shows the same charts) costs the database the page only. At most `size` filters."""
+
+    def __init__(self, ttl: float = 15.0, size: int = 64) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._items: OrderedDict[PostFilter, tuple[float, Summary]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, wanted: PostFilter) -> Summary | None:
+        with self._lock:
+            item = self._items.get(wanted)
+            if item is None or time.monotonic() - item[0] > self.ttl:
+                return None
+            return item[1]
+
+    def put(self, wanted: PostFilter, summary: Summary) -> None:
+        with self._lock:
+            self._items[wanted] = (time.monotonic(), summary)
+            self._items.move_to_end(wanted)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
 def read_summary(wanted: PostFilter) -> Summary:
     """The charts of the filtered set (`QueryTooExpensive` past the configured limits)."""
     from app.wordcloud_image import stop_words
 
+    cache = current_app.extensions.setdefault(CACHE_EXTENSION, SummaryCache())
+    cached = cache.get(wanted)
+    if cached is not None:
+        return cached
     config = services().config
     archive = keeper()
 
@@ -81,7 +115,9 @@ def read_summary(wanted: PostFilter) -> Summary:
             )
 
     with database_errors():
-        return archive.call(read)
+        summary = archive.call(read)
+    cache.put(wanted, summary)
+    return summary
 
 
 def explain(rows: list[Any]) -> list[dict[str, Any]]:

@@ -380,3 +380,16 @@ def test_a_database_that_goes_away_is_a_503_until_it_is_back(model_dir, tmp_path
 @pytest.fixture
 def archived_rows(pipeline, sample_posts):
     return make_posts(pipeline, sample_posts, 20)
+
+
+def test_paging_through_a_set_draws_its_charts_once(web, archived, monkeypatch):
+    calls = []
+    real = queries.summarise
+    monkeypatch.setattr(queries, "summarise", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = web.get("/explore?source=file&limit=10").get_data(as_text=True)
+    href = first.split('id="page-next"')[0].rsplit('href="', 1)[1].split('"')[0]
+    second = web.get(href.replace("&amp;", "&")).get_data(as_text=True)
+    assert "<strong>30</strong> posts match" in first and "<strong>30</strong>" in second
+    assert len(calls) == 1
+    web.get("/explore?source=kafka")  # another set: its own charts
+    assert len(calls) == 2
