@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from app.accounts import AccountStore
 from app.testing import TcpProxy, log_in, run_config, wait_for
+from app.views.explore import MAX_EXPORTS, export_slots
 from archive import queries
 from archive.export import write_csv
 from archive.queries import PostFilter
@@ -393,3 +394,21 @@ def test_paging_through_a_set_draws_its_charts_once(web, archived, monkeypatch):
     assert len(calls) == 1
     web.get("/explore?source=kafka")  # another set: its own charts
     assert len(calls) == 2
+
+
+def test_exports_at_once_are_bounded_and_a_finished_one_frees_its_slot(web, archived):
+    with web.application.app_context():
+        slots = export_slots()
+    for _ in range(MAX_EXPORTS):
+        assert slots.acquire(blocking=False)  # as many exports as allowed are running
+    busy = web.get("/explore/export")
+    assert busy.status_code == 429 and "try again" in busy.get_data(as_text=True)
+    assert busy.headers["Retry-After"]
+    for _ in range(MAX_EXPORTS):
+        slots.release()
+    for _ in range(MAX_EXPORTS + 2):  # finished, refused and cut-short ones give theirs back
+        assert web.get("/explore/export?format=jsonl").status_code == 200
+        assert web.get("/explore/export?format=xlsx").status_code == 400
+        partial = web.get("/explore/export", buffered=False)
+        partial.close()
+    assert all(slots.acquire(blocking=False) for _ in range(MAX_EXPORTS))

@@ -3,10 +3,19 @@ filtered set, and the same set exported as CSV, JSON Lines or Parquet (streamed)
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, render_template, request, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    render_template,
+    request,
+    stream_with_context,
+)
 
 from app import explore
 from app.auth import require_role
@@ -15,6 +24,8 @@ from archive.export import FORMATS, export_format
 from archive.queries import ENGAGEMENT_BANDS, SENTIMENT_LABELS, PostFilter
 
 bp = Blueprint("explore", __name__)
+MAX_EXPORTS = 2
+EXPORT_SLOTS = "socialpulse.export_slots"
 
 
 def _href(args: dict[str, str], **extra: str) -> str:
@@ -71,20 +82,44 @@ def explore_page():
     return page, status
 
 
+def export_slots() -> threading.BoundedSemaphore:
+    """At most `MAX_EXPORTS` exports stream at once on a node: each may read the whole
+    archive, so more wait their turn (429) rather than share the database and the CPU."""
+    return current_app.extensions.setdefault(EXPORT_SLOTS, threading.BoundedSemaphore(MAX_EXPORTS))
+
+
 @bp.get("/explore/export")
 @require_role("analyst")
 def export():
     """The filtered set as a file, streamed a chunk of rows at a time."""
+    slots = export_slots()
+    if not slots.acquire(blocking=False):
+        response = Response(
+            f"{MAX_EXPORTS} exports are running on this server: try again when one ends\n",
+            429,
+            mimetype="text/plain",
+        )
+        response.headers["Retry-After"] = "10"
+        return response
     try:
         fmt = export_format(request.args.get("format", "csv"))
         wanted = PostFilter.parse(request.args, allowed=("format",))
         body = explore.export_stream(wanted, fmt)
     except (queries.FilterError, ValueError) as exc:
+        slots.release()
         return Response(f"{exc}\n", 400, mimetype="text/plain")
     except queries.ArchiveUnavailable as exc:
+        slots.release()
         return Response(f"{exc}\n", 503, mimetype="text/plain")
+
+    def released() -> Iterator[bytes]:
+        try:
+            yield from body
+        finally:  # finished, failed, or the client went away
+            slots.release()
+
     name = time.strftime("socialpulse-posts-%Y%m%dT%H%M%SZ", time.gmtime())
-    response = Response(stream_with_context(body), content_type=fmt.media_type)
+    response = Response(stream_with_context(released()), content_type=fmt.media_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt.extension}"'
     response.headers["Cache-Control"] = "no-store"
     return response
