@@ -85,6 +85,17 @@ def test_from_a_dashboard_click_to_filtered_posts_and_an_export(server, page, tm
     assert set(window) == {"from", "to"} and window["from"][0] < window["to"][0]
     assert rows_shown(page, page.url) > 0
 
+    # The word cloud (an image) opens Explore on the span the charts show.
+    page.goto(server + "/")
+    page.wait_for_function(
+        "() => Number(document.querySelector('#wordcloud').dataset.version) >= 1 && "
+        "Number(document.querySelector('#sentiment-chart').dataset.points || 0) > 0",
+        timeout=30000,
+    )
+    page.click("#wordcloud")
+    page.wait_for_url("**/explore?from=*", timeout=15000)
+    assert rows_shown(page, page.url) > 0
+
     # A cluster bar on the dashboard opens Explore on that cluster.
     page.goto(server + "/")
     page.wait_for_function(

@@ -550,6 +550,15 @@
   // ---------------------------------------------------------------- word cloud
   var wordcloudVersion = null;
 
+  // The word cloud's words are drawn in an image: a click opens Explore on the charts' span.
+  if (EXPLORE && els.wordcloud) {
+    els.wordcloud.title = "Explore the posts behind these words";
+    els.wordcloud.addEventListener("click", function () {
+      if (!seriesStarts.length || !isNum(seriesStarts[0])) return;
+      window.location.assign(toExplore({ from: new Date(seriesStarts[0] * 1000).toISOString() }));
+    });
+  }
+
   function renderWordcloud(wc) {
     if (!wc || !wc.url || wc.version === undefined || wc.version === null) return;
     if (String(wc.version) === wordcloudVersion) return;
