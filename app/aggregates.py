@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 import re
 import threading
 import time
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from insights.tracked import NO_TOPICS, TopicMatcher
 from streaming.metrics import percentile
 from streaming.records import URL_OR_MENTION_RE, ScoredPost
 
@@ -72,8 +74,13 @@ class Window:
     clusters: Counter = field(default_factory=Counter)
     hashtags: Counter = field(default_factory=Counter)
     words: Counter = field(default_factory=Counter)
+    # Per tracked topic: posts, and the sum of their compound scores.
+    tracked: Counter = field(default_factory=Counter)
+    tracked_compound: Counter = field(default_factory=Counter)
 
-    def add(self, scored: ScoredPost, stop_words: frozenset[str]) -> None:
+    def add(
+        self, scored: ScoredPost, stop_words: frozenset[str], topics: Sequence[str] = ()
+    ) -> None:
         self.count += 1
         self.compound_sum += scored.sentiment.compound
         self.labels[scored.sentiment.label] += 1
@@ -86,6 +93,9 @@ class Window:
         if len(self.words) > _MAX_WORDS_PER_WINDOW:
             # Keep the window bounded: rare words cannot reach a word cloud anyway.
             self.words = Counter(dict(self.words.most_common(_MAX_WORDS_PER_WINDOW // 2)))
+        for name in topics:
+            self.tracked[name] += 1
+            self.tracked_compound[name] += scored.sentiment.compound
 
 
 class LiveAggregates:
@@ -126,6 +136,36 @@ class LiveAggregates:
         self.late = 0
         self.version = 0  # bumps on every change
         self.model_version = ""
+        self.topics: TopicMatcher = NO_TOPICS
+
+    def track(self, topics: TopicMatcher, earlier: Sequence[ScoredPost] = ()) -> None:
+        """Count posts per tracked topic from now on. Topics new here are counted in the
+        kept windows from `earlier` (the archive's posts of those windows: counted here
+        already, since the archive is written after the dashboard, or with Kafka read by
+        this node within moments); topics no longer tracked are forgotten."""
+        with self._lock:
+            added = set(topics.names) - set(self.topics.names)
+            self.topics = topics
+            for window in self._windows.values():
+                for name in set(window.tracked) - set(topics.names):
+                    del window.tracked[name]
+                    window.tracked_compound.pop(name, None)
+            for scored in earlier if added else ():
+                key = int(scored.post.created_at.timestamp()) // self.window_seconds
+                window = self._windows.get(key)
+                if window is not None:
+                    for name in topics.match(scored):
+                        if name in added:
+                            window.tracked[name] += 1
+                            window.tracked_compound[name] += scored.sentiment.compound
+            self.version += 1
+
+    def kept_since(self) -> float | None:
+        """When the oldest kept window starts (None before any post)."""
+        with self._lock:
+            if not self._windows:
+                return None
+            return float(next(iter(self._windows)) * self.window_seconds)
 
     # -- writers (stream thread) ----------------------------------------------------------
     def add(self, batch: Sequence[ScoredPost]) -> list[ScoredPost]:
@@ -199,8 +239,18 @@ class LiveAggregates:
                     self._windows = OrderedDict(sorted(self._windows.items()))
                 while len(self._windows) > self.windows_kept:
                     self._windows.popitem(last=False)
-            window.add(scored, self.stop_words)
+            window.add(scored, self.stop_words, self.topics.match(scored) if self.topics else ())
             self._cluster_labels[scored.cluster.id] = scored.cluster.label
+
+    def resize(self, window_seconds: int, windows_kept: int, trending_windows: int) -> None:
+        """Show windows of another length, `windows_kept` of them, trending over the newest
+        `trending_windows`: done before posts arrive (the windows kept so far are emptied)."""
+        with self._lock:
+            self.window_seconds = window_seconds
+            self.windows_kept = windows_kept
+            self.trending_windows = trending_windows
+            self._windows.clear()
+            self.version += 1
 
     def count_earlier(self, scored: int, dead_lettered: int) -> None:
         """Count posts and dead letters from before this node's history starts (in totals
@@ -281,6 +331,7 @@ class LiveAggregates:
         for _, window in windows[-2 * half : -half]:
             trending_before.update(window.hashtags)
         return {
+            "tracked": _tracked_state(self.topics.names, windows),
             "stats": {
                 "total": self.total,
                 "posts_per_second": round(recent / span, 1),
@@ -315,6 +366,35 @@ class LiveAggregates:
         }
 
 
+def _tracked_state(names: Sequence[str], windows: list[tuple[int, Window]]) -> dict[str, Any]:
+    """Per tracked topic over the kept windows (aligned with `sentiment_series`): posts and
+    mean compound per window, and over the whole span its posts, mean compound and share of
+    voice (its posts among all tracked topics' posts)."""
+    if not names:
+        return {"topics": []}
+    totals = {name: sum(w.tracked[name] for _, w in windows) for name in names}
+    everything = sum(totals.values())
+    topics = []
+    for name in names:
+        compound = sum(w.tracked_compound[name] for _, w in windows)
+        topics.append(
+            {
+                "name": name,
+                "counts": [w.tracked[name] for _, w in windows],
+                "means": [
+                    round(w.tracked_compound[name] / w.tracked[name], 3)
+                    if w.tracked[name]
+                    else None
+                    for _, w in windows
+                ],
+                "total": totals[name],
+                "mean_sentiment": round(compound / totals[name], 3) if totals[name] else None,
+                "share": round(totals[name] / everything, 4) if everything else 0.0,
+            }
+        )
+    return {"topics": topics}
+
+
 def _feed(posts: Sequence[ScoredPost], now: float) -> list[dict[str, Any]]:
     """Feed items of `posts` (oldest first), newest first."""
     feed = []
@@ -324,3 +404,22 @@ def _feed(posts: Sequence[ScoredPost], now: float) -> list[dict[str, Any]]:
         record["e2e_ms"] = round(max(0.0, now - scored.received_at) * 1000.0, 1)
         feed.append(record)
     return feed
+
+
+# Window lengths a long replay may use (s): the shortest that draws its whole span in at
+# most MAX_SHOWN_WINDOWS bars.
+WINDOW_LADDER = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+MAX_SHOWN_WINDOWS = 120
+
+
+def fit_windows(span: float | None, window_seconds: int, windows_kept: int) -> tuple[int, int]:
+    """(window length, windows kept) that show `span` seconds of event time whole: the
+    live settings for a short span, minutes or hours for one of days."""
+    if not span or span <= window_seconds * windows_kept:
+        return window_seconds, windows_kept
+    window = WINDOW_LADDER[-1]
+    for candidate in WINDOW_LADDER:
+        if candidate >= window_seconds and span / candidate <= MAX_SHOWN_WINDOWS:
+            window = candidate
+            break
+    return window, max(windows_kept, math.ceil(span / window) + 1)

@@ -9,6 +9,7 @@ from app.commands import (
     evaluate,
     export,
     produce,
+    replay,
     report,
     serve,
     tokens,
@@ -48,6 +49,7 @@ for command in (
     tokens.tokens,
     archive.archive,
     export.export,
+    replay.replay,
 ):
     main.add_command(command)
 

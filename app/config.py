@@ -267,6 +267,30 @@ class Config:
             "before it is stopped and refused with 400"
         },
     )
+    replay_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder of files the Replay page offers (default: `replays` in the "
+            "instance folder); the page replays no file outside it"
+        },
+    )
+    replay_max_sessions: int = field(
+        default=2, metadata={"help": "replay sessions one server holds at once"}
+    )
+    replay_keep: float = field(
+        default=600.0,
+        metadata={"help": "seconds an ended replay stays viewable before it is removed"},
+    )
+    replay_idle: float = field(
+        default=1800.0, metadata={"help": "seconds a replay may stay paused before it is stopped"}
+    )
+    replay_order_bound: int = field(
+        default=200_000,
+        metadata={
+            "help": "posts a replay holds to put them in event-time order: a file up to this "
+            "many rows is sorted whole, a longer input goes through a reordering buffer this size"
+        },
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -315,6 +339,10 @@ class Config:
             "archive_buffer",
             "explore_max_rows",
             "explore_timeout",
+            "replay_max_sessions",
+            "replay_keep",
+            "replay_idle",
+            "replay_order_bound",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
@@ -379,6 +407,11 @@ class Config:
         if self.archive_url.strip().lower() in ("off", "none"):
             return None
         return self.archive_url.strip()
+
+    @property
+    def replay_folder(self) -> Path:
+        """The folder of files the Replay page may replay."""
+        return Path(self.replay_dir) if self.replay_dir else Path(self.instance_dir) / "replays"
 
     @property
     def accounts_path(self) -> Path:

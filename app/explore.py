@@ -56,6 +56,29 @@ def database_errors() -> Iterator[None]:
         ) from None
 
 
+def parse_filter(args: Any, allowed: tuple[str, ...] = ()) -> PostFilter:
+    """The filter of a request, its tracked topic (if any) looked up in the archive."""
+    wanted = PostFilter.parse(args, allowed=allowed)
+    if wanted.tracked is None:
+        return wanted
+    from archive.tracked_store import TrackedTopicStore
+
+    archive = keeper()
+    with database_errors():
+        topics = archive.call(TrackedTopicStore(archive.store).topics)
+    return resolve_tracked(wanted, topics)
+
+
+def resolve_tracked(wanted: PostFilter, topics: list[Any]) -> PostFilter:
+    """`wanted` with its tracked topic's keywords and hashtags, from (name, keywords,
+    hashtags) rows; a name no topic has is a `FilterError`."""
+    name = (wanted.tracked or "").lower()
+    for topic_name, keywords, hashtags in topics:
+        if topic_name.lower() == name:
+            return wanted.resolve(keywords, hashtags)
+    raise queries.FilterError(f"no tracked topic is named {wanted.tracked[:60]!r}")
+
+
 def read_page(wanted: PostFilter, cursor: str | None, limit: int) -> queries.Page:
     config = services().config
     archive = keeper()
@@ -175,7 +198,7 @@ def _logged(fmt: ExportFormat, chunks: Iterator[list[Any]]) -> Iterator[bytes]:
 def api_posts(args: Any) -> tuple[dict[str, Any], int]:
     """A page of archived posts as JSON, or an error and its status."""
     try:
-        wanted = PostFilter.parse(args, allowed=PAGE_NAMES)
+        wanted = parse_filter(args, PAGE_NAMES)
         limit = queries.parse_limit(args.get("limit"))
         found = read_page(wanted, args.get("cursor") or None, limit)
     except queries.FilterError as exc:
@@ -189,7 +212,7 @@ def api_posts(args: Any) -> tuple[dict[str, Any], int]:
 def api_summary(args: Any) -> tuple[dict[str, Any], int]:
     """The charts of the filtered set as JSON, or an error and its status."""
     try:
-        summary = read_summary(PostFilter.parse(args))
+        summary = read_summary(parse_filter(args))
     except queries.FilterError as exc:
         return {"error": str(exc)}, 400
     except ArchiveUnavailable as exc:

@@ -104,7 +104,7 @@ def create_app(config: Config | None = None) -> Flask:
     policy = init_access(app, config)
     hub.session_valid = policy.session_valid
 
-    from app.views import admin, alerts, analyze, api, dashboard, health, login, models
+    from app.views import admin, alerts, analyze, api, dashboard, health, login, models, tracked
 
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(analyze.bp)
@@ -117,7 +117,11 @@ def create_app(config: Config | None = None) -> Flask:
     from app.views import explore
 
     app.register_blueprint(explore.bp)
+    app.register_blueprint(tracked.bp)
     csrf.exempt(api.bp)  # JSON API: no cookies or sessions, so no cross-site form to forge
+    from app import replay
+
+    replay.install(app, services)  # the Replay page, its sessions and Socket.IO namespace
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

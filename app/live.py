@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 import socketio as python_socketio
 from flask import request, session
 from flask_login import current_user
-from flask_socketio import Namespace, SocketIO, join_room
+from flask_socketio import Namespace, SocketIO, emit, join_room
 
 from app.aggregates import LiveAggregates
 from app.alerting import AlertFilter, LiveAlerts
-from app.auth import socket_allowed
+from app.auth import access, socket_allowed
 from app.wordcloud_image import WordcloudRenderer
 from archive.store import dead_letter_id
 from models.clustering import TopicEvent
@@ -323,3 +323,34 @@ class LiveHub:
                 self.render_wordcloud_once()
             except Exception:
                 log.exception("word cloud rendering failed")
+
+
+REPLAY_NAMESPACE = "/replay"
+
+
+def replay_room(session_id: str) -> str:
+    return f"replay:{session_id}"
+
+
+class ReplayNamespace(Namespace):
+    """Socket.IO namespace /replay: each viewer joins one replay session's room (named in
+    the handshake's `auth`, `{"session": id}`) and gets its state at once. Live updates
+    are never sent here, nor replay updates to /live."""
+
+    def __init__(self, state: Callable[[str], dict | None]) -> None:
+        super().__init__(REPLAY_NAMESPACE)
+        self.state = state
+
+    def on_connect(self, auth=None):
+        if not socket_allowed():
+            raise ConnectionRefusedError("authentication required")
+        if access().required() and not current_user.may("analyst"):
+            raise ConnectionRefusedError("replays are for the analyst role and above")
+        session_id = auth.get("session") if isinstance(auth, dict) else None
+        payload = None
+        if isinstance(session_id, str) and len(session_id) <= 64:
+            payload = self.state(session_id)
+        if payload is None:
+            raise ConnectionRefusedError("no such replay")
+        join_room(replay_room(session_id))
+        emit(UPDATE_EVENT, payload)  # to this viewer only

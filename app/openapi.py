@@ -52,8 +52,27 @@ ALERT: dict[str, Any] = {
         "status": {"type": "string", "enum": list(STATUSES)},
         "occurrences": {"type": "integer"},
         "resolved_at": {"type": "number", "nullable": True},
+        "provisional": {
+            "type": "boolean",
+            "description": "found when its window ended, before the late posts were counted",
+        },
+        "acknowledged_at": {"type": "number", "nullable": True},
+        "acknowledged_by": {"type": "string", "nullable": True},
     },
 }
+
+
+TRACKED_TOPIC = _object(
+    {
+        "name": {"type": "string"},
+        "keywords": {"type": "array", "items": {"type": "string"}},
+        "hashtags": {"type": "array", "items": {"type": "string"}},
+        "posts": {"type": "integer"},
+        "mean_sentiment": {"type": "number", "nullable": True},
+        "share_of_voice": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+    ["name", "keywords", "hashtags", "posts", "mean_sentiment", "share_of_voice"],
+)
 
 
 def openapi_spec(config: Config) -> dict[str, Any]:
@@ -276,10 +295,18 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                         _query("status", {"type": "string", "enum": list(STATUSES)}),
                         _query("subject", {"type": "string", "maxLength": 200}),
                         _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                        _query(
+                            "before",
+                            {
+                                "type": "string",
+                                "maxLength": 100,
+                                "description": "the previous page's `next`",
+                            },
+                        ),
                     ],
                     "responses": {
                         "200": {
-                            "description": "Alerts this node keeps, newest first.",
+                            "description": "Alerts from the archive, newest first.",
                             "content": {
                                 "application/json": {
                                     "schema": _object(
@@ -287,9 +314,15 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                                             "alerts": {
                                                 "type": "array",
                                                 "items": {"$ref": "#/components/schemas/Alert"},
-                                            }
+                                            },
+                                            "next": {
+                                                "type": "string",
+                                                "nullable": True,
+                                                "description": "`before` of the next page "
+                                                "(null: the last page)",
+                                            },
                                         },
-                                        ["alerts"],
+                                        ["alerts", "next"],
                                     )
                                 }
                             },
@@ -302,6 +335,37 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                 }
             },
             **posts_paths(error_response),
+            "/api/v1/tracked-topics": {
+                "get": {
+                    "summary": "Tracked topics with their live figures",
+                    "operationId": "trackedTopics",
+                    "responses": {
+                        "200": {
+                            "description": "Each tracked topic with its posts, mean sentiment "
+                            "and share of voice over the dashboard's kept windows.",
+                            "content": {
+                                "application/json": {
+                                    "schema": _object(
+                                        {
+                                            "topics": {
+                                                "type": "array",
+                                                "items": {
+                                                    "$ref": "#/components/schemas/TrackedTopic"
+                                                },
+                                            }
+                                        },
+                                        ["topics"],
+                                    )
+                                }
+                            },
+                        },
+                        "401": error_response("No API token, or an unknown or revoked one."),
+                        "403": error_response("The token lacks the `read` scope."),
+                        "404": error_response("The archive, which keeps them, is off."),
+                    },
+                    "security": [{"bearer": []}],
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "This description",
@@ -323,6 +387,7 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                 "Error": error,
                 "Alert": ALERT,
                 **POSTS_SCHEMAS,
+                "TrackedTopic": TRACKED_TOPIC,
             },
             "securitySchemes": {
                 "bearer": {

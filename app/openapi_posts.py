@@ -68,6 +68,11 @@ FILTERS = [
     ),
     _query("source", {"type": "string", "maxLength": MAX_VALUE_CHARS}, "Source, exactly."),
     _query("post", {"type": "string", "maxLength": MAX_VALUE_CHARS}, "One post id."),
+    _query(
+        "tracked",
+        {"type": "string", "maxLength": MAX_VALUE_CHARS},
+        "A tracked topic by name: posts with any of its keywords or hashtags.",
+    ),
 ]
 
 ARCHIVED_POST: dict[str, Any] = {

@@ -8,15 +8,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
-from app.aggregates import FEED_SIZE, RECENT_IDS_KEPT, RECENT_LETTERS_KEPT, LiveAggregates
+from app.aggregates import (
+    FEED_SIZE,
+    RECENT_IDS_KEPT,
+    RECENT_LETTERS_KEPT,
+    LiveAggregates,
+    fit_windows,
+)
 from app.config import Config
 from app.live import DashboardSink, LiveHub
 from app.readiness import Problem, Readiness
 from app.server import OffLoopScorer, OffLoopSource, off_loop
+from app.tracked import LiveTrackedTopics
+from archive.alert_store import AlertWriter
 from archive.metrics import ArchiveMetrics
 from archive.sink import ArchiveKeeper, ArchiveSink
 from archive.store import ArchiveStore, History
@@ -25,9 +34,10 @@ from models.signing import ManifestKey
 from models.store import ModelStore
 from streaming.kafka_common import broker_unreachable
 from streaming.metrics import StreamMetrics
+from streaming.replay import ReplaySource, file_items, in_event_order
 from streaming.runner import StreamRunner
 from streaming.sinks import LogDeadLetterSink, Sink
-from streaming.sources import ColumnMapping, FileSource, Source, SyntheticSource
+from streaming.sources import ColumnMapping, FileSource, Source, SyntheticSource, file_suffix
 
 if TYPE_CHECKING:
     from streaming.confluent_io import ConfluentScoredTopicReader
@@ -38,7 +48,9 @@ log = logging.getLogger(__name__)
 EXTENSION = "socialpulse"
 ARCHIVE_OVERLAP = 30.0  # s of the scored topic read again after the archive's newest post
 ALERT_WARM_POSTS = 200_000  # the most archived posts replayed into the alert detectors
+TRACKED_CHECK_SECONDS = 5.0  # how soon a node follows tracked topics another node changed
 T = TypeVar("T")
+LAG_EVERY = 5.0  # s between measurements of the workers' consumer lag
 
 
 @dataclass
@@ -70,9 +82,11 @@ class Services:
     # (with Kafka, `socialpulse archive` writes it).
     archive_keeper: ArchiveKeeper | None = field(init=False, default=None)
     archive_sink: ArchiveSink | None = field(init=False, default=None)
+    tracked: LiveTrackedTopics | None = field(init=False, default=None)  # needs the archive
     _restored: bool = False  # the dashboard started from the archive's history
     _archived_until: float | None = None  # when the newest archived post was scored
     _history_read: bool = False  # restore_history ran (once per process)
+    _lag_probe: Any = None  # measures the workers' consumer lag (Kafka mode)
 
     def __post_init__(self) -> None:
         self.dashboard_sink = DashboardSink(self.aggregates, self.hub.alerts)
@@ -90,10 +104,13 @@ class Services:
                 metrics=ArchiveMetrics(self.metrics.registry, "web"),
                 offload=off_loop,
             )
+            self.tracked = LiveTrackedTopics(self.archive_keeper, self.aggregates, self.hub.alerts)
             if embedded:
                 self.archive_sink = ArchiveSink(
                     self.archive_keeper, max_buffered=self.config.archive_buffer
                 )
+            if self.hub.alerts is not None:  # every node stores the alerts it detects
+                self.hub.alerts.archive = AlertWriter(self.archive_keeper)
 
     def problems(self) -> list[Problem]:
         """What fails now: reported failures, and a stream loop that stopped turning."""
@@ -152,12 +169,12 @@ class Services:
         keeper = self.archive_keeper
         if keeper is None or not keeper.ensure_ready():
             return False
-        config = self.config
+        self._refresh_tracked()  # so the restored windows count them too
         try:
             history = keeper.call(
                 keeper.store.history,
-                config.window_seconds,
-                config.windows_kept,
+                self.aggregates.window_seconds,  # the span shown (see `show_span`)
+                self.aggregates.windows_kept,
                 FEED_SIZE,
                 RECENT_IDS_KEPT,
                 RECENT_LETTERS_KEPT,
@@ -200,6 +217,19 @@ class Services:
         alerts.warm(posts)
         log.info("alert baselines warmed with %d archived posts", len(posts))
 
+    def _refresh_tracked(self) -> None:
+        if self.tracked is None:
+            return
+        try:
+            self.tracked.refresh()
+        except Exception as exc:
+            log.warning("cannot read the tracked topics from the archive: %s", exc)
+
+    def _follow_tracked(self) -> None:
+        """Pick up topics any node saved or removed, within a few seconds."""
+        while not self._stop.wait(TRACKED_CHECK_SECONDS):
+            self._refresh_tracked()
+
     def _run_archive_keeper(self) -> None:
         """With Kafka: keep the archive's figures fresh (the archive command writes it)."""
         keeper = self.archive_keeper
@@ -209,9 +239,23 @@ class Services:
                 keeper.maintain(recover=True)
             self._stop.wait(5.0)
 
+    def show_span(self, source: Source) -> None:
+        """Fit the dashboard's windows to a replayed file's event-time span (10 s windows
+        for minutes, hours for days; trending over all of it), before history is restored
+        and posts arrive. Other sources keep the configured windows."""
+        ordered = getattr(source, "ordered", None)
+        if ordered is None or self._history_read or self.aggregates.total:
+            return
+        config = self.config
+        window, kept = fit_windows(ordered.span, config.window_seconds, config.windows_kept)
+        if (window, kept) != (config.window_seconds, config.windows_kept):
+            self.aggregates.resize(window, kept, trending_windows=kept)
+            log.info("the dashboard shows %d windows of %d s: the file's span", kept, window)
+
     def start_stream(self, source: Source) -> None:
         """Run `source` through the pipeline into the dashboard, in the background."""
         config = self.config
+        self.show_span(source)
         sinks: list[Sink] = [self.dashboard_sink, LogDeadLetterSink()]
         if self.archive_sink is not None:
             sinks.append(self.archive_sink)
@@ -289,15 +333,20 @@ class Services:
     def _start_delivery(self) -> None:
         """The dashboard's pushes, and the alerts' webhooks."""
         self.hub.start()
+        if self.tracked is not None:
+            self.hub.socketio.start_background_task(self._follow_tracked)
         alerts = self.hub.alerts
         if alerts is not None and alerts.webhooks is not None:
             alerts.webhooks.start()
+        if alerts is not None and alerts.archive is not None:
+            self.hub.socketio.start_background_task(alerts.archive.run)
 
     def _run_feed(self) -> None:
         self.restore_history()  # (if `serve` has not yet) before the feed
         if self.archive_keeper is not None:
             self.hub.socketio.start_background_task(self._run_archive_keeper)
-        next_probe = 0.0
+        next_probe = next_lag = 0.0
+        down: str | None = None
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
             if self._heartbeat >= next_probe:
@@ -308,6 +357,9 @@ class Services:
                 else:
                     self.readiness.ok("kafka")
                 next_probe = self._heartbeat + 2.0
+            if self._heartbeat >= next_lag:
+                next_lag = self._heartbeat + LAG_EVERY
+                self._measure_lag(down is None)
             if self.feed is None:
                 try:
                     self.feed = self._open_feed()
@@ -328,6 +380,27 @@ class Services:
             self.dashboard_sink.reject(letters)
             self.metrics.scored.inc(len(scored))
             self.metrics.dead_lettered.inc(len(letters))
+
+    def _measure_lag(self, reachable: bool) -> None:
+        """The workers' consumer lag into the pipeline's health (unknown while the broker
+        is away). Measured here because a stopped worker cannot report its own."""
+        alerts = self.hub.alerts
+        if alerts is None:
+            return
+        lag = None
+        if reachable:
+            if self._lag_probe is None:
+                from streaming.group_lag import GroupLagProbe
+
+                config = self.config
+                self._lag_probe = GroupLagProbe(
+                    config.kafka_bootstrap or self._bootstrap,
+                    config.consumer_group,
+                    config.topics.posts,
+                    config.kafka_client,
+                )
+            lag = self._feed_call(self._lag_probe.measure)
+        alerts.observe_lag(lag)
 
     def _open_feed(self) -> ScoredTopicReader | ConfluentScoredTopicReader:
         client, topics = self._kafka_client, self.config.topics
@@ -367,12 +440,16 @@ class Services:
         alerts = self.hub.alerts
         if alerts is not None and alerts.webhooks is not None:
             alerts.webhooks.stop()
+        if alerts is not None and alerts.archive is not None:
+            alerts.archive.close()  # stores what waits (for up to 10 s)
         if self.runner is not None:
             self.runner.source.close()
         if self.archive_sink is not None:
             self.archive_sink.close()  # stores what is buffered (for up to 10 s)
         if self.feed is not None:
             self._feed_call(self.feed.close)
+        if self._lag_probe is not None:
+            self._feed_call(self._lag_probe.close)
 
 
 def model_store(config: Config) -> ModelStore:
@@ -386,7 +463,13 @@ def build_source(
     config: Config, mapping: ColumnMapping | None = None, encoding: str = "utf-8"
 ) -> Source:
     if config.source == "file":
-        return FileSource(config.file, mapping, speed=config.file_speed, encoding=encoding)
+        path = Path(config.file or "")
+        if not path.is_file():  # a named pipe is a live stream: taken in arrival order
+            return FileSource(config.file, mapping, speed=config.file_speed, encoding=encoding)
+        file_suffix(path)
+        # A file is replayed in event-time order (sorted whole up to the bound), paced by it.
+        ordered = in_event_order(file_items(path, mapping, encoding), config.replay_order_bound)
+        return ReplaySource(ordered, config.file_speed or None, name="file")
     return SyntheticSource(rate=config.rate, seed=config.seed)
 
 

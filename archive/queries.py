@@ -17,7 +17,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,8 +28,10 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    false,
     func,
     literal_column,
+    or_,
     select,
     text,
     tuple_,
@@ -53,6 +55,7 @@ FILTER_NAMES = (
     "engagement",
     "source",
     "post",
+    "tracked",
 )
 SENTIMENT_LABELS = ("positive", "neutral", "negative")
 ENGAGEMENT_BANDS = ("low", "medium", "high")
@@ -105,6 +108,16 @@ class PostFilter:
     source: str | None = None
     post: str | None = None
     query: str | None = None  # `q` as given, for links and forms
+    # A tracked topic by name; its keywords and hashtags (any of them) once `resolve`d.
+    tracked: str | None = None
+    tracked_keywords: tuple[str, ...] = ()
+    tracked_hashtags: tuple[str, ...] = ()
+
+    def resolve(self, keywords: Sequence[str], hashtags: Sequence[str]) -> PostFilter:
+        """This filter with its tracked topic's keywords and hashtags filled in."""
+        words = (" ".join(_WORD_RE.findall(k.lower())) for k in keywords)
+        phrases = tuple(dict.fromkeys(w for w in words if w))
+        return replace(self, tracked_keywords=phrases, tracked_hashtags=tuple(hashtags))
 
     @classmethod
     def parse(cls, args: Any, allowed: Iterable[str] = ()) -> PostFilter:
@@ -147,7 +160,7 @@ class PostFilter:
         high = _compound(values, "compound_max")
         if low is not None and high is not None and low > high:
             raise FilterError("'compound_min' must not be above 'compound_max'")
-        for name in ("author", "source", "post"):
+        for name in ("author", "source", "post", "tracked"):
             if len(values.get(name, "")) > MAX_VALUE_CHARS:
                 raise FilterError(f"{name!r} is at most {MAX_VALUE_CHARS} characters")
         return cls(
@@ -165,6 +178,7 @@ class PostFilter:
             source=values.get("source"),
             post=values.get("post"),
             query=values.get("q"),
+            tracked=values.get("tracked"),
         )
 
     def to_args(self) -> dict[str, str]:
@@ -180,7 +194,7 @@ class PostFilter:
             value = getattr(self, name)
             if value is not None:
                 args[name] = str(value)
-        for name in ("engagement", "source", "post"):
+        for name in ("engagement", "source", "post", "tracked"):
             value = getattr(self, name)
             if value is not None:
                 args[name] = value
@@ -274,9 +288,7 @@ def conditions(wanted: PostFilter, dialect: str) -> list[ColumnElement[bool]]:
     if wanted.terms or wanted.phrases:
         where.append(_full_text(wanted, dialect))
     if wanted.hashtag is not None:
-        # The JSON list holds the tag as "tag": a match of the quoted tag is a whole tag.
-        pattern = '%"' + wanted.hashtag.replace("\\", "\\\\").replace("_", "\\_") + '"%'
-        where.append(c.hashtags.like(pattern, escape="\\"))
+        where.append(_hashtag_is(wanted.hashtag))
     if wanted.cluster is not None:
         where.append(c.cluster_id == wanted.cluster)
     if wanted.author is not None:
@@ -293,7 +305,35 @@ def conditions(wanted: PostFilter, dialect: str) -> list[ColumnElement[bool]]:
         where.append(c.source == wanted.source)
     if wanted.post is not None:
         where.append(c.id == wanted.post)
+    if wanted.tracked is not None:
+        where.append(_tracked(wanted, dialect))
     return where
+
+
+def _hashtag_is(tag: str) -> ColumnElement[bool]:
+    # The JSON list holds the tag as "tag": a match of the quoted tag is a whole tag.
+    pattern = '%"' + tag.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + '"%'
+    return posts.c.hashtags.like(pattern, escape="\\")
+
+
+def _tracked(wanted: PostFilter, dialect: str) -> ColumnElement[bool]:
+    """Any of the tracked topic's keywords (as phrases) or hashtags; nothing when the
+    filter was not resolved (an unknown topic matches no post)."""
+    anyone: list[ColumnElement[bool]] = [_hashtag_is(t) for t in wanted.tracked_hashtags]
+    if wanted.tracked_keywords:
+        if dialect == "postgresql":
+            vector = func.to_tsvector(literal_column("'simple'"), posts.c.text)
+            anyone += [
+                vector.op("@@")(func.phraseto_tsquery(literal_column("'simple'"), k))
+                for k in wanted.tracked_keywords
+            ]
+        else:
+            match = " OR ".join(f'"{k}"' for k in wanted.tracked_keywords)
+            fts = text(
+                f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :tracked"
+            ).bindparams(tracked=match)
+            anyone.append(literal_column("posts.rowid").in_(fts))
+    return or_(*anyone) if anyone else false()
 
 
 def _full_text(wanted: PostFilter, dialect: str) -> ColumnElement[bool]:

@@ -71,6 +71,44 @@ posts = Table(
     ),
 )
 
+alerts = Table(
+    "alerts",
+    metadata,
+    # The alert's deterministic id (a digest of its kind, subject and first window): every
+    # node and every replay names an alert alike, so writing it again changes one row.
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("first_window", Double, nullable=False),  # start of the window it first fired in
+    Column("window_start", Double, nullable=False),  # its strongest window
+    Column("window_end", Double, nullable=False),  # end of the last window it fired in
+    Column("observed", Double, nullable=False),
+    Column("expected", Double, nullable=False),
+    Column("score", Double, nullable=False),  # -log10 p
+    Column("p_value", Double, nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("explanation", Text, nullable=False),
+    Column("samples", Text, nullable=False),  # JSON list of sample posts (ids, text, …)
+    Column("sample_ids", Text, nullable=False),  # JSON list of the sample posts' ids
+    Column("explore_url", Text, nullable=False),
+    Column("status", String(20), nullable=False),  # open, acknowledged, resolved, withdrawn
+    Column("occurrences", Integer, nullable=False),
+    Column("provisional", Integer, nullable=False),  # 1 while its window is not closed
+    Column("resolved_at", Double),
+    # Which state of the alert is newest (see `archive.alert_store.revision`): an older
+    # state written late never replaces a newer one.
+    Column("revision", Double, nullable=False),
+    Column("acknowledged_at", Double),
+    Column("acknowledged_by", String(200)),
+    Column("first_seen_at", Double, nullable=False),  # when the archive first stored it
+    Column("updated_at", Double, nullable=False),
+    Index("ix_alerts_first_window", "first_window", "id"),
+    Index("ix_alerts_kind_first_window", "kind", "first_window"),
+    Index("ix_alerts_subject", "subject"),
+    Index("ix_alerts_first_seen_at", "first_seen_at"),
+)
+
+
 dead_letters = Table(
     "dead_letters",
     metadata,
@@ -85,4 +123,14 @@ dead_letters = Table(
     Column("received_at", Double, nullable=False),
     Column("first_seen_at", Double, nullable=False),
     Index("ix_dead_letters_first_seen_at", "first_seen_at"),
+)
+
+tracked_topics = Table(
+    "tracked_topics",
+    metadata,
+    Column("name", String(60), primary_key=True),
+    Column("keywords", Text, nullable=False),  # JSON list of lower-case words or phrases
+    Column("hashtags", Text, nullable=False),  # JSON list of lower-case tags, without `#`
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", Double, nullable=False),
 )

@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in one run; prints a table and writes bench/results/*.json.
 
-Usage: python -m bench [--quick] [--only pipeline,api,dashboard,load,kafka,explore]
-[--duration S]
+Usage: python -m bench [--quick]
+[--only pipeline,api,dashboard,load,kafka,replay,explore] [--duration S]
 """
 
 from __future__ import annotations
@@ -47,6 +47,13 @@ TARGETS = (
         "<=",
         0.1,
         "alert detectors ≤ 10 % of the pipeline's time at 10,000 subjects",
+    ),
+    (
+        "alerts",
+        "latency.latency_ms_max",
+        "<=",
+        1000,
+        "alert latency from a window's end to a Socket.IO client ≤ 1 s",
     ),
     (
         "dashboard",
@@ -117,6 +124,7 @@ TARGETS = (
     ),
     ("kafka", "faster_client_two_vs_one_worker", ">=", 1.8, "2 workers ≥ 1.8 × 1 (faster client)"),
     ("kafka", "latency_2000.latency_ms.p99", "<=", 100, "Kafka p99 ≤ 100 ms at 2,000 posts/s"),
+    ("replay", "replay_vs_live", ">=", 0.8, "replay at full speed ≥ 0.8 × the live pipeline"),
 )
 
 
@@ -142,7 +150,7 @@ def _two_worker_ceiling(client: dict) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (1-minute memory run)")
-    parser.add_argument("--only", default="pipeline,api,alerts,dashboard,load,kafka,explore")
+    parser.add_argument("--only", default="pipeline,api,alerts,dashboard,load,kafka,replay,explore")
     parser.add_argument("--duration", type=float, help="seconds of the dashboard/memory run")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -174,6 +182,8 @@ def main() -> None:
         results["alerts"] = alerts.detector_cost(
             model_dir, [parse_post(v) for v in values[:n_alert_posts]]
         )
+        print("alert latency, window end to a Socket.IO client …", flush=True)
+        results["alerts"]["latency"] = alerts.alert_latency(model_dir)
     if "explore" in sections:
         from bench import explore
 
@@ -270,6 +280,14 @@ def main() -> None:
             results["kafka"]["kafka_python_one_worker_ceiling_vs_vader"] = round(
                 1e6 / per_post_us / vader, 3
             )
+
+    if "replay" in sections:
+        from bench import replay
+
+        print("replay at full speed against the live pipeline …", flush=True)
+        results["replay"] = replay.run(
+            model_dir, workdir, values[: 20_000 if args.quick else 60_000]
+        )
 
     results["targets"] = []
     for section, path, op, target, text in TARGETS:

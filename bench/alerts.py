@@ -68,6 +68,8 @@ def detector_cost(
     timed = windows[len(windows) // 2 :]
     started = time.perf_counter()
     for window in timed:
+        # As live: a provisional look when the window ends (a copy of it), then its close.
+        engine.preview_window(window.snapshot())
         engine.close_window(window)
     close_ms = (time.perf_counter() - started) / len(timed) * 1e3
     gc.unfreeze()
@@ -82,4 +84,102 @@ def detector_cost(
         "window_close_ms": round(close_ms, 1),
         "posts_per_window_at_2000_per_s": int(per_window_posts),
         "detectors_share_of_pipeline": round(total_us / scoring_us, 3),
+    }
+
+
+def alert_latency(model_dir: Path, bursts: int = 5, window: float = 10.0) -> dict:
+    """From the end of an event-time window to a Socket.IO client holding its alert.
+
+    A web node in this process (the real app and Socket.IO server, threaded) scores a live
+    stream (20 posts/s, each stamped with the time it is sent) whose detectors were warmed
+    with 20 minutes of history; `bursts` new hashtags burst, each in its own window of
+    `window` seconds (2 s of lateness). A Socket.IO client connected to `/live` notes when
+    each burst's alert first reaches it; the latency is that moment minus the window's end.
+    Windows of 10 s instead of 10 min make the run short; nothing in the path depends on
+    the window's length."""
+    import logging
+    import math
+    import threading
+
+    import socketio
+    from werkzeug.serving import make_server
+
+    from app import create_app
+    from app.live import NAMESPACE, UPDATE_EVENT
+    from app.services import services
+    from app.testing import free_port, run_config
+    from streaming.records import parse_post
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    config = run_config(
+        model_dir,
+        Path(model_dir).parent / "alert-latency-instance",
+        alert_window=window,
+        alert_lateness=2.0,
+        archive_url="off",
+        emit_interval=0.125,
+    )
+    flask_app = create_app(config)
+    port = free_port()
+    http = make_server("127.0.0.1", port, flask_app, threaded=True)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    counter = iter(range(10**9))
+
+    def posts(texts: list[str], at: float) -> list:
+        stamp = datetime.fromtimestamp(at, UTC).isoformat()
+        return [
+            parse_post(
+                {"id": f"lat-{next(counter)}", "text": t, "author": "bench", "created_at": stamp}
+            )
+            for t in texts
+        ]
+
+    seen: dict[str, float] = {}
+    provisional: dict[str, bool] = {}
+    client = socketio.Client(reconnection=False)
+
+    @client.on(UPDATE_EVENT, namespace=NAMESPACE)
+    def on_update(payload: dict) -> None:
+        now = time.time()
+        for alert in payload.get("alerts", []):
+            subject = alert.get("subject", "")
+            if subject.startswith("#burst") and subject not in seen:
+                seen[subject] = now
+                provisional[subject] = bool(alert.get("provisional"))
+
+    with flask_app.app_context():
+        state = services()
+        pipeline, sink = state.pipeline, state.dashboard_sink
+        start = time.time()
+        history = []
+        for k in range(130):  # calm windows before now, so baselines are warm
+            at = start - 15 - (130 - k) * window
+            history += posts([f"flight {i} was fine #travel" for i in range(6)], at)
+        state.hub.alerts.warm(pipeline.score_batch(history))
+        state.hub.start()
+        client.connect(f"http://127.0.0.1:{port}", namespaces=[NAMESPACE])
+        first_end = math.ceil((time.time() + 2 * window) / window) * window
+        ends = {f"#burst{k}": first_end + 2 * k * window for k in range(bursts)}
+        deadline = max(ends.values()) + 3 * window
+        tick = 0
+        while time.time() < deadline and len(seen) < bursts:
+            now = time.time()
+            texts = [f"flight {tick % 6} was fine #travel"]
+            for tag, end in ends.items():
+                if end - window <= now < end and tick % 2 == 0:
+                    texts.append(f"no signal at the gate {tick} #{tag[1:]}")
+            sink.write(pipeline.score_batch(posts(texts, now)))
+            tick += 1
+            time.sleep(max(0.0, now + 0.05 - time.time()))
+        client.disconnect()
+        state.stop()
+    http.shutdown()
+    latencies = sorted((seen[tag] - end) * 1000 for tag, end in ends.items() if tag in seen)
+    return {
+        "bursts": bursts,
+        "alerts_received": len(latencies),
+        "provisional_at_first_sight": sum(provisional.values()),
+        "latency_window_end_to_client_ms": [round(v, 1) for v in latencies],
+        "latency_ms_median": round(latencies[len(latencies) // 2], 1) if latencies else None,
+        "latency_ms_max": round(latencies[-1], 1) if latencies else None,
     }

@@ -9,6 +9,12 @@ bursts of several sizes, sentiment shifts and new topics at known windows.
 Scores: recall per event type and burst size, precision (alerts that match a planted
 event ÷ all alerts), detection delay in windows (0: flagged in the event's first window)
 and false alarms per hour of calm stream.
+
+Early (provisional) alerts are evaluated too: each window is first shown to the detectors
+as it stood when it ended, without the posts that arrive late (`LATE_SHARE` of each
+subject's, drawn at random), then closed whole. The figures above are the closed windows'
+alerts, which the early looks do not change; `early` reports how many alerts were raised
+early, how many of those the close withdrew, and early alarms on the calm streams.
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from insights.alerts import Alert, AlertRules, run_windows
+from insights.alerts import Alert, AlertEngine, AlertRules
 from insights.windows import SubjectWindow, WindowSummary
 
 BURST_SIZES = (2.0, 3.0, 5.0, 10.0)
 EVENT_WINDOWS = 3  # how long a planted burst or shift lasts
 NEW_TOPIC_WINDOWS = 6
 MATCH_SLACK = 2  # windows after an event's end an alert may still start and match it
+LATE_SHARE = 0.05  # of a window's posts that arrive after it ended, within the lateness
 TARGETS = {
     "recall_bursts_5x_or_more": 0.95,
     "precision": 0.9,
@@ -151,6 +158,59 @@ class StreamGenerator:
         return events
 
 
+def ended_view(
+    window: WindowSummary, rng: np.random.Generator, late_share: float = LATE_SHARE
+) -> WindowSummary:
+    """A window as it stood when it ended: every subject, and the stream's total, less the
+    posts that were still to come (each post late with probability `late_share`)."""
+    view = WindowSummary(window.start, window.seconds)
+    counted = 0
+    for name, seen in window.subjects.items():
+        counted += seen.count
+        kept = int(rng.binomial(seen.count, 1.0 - late_share))
+        if kept:
+            share = kept / seen.count
+            view.subjects[name] = SubjectWindow(
+                count=kept,
+                compound_sum=seen.compound_sum * share,
+                compound_squares=seen.compound_squares * share,
+                negative=round(seen.negative * share),
+            )
+    others = max(window.total - counted, 0)
+    view.total = sum(s.count for s in view.subjects.values()) + int(
+        rng.binomial(others, 1.0 - late_share)
+    )
+    return view
+
+
+@dataclass
+class EarlyCounts:
+    raised: int = 0  # alerts first raised provisionally, when their window ended
+    withdrawn: int = 0  # of those, the ones their window's close did not confirm
+
+
+def run_early(
+    windows: list[WindowSummary],
+    rules: AlertRules,
+    rng: np.random.Generator,
+    counts: EarlyCounts,
+    late_share: float = LATE_SHARE,
+) -> list[Alert]:
+    """The alerts of a stream in their last state, each window looked at when it ended
+    (provisional alerts, counted in `counts`) and when it closed; the same alerts as
+    `run_windows` gives, withdrawn ones aside."""
+    engine = AlertEngine(rules)
+    final: dict[str, Alert] = {}
+    for window in windows:
+        counts.raised += len(engine.preview_window(ended_view(window, rng, late_share)))
+        for alert in engine.close_window(window):
+            if alert.status == "withdrawn":
+                counts.withdrawn += 1
+            else:
+                final[alert.id] = alert
+    return list(final.values())
+
+
 def match(stream: GeneratedStream, alerts: list[Alert]) -> tuple[list[int | None], set[str]]:
     """Each planted event's detection delay in windows (None: missed), and the ids of the
     alerts that match an event: same subject and kind, starting between the event's first
@@ -192,11 +252,13 @@ def evaluate_alerts(
     calm_hours = 0.0
     unmatched: list[str] = []
     calm_examples: list[str] = []
+    early, calm_early = EarlyCounts(), EarlyCounts()
     for seed in range(seeds):
+        late = np.random.default_rng(5000 + seed)  # which posts come late: its own draws
         generator = StreamGenerator(window_seconds=rules.window_seconds, seed=seed)
         windows = round(days * per_day)
         planted = generator.stream(windows, generator.planted_events(windows, per_day // 4))
-        found = run_windows(planted.windows, rules)
+        found = run_early(planted.windows, rules, late, early)
         delays, hit = match(planted, found)
         outcomes += list(zip(planted.events, delays, strict=True))
         alerts += len(found)
@@ -204,7 +266,7 @@ def evaluate_alerts(
         unmatched += [a.explanation for a in found if a.id not in hit]
         calm = StreamGenerator(window_seconds=rules.window_seconds, seed=1000 + seed)
         calm_stream = calm.stream(round(calm_days * per_day))
-        false_alarms = run_windows(calm_stream.windows, rules)
+        false_alarms = run_early(calm_stream.windows, rules, late, calm_early)
         calm_alerts += len(false_alarms)
         calm_hours += calm_stream.hours
         calm_examples += [a.explanation for a in false_alarms]
@@ -248,6 +310,14 @@ def evaluate_alerts(
             "hours": round(calm_hours, 1),
             "false_alarms": calm_alerts,
             "alerts": calm_examples,
+        },
+        "early": {
+            "late_share": LATE_SHARE,
+            "raised": early.raised,
+            "withdrawn": early.withdrawn,
+            "withdrawn_share": round(early.withdrawn / early.raised, 3) if early.raised else None,
+            "calm_raised": calm_early.raised,
+            "calm_early_alarms_per_6_hours": round(calm_early.raised / calm_hours * 6.0, 3),
         },
         "figures": figures,
         "targets": TARGETS,

@@ -26,6 +26,15 @@ A firing window feeds its baseline only slowly (`absorb`), so a burst does not h
 while a lasting change becomes the new normal.
 Repeated firing of one subject merges into one alert (`cooldown_windows`); an alert resolves
 itself after `resolve_windows` calm windows in a row.
+
+**Early alerts.** A window closes only once its late posts had their time (the lateness),
+but waiting for that would make every alert a minute late. So the detectors also look at a
+window as soon as it *ends* (`preview_window`: the first post past its end arrived), with
+the baselines as they are and without learning from it. What they find then is raised at
+once as a *provisional* alert, under the id it will keep. When the window closes, the same
+tests run on the whole window: a finding confirmed there becomes the ordinary alert (the
+same alert, with the final figures); a provisional alert not confirmed is *withdrawn*.
+Both steps depend on the posts' order only, so replays stay deterministic.
 """
 
 from __future__ import annotations
@@ -34,7 +43,6 @@ import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -134,11 +142,12 @@ class Alert:
     explanation: str
     samples: list[SamplePost]
     explore_url: str
-    status: str = "open"  # open → acknowledged → resolved
+    status: str = "open"  # open → acknowledged → resolved; or withdrawn (provisional only)
     occurrences: int = 1
     first_window: float = 0.0
     resolved_at: float | None = None
     calm_windows: int = 0
+    provisional: bool = False  # raised when its window ended, not yet confirmed at close
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
@@ -168,27 +177,52 @@ def nb_tail(observed: float, expected: float, dispersion: float) -> float:
     return float(stats.nbinom.sf(observed - 1, size, size / (size + expected)))
 
 
-def explore_url(subject: str, start: float, end: float) -> str:
-    query: dict[str, Any] = {"from": _iso(start), "to": _iso(end)}
+EXPLORE_FILTERS = ("from", "to", "q", "hashtag", "cluster", "author", "sentiment")
+
+
+def explore_url(
+    subject: str,
+    start: float,
+    end: float,
+    author: str | None = None,
+    sentiment: str | None = None,
+) -> str:
+    """The Explore page filtered on an alert: its subject (a hashtag, a topic cluster, a
+    keyword as the query, a post by its author) and its windows' event-time range, in
+    whole epoch seconds covering the range; `sentiment` narrows it to one mood."""
+    query: dict[str, Any] = {"from": math.floor(start), "to": math.ceil(end)}
     if subject.startswith("#"):
         query["hashtag"] = subject[1:]
     elif subject.startswith("cluster:"):
         query["cluster"] = subject.split(":", 1)[1]
     elif subject.startswith("keyword:"):
         query["q"] = subject.split(":", 1)[1]
-    elif subject.startswith("post:"):
-        query["post"] = subject.split(":", 1)[1]
+    elif subject.startswith("topic:"):
+        query["tracked"] = subject.split(":", 1)[1]
+    if author is not None:
+        query["author"] = author
+    if sentiment is not None:
+        query["sentiment"] = sentiment
     return "/explore?" + urlencode(query)
 
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+def finding_url(finding: Finding, start: float, end: float) -> str:
+    """`explore_url` for a finding: a viral post by its author, a sentiment shift on the
+    side it moved to."""
+    author = sentiment = None
+    if finding.kind == "viral" and finding.window.samples:
+        author = finding.window.sample_posts()[0].author
+    elif finding.kind == "sentiment_shift":
+        sentiment = "negative" if finding.observed < finding.expected else "positive"
+    return explore_url(finding.subject, start, end, author=author, sentiment=sentiment)
 
 
 def _named(subject: str, seen: SubjectWindow) -> str:
     """How an alert names its subject: a topic cluster by its words."""
     if subject.startswith("cluster:") and seen.label:
         return f"topic “{seen.label}” ({subject.replace(':', ' ')})"
+    if subject.startswith("topic:"):
+        return f"tracked topic {subject.split(':', 1)[1]}"
     return subject
 
 
@@ -212,6 +246,8 @@ class AlertEngine:
         self.windows_seen = 0
         self.dispersion = 0.1  # φ of the negative binomial, learned from calm subjects
         self.overrides: dict[str, SubjectRule] = {}
+        # (kind, subject) → id of a provisional alert, until its window closes.
+        self._provisional: dict[tuple[str, str], str] = {}
 
     def rule(self, subject: str) -> SubjectRule:
         return self.overrides.get(subject, _NO_OVERRIDE)
@@ -219,22 +255,57 @@ class AlertEngine:
     def min_count(self, subject: str) -> int:
         return self.rule(subject).min_count or self.rules.min_count
 
-    def close_window(self, window: WindowSummary) -> list[Alert]:
-        """Test every subject of a closed window, update the baselines, and return the
-        alerts this window opened or extended (each a snapshot)."""
-        if window.total <= 0:
-            return []
-        findings = [
+    def _findings(self, window: WindowSummary) -> list[Finding]:
+        return [
             finding
             for finding in self._volume_findings(window)
             + self._sentiment_findings(window)
             + self._viral_findings(window)
             if not self.rule(finding.subject).mute  # learned from, never raised
         ]
+
+    def preview_window(self, window: WindowSummary) -> list[Alert]:
+        """Test a window that ended but is not closed (late posts may still come): what
+        fires now and is not already an alert is raised as a provisional alert. Nothing
+        is learned; `close_window` confirms or withdraws them."""
+        if window.total <= 0:
+            return []
+        raised = []
+        for finding in self._findings(window):
+            key = (finding.kind, finding.subject)
+            if key in self._open or key in self._provisional:
+                continue  # already an alert: its window's close extends it
+            alert = self._new_alert(finding, window)
+            alert.provisional = True
+            self.alerts[alert.id] = alert
+            self._provisional[key] = alert.id
+            raised.append(replace(alert))
+        return raised
+
+    def close_window(self, window: WindowSummary) -> list[Alert]:
+        """Test every subject of a closed window, update the baselines, and return the
+        alerts this window opened, extended, confirmed or withdrew (each a snapshot)."""
+        if window.total <= 0:
+            return self._withdraw(window, set())
+        findings = self._findings(window)
         self._learn(window, {f.subject for f in findings})
         changed = self.settle(findings, window)
+        changed += self._withdraw(window, {(f.kind, f.subject) for f in findings})
         self.windows_seen += 1
         return changed
+
+    def _withdraw(self, window: WindowSummary, confirmed: set[tuple[str, str]]) -> list[Alert]:
+        """Provisional alerts of `window` that its close did not confirm."""
+        withdrawn = []
+        for key, alert_id in list(self._provisional.items()):
+            alert = self.alerts[alert_id]
+            if alert.first_window != window.start or key in confirmed:
+                continue
+            del self._provisional[key]
+            del self.alerts[alert_id]
+            alert.status, alert.provisional = "withdrawn", False
+            withdrawn.append(alert)
+        return withdrawn
 
     def settle(self, findings: list[Finding], window: WindowSummary) -> list[Alert]:
         """Turn one window's findings into alerts: new ones, merged repeats, and the alerts
@@ -467,10 +538,22 @@ class AlertEngine:
                 alert.score, alert.p_value = score, finding.p_value
                 alert.explanation, alert.samples = finding.explanation, samples
                 alert.severity = max(alert.severity, finding.severity, key=SEVERITIES.index)
-                alert.explore_url = explore_url(finding.subject, alert.first_window, window.end)
+                alert.explore_url = finding_url(finding, alert.first_window, window.end)
             return replace(alert)
+        alert = self._new_alert(finding, window)
+        provisional = self._provisional.get(key)
+        if provisional is not None and self.alerts[provisional].first_window == window.start:
+            # Confirmed at close: the same alert, with the whole window's figures.
+            del self._provisional[key]
+            alert.status = self.alerts.pop(provisional).status  # acknowledged stays so
+        self.alerts[alert.id] = alert
+        self._open[key] = alert.id
+        return replace(alert)
+
+    def _new_alert(self, finding: Finding, window: WindowSummary) -> Alert:
+        score = round(-math.log10(max(finding.p_value, 1e-300)), 2)
         digest = hashlib.sha256(f"{finding.kind}|{finding.subject}|{window.start}".encode())
-        alert = Alert(
+        return Alert(
             id=digest.hexdigest()[:16],
             kind=finding.kind,
             subject=finding.subject,
@@ -482,13 +565,10 @@ class AlertEngine:
             p_value=finding.p_value,
             severity=finding.severity,
             explanation=finding.explanation,
-            samples=samples,
-            explore_url=explore_url(finding.subject, window.start, window.end),
+            samples=finding.window.sample_posts(),
+            explore_url=finding_url(finding, window.start, window.end),
             first_window=window.start,
         )
-        self.alerts[alert.id] = alert
-        self._open[key] = alert.id
-        return replace(alert)
 
 
 def run_windows(windows: Iterable[WindowSummary], rules: AlertRules | None = None) -> list[Alert]:

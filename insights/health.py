@@ -10,6 +10,12 @@ time: unlike the other detectors they are not the same at every replay speed.
 - **Latency.** The window's 95th percentile of the time from a post's arrival to its
   score, on a log scale, against the usual level and spread (EWMAs): at least `min_z`
   standard deviations above and over `min_latency_ms`.
+- **Consumer lag.** The highest lag of the workers' consumer group seen in the window
+  (messages of the posts topic not yet consumed), fed by `observe_lag`: at least `min_lag`
+  messages and `lag_ratio` × its usual level (an EWMA, at least `min_lag / lag_ratio`),
+  so a pipeline that always runs some way behind (large batches) is not news. A window
+  with only lag measurements in it (the workers stopped, so no post arrives) closes like
+  any other.
 Nothing fires before `warmup_windows` windows of history; a firing window feeds the
 baseline at a quarter of the usual rate, as for the other detectors.
 """
@@ -36,6 +42,7 @@ class HealthWindow:
     scored: int = 0
     letters: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    lag: int | None = None  # the highest consumer lag measured in the window
 
 
 class PipelineHealth:
@@ -52,6 +59,8 @@ class PipelineHealth:
         min_latency_ms: float = 1000.0,
         min_z: float = 4.0,
         span: float = 30.0,
+        min_lag: int = 1000,
+        lag_ratio: float = 10.0,
     ) -> None:
         self.window_seconds = window_seconds
         self.alpha = alpha
@@ -60,6 +69,9 @@ class PipelineHealth:
         self.floor_rate = floor_rate
         self.min_latency_ms = min_latency_ms
         self.min_z = min_z
+        self.min_lag = min_lag
+        self.lag_ratio = lag_ratio
+        self.usual_lag: float | None = None
         self.rate = 2.0 / (span + 1.0)
         self.engine = AlertEngine(AlertRules(window_seconds=window_seconds))
         self.windows_seen = 0
@@ -81,13 +93,22 @@ class PipelineHealth:
                     window.latencies_ms.append((post.scored_at - post.received_at) * 1000.0)
         return changed
 
+    def observe_lag(self, lag: int | None, now: float) -> list[Alert]:
+        """Take one measurement of the workers' consumer lag (None: not measurable now)."""
+        changed = self._advance(now)
+        window = self._window
+        assert window is not None
+        if lag is not None:
+            window.lag = lag if window.lag is None else max(window.lag, lag)
+        return changed
+
     def _advance(self, now: float) -> list[Alert]:
         start = math.floor(now / self.window_seconds) * self.window_seconds
         current = self._window
         if current is not None and current.start == start:
             return []
         self._window = HealthWindow(start)
-        if current is None or current.scored + current.letters == 0:
+        if current is None or (current.scored + current.letters == 0 and current.lag is None):
             return []
         return self._close(current)
 
@@ -136,7 +157,32 @@ class PipelineHealth:
                         SubjectWindow(),
                     )
                 )
-        self._learn(window.letters / arrived, p95, letters_fire, latency_fire)
+        lag_fire = False
+        if window.lag is not None:
+            usual_lag = max(self.usual_lag or 0.0, self.min_lag / self.lag_ratio)
+            if warm and window.lag >= self.min_lag and window.lag >= self.lag_ratio * usual_lag:
+                lag_fire = True
+                findings.append(
+                    Finding(
+                        "pipeline_health",
+                        "pipeline:consumer_lag",
+                        window.lag,
+                        round(usual_lag, 1),
+                        # How unlikely: the lag as a Poisson count around the usual level.
+                        max(float(stats.poisson.sf(window.lag - 1, usual_lag)), 1e-300),
+                        "critical" if window.lag >= 10 * self.min_lag else "warning",
+                        f"consumer lag: the workers are {window.lag:,} posts behind, usually "
+                        f"{usual_lag:,.0f}",
+                        SubjectWindow(),
+                    )
+                )
+            step = self.rate * (0.25 if lag_fire else 1.0)
+            if self.usual_lag is None:
+                self.usual_lag = float(window.lag)
+            else:
+                self.usual_lag += step * (window.lag - self.usual_lag)
+        if arrived:
+            self._learn(window.letters / arrived, p95, letters_fire, latency_fire)
         self.windows_seen += 1
         return self.engine.settle(findings, summary)
 

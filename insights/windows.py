@@ -1,7 +1,9 @@
 """Scored posts cut into fixed event-time windows, per subject (hashtag, cluster, keyword).
 
-A window closes when the watermark (the latest event time seen, minus the allowed
-lateness) passes its end. Posts are taken one by one in arrival order, so how a stream is
+A window *ends* when the latest event time seen passes its end: it is then handed out once
+as it stands (`advance`), so detectors can speak at once, while late posts may still come.
+It *closes* when the watermark (the latest event time seen, minus the allowed lateness)
+passes its end. Posts are taken one by one in arrival order, so how a stream is
 cut into micro-batches never changes which windows a post lands in or when they close:
 the same posts in the same order give the same windows at any replay speed. A post older
 than an already closed window is late: it is counted and left out.
@@ -14,6 +16,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from insights.tracked import NO_TOPICS, TopicMatcher
 from streaming.records import ScoredPost
 
 MAX_SAMPLES = 5
@@ -99,6 +102,26 @@ class WindowSummary:
     def end(self) -> float:
         return self.start + self.seconds
 
+    def snapshot(self) -> WindowSummary:
+        """A copy that later posts do not change."""
+        return WindowSummary(
+            self.start,
+            self.seconds,
+            self.total,
+            {
+                name: SubjectWindow(
+                    seen.count,
+                    seen.compound_sum,
+                    seen.compound_squares,
+                    seen.negative,
+                    list(seen.samples),
+                    seen.label,
+                )
+                for name, seen in self.subjects.items()
+            },
+            list(self.viral),
+        )
+
 
 @dataclass(frozen=True)
 class ViralCandidate:
@@ -136,6 +159,7 @@ class ViralDetector:
         self.min_author_posts = min_author_posts
         self.min_author_ratio = min_author_ratio
         self.rate = 2.0 / (span + 1.0)
+        self._log_author_ratio = math.log(min_author_ratio)
         self.max_authors = max_authors
         self.topics: dict[int, list[float]] = {}  # cluster → [posts, mean, variance]
         self.authors: dict[str, list[float]] = {}  # author → [posts, mean, last judged]
@@ -143,16 +167,23 @@ class ViralDetector:
 
     def judge(self, scored: ScoredPost) -> ViralCandidate | None:
         post = scored.post
-        observed = float(sum((post.engagement or {}).values()))
-        engagement = max(observed, float(scored.engagement.predicted), 0.0)
+        engagement = float(scored.engagement.predicted)
+        if post.engagement:
+            observed = float(sum(post.engagement.values()))
+            if observed > engagement:
+                engagement = observed
+        if engagement < 0.0:
+            engagement = 0.0
         value = math.log1p(engagement)
-        topic = self.topics.setdefault(scored.cluster.id, [0, value, 1.0])
+        topic = self.topics.get(scored.cluster.id)
+        if topic is None:
+            topic = self.topics[scored.cluster.id] = [0, value, 1.0]
         author = self.authors.get(post.author)
         candidate = None
         if topic[0] >= self.min_topic_posts and engagement >= self.min_engagement:
             z = (value - topic[1]) / math.sqrt(max(topic[2], 1e-6))
             known = author is not None and author[0] >= self.min_author_posts
-            above_author = not known or value - author[1] >= math.log(self.min_author_ratio)
+            above_author = not known or value - author[1] >= self._log_author_ratio
             if z >= self.min_z and above_author:
                 candidate = ViralCandidate(
                     sample_of(scored),
@@ -163,18 +194,21 @@ class ViralDetector:
                 )
         # A candidate teaches its topic only what a usual post would (a topic's norm must
         # not become viral), but its author all of it: their next hit is less surprising.
-        learned = topic[1] if candidate else value
+        rate = self.rate
+        mean = topic[1]
+        gap = (mean if candidate else value) - mean
         topic[0] += 1
-        gap = learned - topic[1]
-        topic[1] += self.rate * gap
-        topic[2] = (1 - self.rate) * (topic[2] + self.rate * gap * gap)
+        topic[1] = mean + rate * gap
+        topic[2] = (1 - rate) * (topic[2] + rate * gap * gap)
         self.judged += 1
         if author is None:
             author = self.authors[post.author] = [0, value, 0]
             if len(self.authors) > self.max_authors:
                 self._forget_authors()
-        author[0] += 1
-        author[1] += max(self.rate, 1.0 / author[0]) * (value - author[1])
+        seen = author[0] + 1
+        author[0] = seen
+        step = 1.0 / seen
+        author[1] += (step if step > rate else rate) * (value - author[1])
         author[2] = self.judged
         return candidate
 
@@ -221,51 +255,108 @@ class EventTimeWindows:
         self.seconds = seconds
         self.lateness = lateness
         self.keywords = frozenset(k.lower() for k in keywords)
+        self.topics: TopicMatcher = NO_TOPICS  # tracked topics: subjects `topic:<name>`
         self.viral = viral or ViralDetector()
         self.open: dict[int, WindowSummary] = {}
         self.watermark = -math.inf  # every window ending at or before it is closed
         self.late = 0
         self._oldest_end = math.inf  # the end of the oldest open window
+        self._ended_through = -math.inf  # windows ending at or before it were handed out
+        self._next_end = math.inf  # the end of the oldest window not yet handed out
+        self._cluster_subjects: dict[int, str] = {}  # cluster id → its subject name
 
     def add(self, posts: Sequence[ScoredPost]) -> list[WindowSummary]:
         """Take posts in order; the windows they closed, oldest first."""
-        closed: list[WindowSummary] = []
-        seconds, lateness, keywords = self.seconds, self.lateness, self.keywords
+        return [window for ended, window in self.advance(posts) if not ended]
+
+    def advance(self, posts: Sequence[ScoredPost]) -> list[tuple[bool, WindowSummary]]:
+        """Take posts in order; what happened, in the order it happened: `(True, copy)`
+        when a window ended (a copy as it stood then), `(False, window)` when it closed.
+        The order depends on the posts' order only, never on how they are batched."""
+        closed: list[tuple[bool, WindowSummary]] = []
+        seconds, lateness, keywords, topics = (
+            self.seconds,
+            self.lateness,
+            self.keywords,
+            self.topics,
+        )
+        judge, open_windows, clusters = self.viral.judge, self.open, self._cluster_subjects
+        heappush, heapreplace = heapq.heappush, heapq.heapreplace
         for scored in posts:
-            t = scored.post.created_at.timestamp()
+            post = scored.post
+            t = post.created_at.timestamp()
             index = math.floor(t / seconds)
             start = index * seconds
             if start + seconds <= self.watermark:
                 self.late += 1
                 continue
-            window = self.open.get(index)
+            window = open_windows.get(index)
             if window is None:
-                window = self.open[index] = WindowSummary(start, seconds)
+                window = open_windows[index] = WindowSummary(start, seconds)
                 self._oldest_end = min(self._oldest_end, start + seconds)
+                if start + seconds > self._ended_through:
+                    self._next_end = min(self._next_end, start + seconds)
             window.total += 1
-            compound = scored.sentiment.compound
-            candidate = self.viral.judge(scored)
+            sentiment = scored.sentiment
+            compound = sentiment.compound
+            candidate = judge(scored)
             if candidate is not None:
                 window.viral.append(candidate)
-            negative = scored.sentiment.label == "negative"
+            negative = sentiment.label == "negative"
+            squared = compound * compound
+            strength = compound if compound >= 0 else -compound
             subjects = window.subjects
-            for subject in post_subjects(scored, keywords):
-                target = subjects.get(subject)
+            # `post_subjects` and `SubjectWindow.add`, written out: this runs for every
+            # subject of every post, and calls cost more here than the counting does.
+            cluster_id = scored.cluster.id
+            cluster = clusters.get(cluster_id)
+            if cluster is None:
+                cluster = clusters[cluster_id] = f"cluster:{cluster_id}"
+            names = [cluster]
+            for tag in post.hashtags:
+                name = "#" + tag.lower()
+                if name not in names:
+                    names.append(name)
+            if keywords:
+                names += post_subjects(scored, keywords)[len(names) :]
+            if topics:
+                names += ["topic:" + name for name in topics.match(scored)]
+            for name in names:
+                target = subjects.get(name)
                 if target is None:
-                    target = subjects[subject] = SubjectWindow()
-                    if subject.startswith("cluster:"):
+                    target = subjects[name] = SubjectWindow()
+                    if name is cluster:
                         target.label = scored.cluster.label
-                target.add(compound, negative, scored)
+                target.count += 1
+                target.compound_sum += compound
+                target.compound_squares += squared
+                target.negative += negative
+                samples = target.samples
+                if len(samples) < MAX_SAMPLES:
+                    heappush(samples, (strength, post.id, scored))
+                elif strength >= samples[0][0]:  # compared in full only when it may get in
+                    entry = (strength, post.id, scored)
+                    if entry[:2] > samples[0][:2]:
+                        heapreplace(samples, entry)
+            if t >= self._next_end:
+                closed += [(True, w) for w in self._end_until(t)]
             if t - lateness > self.watermark:
                 self.watermark = t - lateness
                 if self.watermark >= self._oldest_end:
-                    closed += self._close_until(self.watermark)
+                    closed += [(False, w) for w in self._close_until(self.watermark)]
         return closed
 
     def flush(self) -> list[WindowSummary]:
         """Close every open window (the end of a replay); later posts count as late."""
         self.watermark = math.inf
+        self._ended_through = math.inf
         return self._close_until(math.inf)
+
+    def _end_until(self, t: float) -> list[WindowSummary]:
+        ended = sorted(i for i, w in self.open.items() if self._ended_through < w.end <= t)
+        self._ended_through = t
+        self._next_end = min((w.end for w in self.open.values() if w.end > t), default=math.inf)
+        return [self.open[i].snapshot() for i in ended]
 
     def _close_until(self, watermark: float) -> list[WindowSummary]:
         done = sorted(i for i, w in self.open.items() if w.end <= watermark)

@@ -8,7 +8,9 @@ runner decodes them, and keys go to the partition the Java client and kafka-pyth
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,6 +41,12 @@ CLIENT_SETTINGS: dict[str, Any] = {
     "reconnect.backoff.max.ms": 2000,
     "socket.timeout.ms": 30000,
 }
+
+
+# librdkafka reports its group state this often; a group down for longer than the stall
+# limit (well past a session timeout and a broker restart) gets a fresh consumer.
+STATS_INTERVAL_MS = 5_000
+GROUP_STALL_SECONDS = 60.0
 
 
 def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 60.0) -> None:
@@ -98,28 +106,66 @@ class ConfluentKafkaSource(KafkaSourceBase):
         self.topics = [topic] if isinstance(topic, str) else list(topic)
         self.topic = self.topics[0]
         self.with_headers = headers
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": group,
-                "client.id": client_id,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "max.poll.interval.ms": 300_000,
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 1_000,
-                "topic.metadata.refresh.interval.ms": 15_000,
-                **CLIENT_SETTINGS,
-            }
+        self.settings: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "client.id": client_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "max.poll.interval.ms": 300_000,
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 1_000,
+            "topic.metadata.refresh.interval.ms": 15_000,
+            # Group state every few seconds, for the stall watchdog below.
+            "statistics.interval.ms": STATS_INTERVAL_MS,
+            "stats_cb": self._on_stats,
+            **CLIENT_SETTINGS,
+        }
+        self._group_seen_up = time.monotonic()
+        self.consumer = self._subscribe()
+
+    def _subscribe(self) -> Consumer:
+        consumer = Consumer(self.settings)
+        consumer.subscribe(self.topics, on_revoke=self._on_revoke, on_assign=self._on_assign)
+        return consumer
+
+    def _on_stats(self, stats_json: str) -> None:
+        group = json.loads(stats_json).get("cgrp") or {}
+        # A member with no partitions is still "steady"; only a group left or never
+        # rejoined counts as down.
+        if group.get("state") == "up" and group.get("join_state") == "steady":
+            self._group_seen_up = time.monotonic()
+
+    def _rejoin_when_stalled(self) -> None:
+        """Replace a consumer whose group membership has been down for too long.
+
+        After its session times out across a broker restart, librdkafka can keep timing out
+        its coordinator requests without ever joining again, so the partitions stay unread
+        while the process looks healthy. A fresh consumer finds the coordinator and rejoins;
+        it starts from the committed offsets, so nothing is lost (what was read but not
+        committed is read again)."""
+        if time.monotonic() - self._group_seen_up < GROUP_STALL_SECONDS:
+            return
+        log.warning(
+            "not in consumer group %s for %.0f s; rejoining with a new consumer",
+            self.settings["group.id"],
+            time.monotonic() - self._group_seen_up,
         )
-        self.consumer.subscribe(self.topics, on_revoke=self._on_revoke, on_assign=self._on_assign)
+        stale, self.consumer = self.consumer, self._subscribe()
+        self._uncommitted.clear()
+        self._batch_start.clear()
+        self._group_seen_up = time.monotonic()
+        # Closing leaves the group through the wedged coordinator and can block.
+        threading.Thread(target=stale.close, name="kafka-stale-close", daemon=True).start()
 
     def _on_assign(self, consumer, partitions) -> None:
         if partitions:
             log.info("partitions assigned: %s", _names(partitions))
 
     def _on_revoke(self, consumer, partitions) -> None:
+        if consumer is not self.consumer:
+            return  # a replaced consumer closing: what it held is read again anyway
         self.forget((p.topic, p.partition) for p in partitions)
         if partitions:
             log.info("partitions revoked: %s", _names(partitions))
@@ -127,6 +173,7 @@ class ConfluentKafkaSource(KafkaSourceBase):
     def read_batch(self, batch_max_posts: int, batch_max_wait: float) -> list[SourceRecord]:
         if batch_max_posts <= 0:
             return []
+        self._rejoin_when_stalled()
         # Wait up to `batch_max_wait` for the first message only, then take what is already
         # fetched: as kafka-python's poll does, so a quiet stream is not held back to fill
         # a batch (`consume` alone would wait for a full batch or the whole wait).

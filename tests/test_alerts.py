@@ -61,9 +61,11 @@ def test_a_volume_spike_is_explained_with_samples_and_a_link():
     query = parse_qs(urlsplit(alert.explore_url).query)
     assert query == {
         "hashtag": ["delayed"],
-        "from": ["2026-03-02T02:00:00Z"],
-        "to": ["2026-03-02T02:10:00Z"],
+        "from": [str(int(burst.start))],
+        "to": [str(int(burst.end))],
     }
+    shift = parse_qs(urlsplit(alerts["sentiment_shift"].explore_url).query)
+    assert shift["hashtag"] == ["delayed"] and shift["sentiment"] == ["negative"]
 
 
 def test_the_same_share_of_a_busier_stream_is_no_spike():
@@ -196,11 +198,47 @@ def test_subjects_of_a_post_and_hostile_subjects_in_links():
     assert "<" not in url and parse_qs(urlsplit(url).query)["hashtag"] == ["a&b=<script>"]
 
 
+@pytest.mark.parametrize(
+    ("subject", "filters"),
+    [
+        ("#delayed", {"hashtag": ["delayed"]}),
+        ("cluster:12", {"cluster": ["12"]}),
+        ("keyword:refund now", {"q": ["refund now"]}),
+        ("pipeline:dead_letters", {}),  # the time range only
+    ],
+)
+def test_explore_links_use_the_explore_pages_parameters(subject, filters):
+    url = explore_url(subject, 1_772_409_600.5, 1_772_410_200.25)
+    assert urlsplit(url).path == "/explore"
+    query = parse_qs(urlsplit(url).query)
+    # Whole epoch seconds that cover the windows.
+    assert query == {"from": ["1772409600"], "to": ["1772410201"], **filters}
+
+
 def test_evaluation_meets_the_targets_on_planted_streams():
     report = evaluate_alerts(seeds=2, days=2.0, calm_days=3.0)
     assert report["met"] == {name: True for name in TARGETS}, report["figures"]
     assert report["planted"]["recall"]["burst_10x"] == 1.0
     assert report["planted"]["recall"]["new"] >= 0.9
+    # Most alerts are raised early, when their window ends, and the late posts seldom
+    # take one back.
+    early = report["early"]
+    assert early["raised"] >= 0.8 * report["planted"]["alerts"]
+    assert early["withdrawn_share"] <= 0.1
+    assert early["calm_early_alarms_per_6_hours"] <= TARGETS["false_alarms_per_6_hours"]
+
+
+def test_early_looks_change_no_closed_windows_alert():
+    import numpy as np
+
+    from insights.alert_evaluation import EarlyCounts, StreamGenerator, run_early
+
+    generator = StreamGenerator(seed=3)
+    planted = generator.stream(300, generator.planted_events(300, 36))
+    counts = EarlyCounts()
+    early = run_early(planted.windows, AlertRules(), np.random.default_rng(1), counts, 0.2)
+    assert counts.raised > 0
+    assert {a.id: a for a in early} == {a.id: a for a in run_windows(planted.windows)}
 
 
 def test_evaluate_alerts_command_prints_json():
@@ -245,7 +283,9 @@ def test_a_post_far_above_its_topic_and_author_is_a_viral_candidate():
     star_posts = [p.post.id for p in posts if p.post.author == "star"]
     assert not {f"post:{i}" for i in star_posts[3:]} & viral.keys()
     assert len(viral) <= 1 + 3
-    assert "post=" in alert.explore_url
+    query = parse_qs(urlsplit(alert.explore_url).query)
+    assert query["author"] == ["a17"] and set(query) == {"author", "from", "to"}
+    assert int(query["from"][0]) <= hit.post.created_at.timestamp() < int(query["to"][0])
 
 
 def test_the_engine_forgets_alerts_past_their_cooldown():
@@ -283,3 +323,75 @@ def test_viral_norms_keep_a_bounded_number_of_authors():
         detector.judge(with_engagement(scored(f"post {i}"), 5.0, f"author{i}"))
         assert len(detector.authors) <= 100
     assert "author999" in detector.authors and "author0" not in detector.authors
+
+
+class ChangeLog:
+    """Stands in for the archive writer: every alert change, in order."""
+
+    def __init__(self) -> None:
+        self.changes: list[dict] = []
+
+    def put(self, records) -> None:
+        self.changes += records
+
+
+@pytest.mark.parametrize("batch", [1, 7, 500])
+def test_early_alerts_are_the_same_whatever_the_micro_batches(batch, posts_stream):
+    from app.alerting import LiveAlerts
+
+    def changes_with(size: int) -> list[dict]:
+        alerts = LiveAlerts(RULES)
+        alerts.archive = log = ChangeLog()
+        for start in range(0, len(posts_stream), size):
+            alerts.write(posts_stream[start : start + size])
+        alerts.flush()
+        return log.changes
+
+    expected = changes_with(3)
+    assert changes_with(batch) == expected
+    outage = [c for c in expected if c["subject"] == "#outage"]
+    # Raised when its window ended, then confirmed by the close under the same id.
+    assert outage[0]["provisional"] and not outage[1]["provisional"]
+    assert outage[0]["id"] == outage[1]["id"] and outage[1]["status"] == "open"
+
+
+def test_an_alert_is_raised_by_the_first_post_past_its_window_before_the_lateness():
+    from app.alerting import LiveAlerts
+
+    alerts = LiveAlerts(RULES)
+    burst_end = T0 + timedelta(minutes=160)  # the end of a window
+    calm = []
+    for minute in range(160):
+        at = T0 + timedelta(minutes=minute)
+        calm += [scored(f"flight {k} was fine #travel", at) for k in range(12)]
+        if minute >= 150:
+            calm += [scored("no signal at all #outage", at, compound=-0.6) for _ in range(8)]
+    alerts.write(calm)
+    assert not [a for a in alerts.recent() if a["subject"] == "#outage"]
+    alerts.write([scored("just after #travel", burst_end + timedelta(seconds=1))])
+    (early,) = [a for a in alerts.recent() if a["subject"] == "#outage"]
+    assert early["provisional"] and early["status"] == "open"
+    assert early["window_end"] == burst_end.timestamp()
+    assert len(alerts.windows.open) == 2  # the burst's window is still open to late posts
+    alerts.write([scored("late but in time #outage", burst_end - timedelta(seconds=5))])
+    alerts.write([scored("a minute on #travel", burst_end + timedelta(seconds=70))])
+    (closed,) = [a for a in alerts.recent() if a["subject"] == "#outage"]
+    assert closed["id"] == early["id"] and not closed["provisional"]
+    assert closed["observed"] == early["observed"] + 1  # the late post counted
+
+
+def test_a_provisional_alert_that_the_whole_window_does_not_confirm_is_withdrawn():
+    engine = AlertEngine(RULES)
+    for past in steady(12):
+        engine.close_window(past)
+    usual = {"#delayed": (40, -0.05), "#refund": (20, 0.1)}
+    ended = window(12, usual | {"#delayed": (300, -0.05)}, total=1000)
+    (early,) = engine.preview_window(ended)
+    assert (early.kind, early.subject, early.provisional) == ("volume_spike", "#delayed", True)
+    # Late posts: the whole stream was busy in that window, #delayed had its usual share.
+    closed = window(12, usual | {"#delayed": (300, -0.05)}, total=7500)
+    (change,) = engine.close_window(closed)
+    assert (change.id, change.status, change.provisional) == (early.id, "withdrawn", False)
+    assert engine.alerts == {}  # forgotten at once: no cooldown for what never was
+    (again,) = engine.preview_window(window(13, usual | {"#delayed": (300, -0.05)}))
+    assert again.provisional and again.id != early.id  # a later burst is a fresh alert

@@ -69,7 +69,9 @@ def test_dashboard_shows_live_feed_charts_and_word_cloud(server, page, tmp_path)
         page.inner_text("#status").strip().lower().startswith("live")
         or "connected" in page.inner_text("#status").lower()
     )
-    assert int(page.inner_text("#stat-total").replace(",", "").replace("k", "000") or 0) > 0
+    # Shown compact past a thousand ("1.1k", "2.3M", "4B").
+    total = re.fullmatch(r"([\d.,]+)\s*([kMB]?)", page.inner_text("#stat-total").strip())
+    assert total is not None and float(total.group(1).replace(",", "")) > 0
 
     shot = Path(os.environ.get("SOCIALPULSE_SCREENSHOT") or tmp_path / "dashboard.png")
     shot.parent.mkdir(parents=True, exist_ok=True)

@@ -398,3 +398,18 @@ def test_full_text_within_a_time_range(store, archived, hours):
     assert expected and run(store, wanted) == newest_first(expected)
     with store.engine.connect() as connection:
         assert queries.summarise(connection, wanted).total == len(expected)
+
+
+def test_a_tracked_topic_matches_any_of_its_keywords_or_hashtags(store, archived):
+    wanted = PostFilter.parse({"tracked": "Power"}).resolve(["Battery life", "charge"], ["tag_x"])
+    expected = [
+        s
+        for s in archived
+        if "battery life" in s.post.text.lower()
+        or "charge" in s.post.text.lower().split()
+        or "tag_x" in s.post.hashtags
+    ]
+    assert expected and run(store, wanted) == newest_first(expected)
+    with store.engine.connect() as connection:
+        assert queries.summarise(connection, wanted).total == len(expected)
+    assert run(store, PostFilter.parse({"tracked": "Power"})) == []  # not resolved: no posts

@@ -24,6 +24,7 @@ from archive import queries
 from archive.export import write_csv
 from archive.queries import PostFilter
 from archive.store import ArchiveStore
+from archive.tracked_store import TrackedTopicStore
 from tests.conftest import postgres_url, with_schema
 from tests.test_explore_queries import T0, make_posts
 
@@ -109,17 +110,61 @@ def test_a_bad_filter_on_the_page_is_a_400_that_says_why(web, query, message):
     assert 'id="explore-filters"' in page.get_data(as_text=True)  # the form, to fix it
 
 
-def test_links_from_alerts_open_explore_filtered(web, archived):
+def rows(html: str) -> list[str]:
+    return [line.split('"')[1] for line in html.split("<tr data-id=")[1:]]
+
+
+@pytest.fixture
+def tracked_topic(config, archived):
+    store = ArchiveStore(config.archive_database_url)
+    TrackedTopicStore(store).save(("Power", ("battery life", "charge"), ("tag_x",)), by="test")
+    store.close()
+    return [
+        s
+        for s in archived
+        if "battery life" in s.post.text.lower()
+        or "charge" in s.post.text.lower().split()
+        or "tag_x" in s.post.hashtags
+    ]
+
+
+def test_links_from_alerts_open_explore_filtered(web, archived, tracked_topic):
     from insights.alerts import explore_url
 
-    url = explore_url("#tag2", T0, T0 + 86_400)
-    assert web.get(url).status_code == 200
+    day = (T0, T0 + 86_400)
+    cases = [
+        (explore_url("#tag2", *day), lambda s: "tag2" in s.post.hashtags),
+        (
+            explore_url(f"cluster:{archived[0].cluster.id}", *day),
+            lambda s: s.cluster.id == archived[0].cluster.id,
+        ),
+        (explore_url("keyword:battery", *day), lambda s: "battery" in s.post.text.lower()),
+        (explore_url("topic:power", *day), lambda s: s in tracked_topic),
+        (
+            explore_url("#tag1", *day, author="author1"),
+            lambda s: "tag1" in s.post.hashtags and s.post.author == "author1",
+        ),
+    ]
+    for url, keep in cases:
+        page = web.get(url)
+        assert page.status_code == 200, (url, page.get_data(as_text=True)[:300])
+        expected = [
+            s for s in archived if T0 <= s.post.created_at.timestamp() < T0 + 86_400 and keep(s)
+        ]
+        assert expected and rows(page.get_data(as_text=True)) == newest_first(expected)[:50]
+
+
+def test_a_tracked_topic_filters_on_any_of_its_keywords_and_hashtags(web, tracked_topic):
+    api = web.get("/api/v1/posts?tracked=POWER&limit=200").get_json()
+    assert [p["id"] for p in api["posts"]] == newest_first(tracked_topic)
+    unknown = web.get("/api/v1/posts?tracked=nobody")
     assert (
-        web.get(explore_url("post:p004", T0, T0 + 86_400))
-        .get_data(as_text=True)
-        .count("<tr data-id=")
-        == 1
+        unknown.status_code == 400
+        and "no tracked topic is named 'nobody'" in unknown.get_json()["error"]
     )
+    html = web.get("/explore?tracked=Power").get_data(as_text=True)
+    assert 'name="tracked" value="Power"' in html  # kept by the form and the links
+    assert "/explore/export?tracked=Power&amp;format=csv" in html
 
 
 def test_charts_over_too_many_posts_leave_the_table_and_say_why(config, archived):

@@ -247,3 +247,43 @@ def test_broker_restart_mid_stream_loses_nothing(bundle, model_dir, tmp_path, cl
     finally:
         scenario.stop_all()
         subprocess.run([*broker, "down", "--clean"], env=env, cwd=ROOT)
+
+
+def test_a_confluent_consumer_out_of_its_group_too_long_rejoins_from_the_commits(
+    kafka_bootstrap, model_dir, tmp_path, monkeypatch
+):
+    """librdkafka can stay outside its group after a broker restart, timing out every
+    coordinator request: the source replaces such a consumer and resumes from the last
+    commit, so nothing committed is read again and nothing uncommitted is lost."""
+    from streaming import confluent_io
+
+    scenario = KafkaScenario(kafka_bootstrap, model_dir, tmp_path, partitions=2)
+    source = kafka_client("confluent").source(
+        kafka_bootstrap, scenario.topics.posts, scenario.group
+    )
+    first_ids, values, keys = synthetic_values(100, seed=51)
+    scenario.produce(values, keys)
+
+    def read_into(seen: list[str], wanted: set[str]):
+        def read() -> bool:
+            seen.extend(json.loads(r.value)["id"] for r in source.read_batch(500, 0.05))
+            return wanted <= set(seen)
+
+        return read
+
+    try:
+        seen: list[str] = []
+        wait_for(read_into(seen, set(first_ids)), 60, "the first posts", interval=0)
+        assert source.commit()
+        later_ids, values, keys = synthetic_values(50, seed=52)
+        scenario.produce(values, keys)
+        wedged = source.consumer
+        # The group has been down for longer than the limit, as a wedged client reports.
+        source._group_seen_up -= confluent_io.GROUP_STALL_SECONDS + 1
+        after: list[str] = []
+        wait_for(read_into(after, set(later_ids)), 60, "the posts after rejoining", interval=0)
+        assert source.consumer is not wedged
+        assert set(after) == set(later_ids), "committed posts were read again or lost"
+        assert source.commit()
+    finally:
+        source.close()

@@ -10,7 +10,11 @@ import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ("01_explore_airline_tweets.ipynb", "02_train_and_evaluate.ipynb")
+NAMES = (
+    "01_explore_airline_tweets.ipynb",
+    "02_train_and_evaluate.ipynb",
+    "03_alerts_on_airline_tweets.ipynb",
+)
 
 
 def code_cells(name: str) -> list[str]:

@@ -62,3 +62,41 @@ def test_latency_samples_are_bounded():
     for _ in range(30):
         health.observe(posts(1000, 0.05, T + 1), 0, T + 1)
     assert len(health._window.latencies_ms) <= 5000
+
+
+def test_consumer_lag_that_builds_fires_and_resolves_when_it_drains():
+    health = PipelineHealth(min_lag=1000)
+    changes = []
+    # Healthy minutes: posts flow and the workers keep up (a few dozen behind at most).
+    for minute in range(5):
+        now = T + 60 * minute
+        changes += health.observe(posts(100, 0.05, now), 0, now)
+        changes += health.observe_lag(30 + minute, now + 10)
+    assert changes == []
+    # The workers stop: no post arrives, and the lag grows minute after minute.
+    for minute in range(5, 8):
+        now = T + 60 * minute
+        changes += health.observe_lag(3000 * (minute - 4), now + 10)
+        changes += health.observe_lag(3000 * (minute - 4) + 500, now + 40)
+    # They are back: the backlog drains.
+    for minute in range(8, 12):
+        now = T + 60 * minute
+        changes += health.observe(posts(100, 0.05, now), 0, now)
+        changes += health.observe_lag(20, now + 10)
+    lag = [c for c in changes if c.subject == "pipeline:consumer_lag"]
+    assert lag[0].status == "open" and lag[0].observed == 3500
+    assert lag[0].explanation == "consumer lag: the workers are 3,500 posts behind, usually 100"
+    assert max(c.observed for c in lag) == 9500 and lag[-1].status == "resolved"
+    assert {c.id for c in lag} == {lag[0].id}  # one alert, merged over the minutes
+
+
+def test_a_small_or_usual_lag_never_fires():
+    health = PipelineHealth(min_lag=1000)
+    changes = []
+    for minute in range(30):
+        # A pipeline that always runs about 5,000 behind (a big batch consumer): usual.
+        now = T + 60 * minute
+        changes += health.observe_lag(5000 + 100 * (minute % 3), now)
+        changes += health.observe_lag(None, now + 30)  # broker away: not measurable
+    assert not [c for c in changes if c.subject == "pipeline:consumer_lag"]
+    assert PipelineHealth().observe_lag(999, T) == []

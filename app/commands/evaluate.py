@@ -516,3 +516,9 @@ def alerts_command(seeds: int, days: float, calm_days: float, as_json: bool) -> 
         "\nrecall by event: "
         + ", ".join(f"{name} {_fmt(value)}" for name, value in planted["recall"].items())
     )
+    early = report["early"]
+    click.echo(
+        f"early (provisional) alerts, {early['late_share']:.0%} of posts late: "
+        f"{early['raised']} raised, {early['withdrawn']} withdrawn at close; "
+        f"{_fmt(early['calm_early_alarms_per_6_hours'])} early alarms per 6 h of calm stream"
+    )

@@ -30,6 +30,7 @@ CHUNK_ROWS = 2000
 @click.option("--engagement", type=click.Choice(["low", "medium", "high"]), help="Predicted band.")
 @click.option("--source", help="A source, exactly.")
 @click.option("--post", "post_id", metavar="ID", help="One post id.")
+@click.option("--tracked", metavar="NAME", help="A tracked topic: any of its keywords or hashtags.")
 @click.option(
     "--format",
     "fmt_name",
@@ -57,6 +58,7 @@ def export(
     engagement,
     source,
     post_id,
+    tracked,
     fmt_name,
     output,
     no_progress,
@@ -90,6 +92,7 @@ def export(
         "engagement": engagement,
         "source": source,
         "post": post_id,
+        "tracked": tracked,
     }
     try:
         wanted = PostFilter.parse({k: v for k, v in given.items() if v is not None})
@@ -105,6 +108,14 @@ def export(
     written = 0
     try:
         store.migrate()
+        if wanted.tracked is not None:
+            from app.explore import resolve_tracked
+            from archive.tracked_store import TrackedTopicStore
+
+            try:
+                wanted = resolve_tracked(wanted, TrackedTopicStore(store).topics())
+            except queries.FilterError as exc:
+                raise click.UsageError(str(exc)) from exc
         with store.engine.connect() as connection:
             total = queries.count(connection, wanted, 10**12, budget=600.0)
         chunks = queries.chunks(

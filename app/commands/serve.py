@@ -77,18 +77,19 @@ def serve(host, port, source, rate, seed, file_, file_speed, kafka, encoding, **
         raise click.ClickException(str(exc)) from exc
     with app.app_context():
         svc = services()
-    # Before the server listens (and before the fork): the dashboard starts from the
-    # archive's history. The connections are closed here; the worker opens its own.
-    if svc.archive_keeper is not None:
-        with svc.archive_keeper.calls_in_place():
-            svc.restore_history()
-        svc.archive_keeper.store.close()
     stream_source = None
     if not config.kafka_bootstrap:
         try:  # opened here so a bad file is a usage error, not a worker that cannot boot
             stream_source = build_source(config, column_mapping(columns), encoding)
         except (OSError, ValueError) as exc:
             raise click.UsageError(f"cannot open the source: {exc}") from exc
+        svc.show_span(stream_source)  # a replayed file's windows, before history fills them
+    # Before the server listens (and before the fork): the dashboard starts from the
+    # archive's history. The connections are closed here; the worker opens its own.
+    if svc.archive_keeper is not None:
+        with svc.archive_keeper.calls_in_place():
+            svc.restore_history()
+        svc.archive_keeper.store.close()
 
     def start() -> None:
         # In the worker, after the fork: background work never crosses a fork.

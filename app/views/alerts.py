@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.alerting import STATUSES, AlertFilter, AlertFilterError
+from app.alerting import STATUSES, AlertFilter, AlertFilterError, AlertPage
 from app.auth import access, require_role
 from app.services import services
 from insights.alert_rules import MAX_RULES_BYTES, AlertRulesError
@@ -59,10 +59,17 @@ def _page(
     status: int = 200,
 ):
     alerts = services().hub.alerts
-    rows = alerts.recent(wanted) if alerts is not None else []
+    listed = alerts.page(wanted) if alerts is not None else AlertPage()
+    older = None
+    if listed.next is not None:
+        kept = {k: v for k, v in request.args.items() if k in ("kind", "severity", "status")}
+        kept.update(subject=wanted.subject or "", limit=wanted.limit, before=listed.next)
+        older = url_for("alerts.alerts_page", **{k: v for k, v in kept.items() if v})
     page = render_template(
         "alerts.html",
-        alerts=rows,
+        alerts=listed.alerts,
+        older=older,
+        from_memory=alerts is not None and alerts.archive is not None and not listed.stored,
         wanted=wanted,
         error=filter_error,
         kinds=ALERT_KINDS,
@@ -85,6 +92,9 @@ def _page(
 @require_role("analyst")
 def acknowledge(alert_id: str):
     alerts = services().hub.alerts
-    if alerts is None or len(alert_id) > 64 or alerts.acknowledge(alert_id) is None:
+    if alerts is None or len(alert_id) > 64:
+        abort(404)
+    by = current_user.name if current_user.is_authenticated else None
+    if alerts.acknowledge(alert_id, by) is None:
         abort(404)
     return redirect(url_for("alerts.alerts_page"), 303)

@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from app import explore
-from app.alerting import AlertFilter, AlertFilterError
+from app.alerting import AlertFilter, AlertFilterError, AlertPage
 from app.analysis import AnalysisError, analyze
 from app.auth import api_access, page
 from app.openapi import openapi_spec
@@ -69,13 +69,26 @@ def analyze_endpoint():
 @bp.get("/alerts")
 @api_access("read")
 def alerts_endpoint():
-    """The newest alerts first; filters: kind, severity, status, subject, limit."""
+    """The newest alerts first; filters: kind, severity, status, subject, limit; `before`
+    (the previous page's `next`) pages back through the archive's history."""
     try:
         wanted = AlertFilter.parse(request.args)
     except AlertFilterError as exc:
         return _error(str(exc), 400)
     alerts = services().hub.alerts
-    return jsonify(alerts=alerts.recent(wanted) if alerts is not None else [])
+    page = alerts.page(wanted) if alerts is not None else AlertPage()
+    return jsonify(alerts=page.alerts, next=page.next)
+
+
+@bp.get("/tracked-topics")
+@api_access("read")
+def tracked_topics_endpoint():
+    """The tracked topics, each with its posts, mean sentiment and share of voice over the
+    dashboard's kept windows."""
+    tracked = services().tracked
+    if tracked is None:
+        return _error("tracked topics need the archive, which is off on this server", 404)
+    return jsonify(topics=tracked.summaries())
 
 
 @bp.get("/posts")

@@ -45,7 +45,7 @@ def explore_page():
     wanted, limit, cursor = PostFilter(), queries.DEFAULT_PAGE_SIZE, None
     found = summary = None
     try:
-        wanted = PostFilter.parse(request.args, allowed=explore.PAGE_NAMES)
+        wanted = explore.parse_filter(request.args, explore.PAGE_NAMES)
         limit = queries.parse_limit(request.args.get("limit"))
         cursor = request.args.get("cursor") or None
         found = explore.read_page(wanted, cursor, limit)
@@ -103,7 +103,7 @@ def export():
         return response
     try:
         fmt = export_format(request.args.get("format", "csv"))
-        wanted = PostFilter.parse(request.args, allowed=("format",))
+        wanted = explore.parse_filter(request.args, ("format",))
         body = explore.export_stream(wanted, fmt)
     except (queries.FilterError, ValueError) as exc:
         slots.release()

@@ -65,6 +65,7 @@
 
   var timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   var fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  var dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
 
   function parseDate(s) {
     if (!s) return null;
@@ -232,11 +233,15 @@
     if (!sentimentChart) return;
     if (!changed("series", series, ["start", "mean", "positive", "neutral", "negative"])) return;
     var labels = [], mean = [], pos = [], neu = [], neg = [], starts = [];
+    // Windows over more than a day (a replay of days) are labelled with their date.
+    var first = series.length ? parseDate((series[0] || {}).start) : null;
+    var last = series.length ? parseDate((series[series.length - 1] || {}).start) : null;
+    var labelFmt = first && last && last - first > 86400000 ? dayFmt : timeFmt;
     for (var i = 0; i < series.length; i++) {
       var w = series[i] || {};
       var d = parseDate(w.start);
       starts.push(d ? d.getTime() / 1000 : null);
-      labels.push(d ? timeFmt.format(d) : String(w.start || ""));
+      labels.push(d ? labelFmt.format(d) : String(w.start || ""));
       mean.push(isNum(w.mean) ? w.mean : null);
       pos.push(isNum(w.positive) ? w.positive : 0);
       neu.push(isNum(w.neutral) ? w.neutral : 0);
@@ -248,6 +253,8 @@
     ds[0].data = mean; ds[1].data = pos; ds[2].data = neu; ds[3].data = neg;
     sentimentChart.update("none");
     els.sentimentCanvas.dataset.points = String(series.length);
+    els.sentimentCanvas.dataset.first = first ? first.toISOString() : "";
+    els.sentimentCanvas.dataset.last = last ? last.toISOString() : "";
   }
 
   var newTopics = {};  // ids of topics born in the last ten minutes
@@ -333,6 +340,8 @@
     head.appendChild(el("span", "badge severity severity--" + String(a.severity || ""), a.severity));
     head.appendChild(el("span", "alert-item__kind", String(a.kind || "").replace(/_/g, " ")));
     if (a.status && a.status !== "open") head.appendChild(el("span", "muted", a.status));
+    // Raised when its window ended; the window's close (its late posts) confirms it.
+    if (a.provisional === true) head.appendChild(el("span", "muted", "window still open"));
     item.appendChild(head);
     item.appendChild(el("p", "alert-item__text", a.explanation));
     var list = $("alerts-list");
@@ -579,6 +588,59 @@
     });
   }
 
+  // ---------------------------------------------------------------- tracked topics
+  var trackedChart = null;
+
+  function renderTracked(topics, series) {
+    var box = $("tracked-box"), table = $("tracked-share"), empty = $("tracked-empty");
+    if (!box || !table || !empty) return;
+    var shown = topics.length > 0;
+    box.hidden = !shown; table.hidden = !shown; empty.hidden = shown;
+    if (!changed("tracked", topics, ["name", "total", "share", "mean_sentiment", "counts"])) return;
+    var labels = [];
+    for (var i = 0; i < series.length; i++) {
+      var d = parseDate((series[i] || {}).start);
+      labels.push(d ? timeFmt.format(d) : "");
+    }
+    var datasets = topics.map(function (t, k) {
+      var colour = PALETTE[k % PALETTE.length];
+      return { label: String(t.name), data: Array.isArray(t.counts) ? t.counts : [],
+               borderColor: colour, backgroundColor: colour, borderWidth: 2, pointRadius: 1,
+               tension: 0.25 };
+    });
+    if (typeof Chart !== "undefined") {
+      if (!trackedChart) {
+        trackedChart = new Chart($("tracked-chart"), {
+          type: "line",
+          data: { labels: labels, datasets: datasets },
+          options: { animation: false, responsive: true, maintainAspectRatio: false,
+                     scales: { y: { beginAtZero: true, title: { display: true, text: "posts" } } } }
+        });
+      } else {
+        trackedChart.data.labels = labels;
+        trackedChart.data.datasets = datasets;
+        trackedChart.update("none");
+      }
+      $("tracked-chart").dataset.points = String(labels.length);
+    }
+    var body = table.tBodies[0];
+    body.textContent = "";
+    topics.forEach(function (t, k) {
+      var row = el("tr", "tracked-row");
+      row.dataset.name = String(t.name);
+      var name = el("td");
+      var swatch = el("span", "swatch");
+      swatch.style.background = PALETTE[k % PALETTE.length];
+      name.appendChild(swatch);
+      name.appendChild(document.createTextNode(String(t.name)));
+      row.appendChild(name);
+      row.appendChild(el("td", "num", isNum(t.total) ? t.total : 0));
+      row.appendChild(el("td", "num tracked-share__value", isNum(t.share) ? (t.share * 100).toFixed(1) + " %" : "–"));
+      row.appendChild(el("td", "num", isNum(t.mean_sentiment) ? t.mean_sentiment.toFixed(2) : "–"));
+      body.appendChild(row);
+    });
+  }
+
   // ---------------------------------------------------------------- update coalescing
   var updatesHandled = 0;
   var pending = null;
@@ -586,7 +648,7 @@
   var perf = { last: 0, max: 0, total: 0, frames: 0, lastPosts: 0 };
 
   function emptyPending() {
-    return { posts: [], stats: null, series: null, clusters: null, trending: null, wordcloud: null, problems: null, alerts: null, topicEvents: null, newTopics: null };
+    return { posts: [], stats: null, series: null, clusters: null, trending: null, wordcloud: null, problems: null, alerts: null, topicEvents: null, newTopics: null, tracked: null };
   }
 
   function onUpdate(msg) {
@@ -610,6 +672,9 @@
       if (Array.isArray(msg.alerts)) pending.alerts = (pending.alerts || []).concat(msg.alerts);
       if (Array.isArray(msg.topic_events)) pending.topicEvents = msg.topic_events;
       if (Array.isArray(msg.new_topics)) pending.newTopics = msg.new_topics;
+      if (msg.tracked && Array.isArray(msg.tracked.topics) && Array.isArray(msg.sentiment_series)) {
+        pending.tracked = { topics: msg.tracked.topics, series: msg.sentiment_series };
+      }
     }
     if (!frameRequested) {
       frameRequested = true;
@@ -632,7 +697,8 @@
       function () { if (p.wordcloud) renderWordcloud(p.wordcloud); },
       function () { if (p.problems) renderProblems(p.problems); },
       function () { if (p.alerts) renderAlerts(p.alerts); },
-      function () { if (p.topicEvents || p.newTopics) renderTopics(p.topicEvents, p.newTopics); }
+      function () { if (p.topicEvents || p.newTopics) renderTopics(p.topicEvents, p.newTopics); },
+      function () { if (p.tracked) renderTracked(p.tracked.topics, p.tracked.series); }
     ];
     for (var i = 0; i < steps.length; i++) {
       try { steps[i](); } catch (err) { if (window.console) console.warn("dashboard render step failed", err); }
@@ -667,6 +733,8 @@
     return;
   }
 
+  // A page with its own connection (the Replay page) feeds handleUpdate itself.
+  if (document.querySelector("[data-own-socket]")) return;
   var socket = io("/live", { transports: ["websocket", "polling"] });
   socket.on("connect", function () { setStatus("connected", "connected"); });
   socket.on("disconnect", function (reason) {
