@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.accounts import AccountStore
-from app.testing import TcpProxy, log_in, run_config, wait_for
+from app.testing import TcpProxy, csrf_from, log_in, run_config, wait_for
 from app.views.explore import MAX_EXPORTS, export_slots
 from archive import queries
 from archive.export import write_csv
@@ -110,6 +110,12 @@ def test_a_bad_filter_on_the_page_is_a_400_that_says_why(web, query, message):
     assert 'id="explore-filters"' in page.get_data(as_text=True)  # the form, to fix it
 
 
+def texts_of(html: str) -> list[str]:
+    return [
+        cell.split("<br>")[0].split("</td>")[0] for cell in html.split('class="post-text">')[1:]
+    ]
+
+
 def rows(html: str) -> list[str]:
     return [line.split('"')[1] for line in html.split("<tr data-id=")[1:]]
 
@@ -165,6 +171,17 @@ def test_a_tracked_topic_filters_on_any_of_its_keywords_and_hashtags(web, tracke
     html = web.get("/explore?tracked=Power").get_data(as_text=True)
     assert 'name="tracked" value="Power"' in html  # kept by the form and the links
     assert "/explore/export?tracked=Power&amp;format=csv" in html
+    # A topic saved on the Tracked page links to its posts in Explore.
+    token = csrf_from(web.get("/tracked").get_data(as_text=True))
+    saved = web.post(
+        "/tracked",
+        data={"csrf_token": token, "name": "Fly & Co", "keywords": "flight", "hashtags": ""},
+    )
+    assert saved.status_code == 303
+    listing = web.get("/tracked").get_data(as_text=True)
+    assert 'href="/explore?tracked=Fly+%26+Co"' in listing
+    flights = web.get("/explore?tracked=Fly+%26+Co").get_data(as_text=True)
+    assert rows(flights) and all("flight" in t.lower() for t in texts_of(flights))
 
 
 def test_charts_over_too_many_posts_leave_the_table_and_say_why(config, archived):
