@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from app.cli import main
 from archive.queries import EXPORT_COLUMNS
 from archive.store import ArchiveStore
+from archive.tracked_store import TrackedTopicStore
 from tests.test_explore_queries import make_posts
 
 
@@ -105,3 +106,20 @@ def test_an_archive_out_of_reach_is_an_error_that_leaves_no_file(tmp_path):
     assert result.exit_code == 1
     assert "127.0.0.1:9" in result.output and "secret" not in result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_a_tracked_topic_by_name(archive_url, archived, tmp_path):
+    store = ArchiveStore(archive_url)
+    TrackedTopicStore(store).save(("Charging", ("charge",), ("tag_x",)), by="test")
+    store.close()
+    result = run(archive_url, "--tracked", "charging", "--format", "jsonl", "-o", "-")
+    assert result.exit_code == 0, result.output
+    expected = [
+        s for s in archived if "charge" in s.post.text.lower().split() or "tag_x" in s.post.hashtags
+    ]
+    assert [orjson.loads(line)["id"] for line in result.stdout.splitlines()] == newest_first(
+        expected
+    )
+    unknown = run(archive_url, "--tracked", "nobody", "-o", str(tmp_path / "x.csv"))
+    assert unknown.exit_code == 2 and "no tracked topic is named 'nobody'" in unknown.output
+    assert not list(tmp_path.glob("x.csv*"))
