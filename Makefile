@@ -78,11 +78,15 @@ test-unit: setup
 	$(BIN)/python -m pytest -m "not kafka and not browser and not slow" $(PYTEST_ARGS)
 
 ## bench: measure throughput, latency and memory; prints a table, writes bench/results/
-bench: setup $(BENCH_STAMP) chromium
+bench: setup $(BENCH_STAMP) chromium postgres
 	@KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh up
+	@PG_PORT=$(TEST_PG_PORT) bash postgres/pg.sh up || { \
+		KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh down --clean; exit 1; }
 	@status=0; SOCIALPULSE_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) \
+	SOCIALPULSE_TEST_POSTGRES=$$(PG_PORT=$(TEST_PG_PORT) bash postgres/pg.sh url) \
 		$(BIN)/python -m bench $(BENCH_ARGS) || status=$$?; \
 	KAFKA_PORT=$(TEST_KAFKA_PORT) bash kafka/kafka.sh down --clean || true; \
+	PG_PORT=$(TEST_PG_PORT) bash postgres/pg.sh down --clean || true; \
 	exit $$status
 
 ## lint: ruff check, format check, and the import layers (app → insights → archive → models → streaming)

@@ -8,6 +8,7 @@ from app.commands import (
     archive,
     audiences,
     evaluate,
+    export,
     produce,
     replay,
     report,
@@ -48,6 +49,7 @@ for command in (
     users.users,
     tokens.tokens,
     archive.archive,
+    export.export,
     replay.replay,
     audiences.audiences,
 ):

@@ -254,6 +254,20 @@ class Config:
         default="socialpulse-archive",
         metadata={"help": "consumer group of `socialpulse archive`"},
     )
+    explore_max_rows: int = field(
+        default=200_000,
+        metadata={
+            "help": "most posts Explore draws charts of (a larger set is refused with 400: "
+            "narrow the filters); the table and exports have no such limit"
+        },
+    )
+    explore_timeout: float = field(
+        default=5.0,
+        metadata={
+            "help": "seconds one Explore query (a page, a chart, an export chunk) may run "
+            "before it is stopped and refused with 400"
+        },
+    )
     replay_dir: str | None = field(
         default=None,
         metadata={
@@ -358,6 +372,8 @@ class Config:
             "shutdown_grace",
             "model_check_interval",
             "archive_buffer",
+            "explore_max_rows",
+            "explore_timeout",
             "replay_max_sessions",
             "replay_keep",
             "replay_idle",

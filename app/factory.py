@@ -125,6 +125,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(login.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(alerts.bp)
+    from app.views import explore
+
+    app.register_blueprint(explore.bp)
     app.register_blueprint(tracked.bp)
     app.register_blueprint(audiences.bp)
     csrf.exempt(api.bp)  # JSON API: no cookies or sessions, so no cross-site form to forge

@@ -7,6 +7,8 @@ from typing import Any
 from app.alerting import STATUSES
 from app.audience_openapi import audience_paths
 from app.config import Config
+from app.openapi_posts import SCHEMAS as POSTS_SCHEMAS
+from app.openapi_posts import posts_paths
 from insights.alerts import ALERT_KINDS, SEVERITIES
 from streaming.records import ENGAGEMENT_KEYS, MAX_COUNT
 
@@ -333,6 +335,7 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                     "security": [{"bearer": []}],
                 }
             },
+            **posts_paths(error_response),
             "/api/v1/tracked-topics": {
                 "get": {
                     "summary": "Tracked topics with their live figures",
@@ -384,6 +387,7 @@ def openapi_spec(config: Config) -> dict[str, Any]:
                 "Analysis": analysis,
                 "Error": error,
                 "Alert": ALERT,
+                **POSTS_SCHEMAS,
                 "TrackedTopic": TRACKED_TOPIC,
             },
             "securitySchemes": {

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, create_engine, delete, event, func, s
 from sqlalchemy.engine import make_url
 
 from archive.schema import dead_letters, posts
+from archive.search import index_new_posts, repair_search_index
 from streaming.kafka_common import encode_value
 from streaming.records import (
     ClusterAssignment,
@@ -309,6 +310,8 @@ class ArchiveStore:
                 )
             settings.attributes["connection"] = connection
             command.upgrade(settings, revision)
+            if repair_search_index(connection):
+                log.warning("full-text index triggers were missing: restored and re-indexed")
 
     @contextlib.contextmanager
     def _migration_lock(self) -> Iterator[None]:
@@ -316,6 +319,7 @@ class ArchiveStore:
         if path is None:
             yield
             return
+        path.parent.mkdir(parents=True, exist_ok=True)  # before the engine creates it
         with open(f"{path}.migrate-lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -359,6 +363,7 @@ class ArchiveStore:
         with engine.begin() as connection:
             if rows:
                 connection.execute(self._upsert_posts, list(rows.values()))
+                index_new_posts(connection)
             if letter_rows:
                 connection.execute(self._insert_letters, list(letter_rows.values()))
 

@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in one run; prints a table and writes bench/results/*.json.
 
 Usage: python -m bench [--quick] [--duration S]
-       [--only pipeline,api,alerts,audiences,dashboard,load,kafka,replay]
+       [--only pipeline,api,alerts,audiences,dashboard,load,kafka,replay,explore]
 """
 
 from __future__ import annotations
@@ -34,6 +34,20 @@ TARGETS = (
         "batched ≥ 20 × library calls per post",
     ),
     ("api", "single_post_ms.p99", "<=", 20, "API p99 ≤ 20 ms"),
+    (
+        "explore",
+        "day_query_ms.p95",
+        "<=",
+        200,
+        "Explore: a filtered day of 1M archived posts, p95 ≤ 200 ms",
+    ),
+    (
+        "explore",
+        "writer.posts_per_s",
+        ">=",
+        10_000,
+        "archive writer ≥ 10,000 posts/s batched (SQLite)",
+    ),
     (
         "alerts",
         "detectors_share_of_pipeline",
@@ -154,7 +168,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (1-minute memory run)")
     parser.add_argument(
-        "--only", default="pipeline,api,alerts,audiences,dashboard,load,kafka,replay"
+        "--only",
+        default="pipeline,api,alerts,audiences,dashboard,load,kafka,replay,explore",
     )
     parser.add_argument("--duration", type=float, help="seconds of the dashboard/memory run")
     args = parser.parse_args()
@@ -194,6 +209,20 @@ def main() -> None:
 
         print("audiences: profiles, a 100,000-author fit, /api/v1/audience …", flush=True)
         results["audiences"] = audiences.run(model_dir, workdir, quick=args.quick)
+    if "explore" in sections:
+        from bench import explore
+
+        n_archived = 200_000 if args.quick else 1_000_000
+        print(f"Explore on {n_archived:,} archived posts, and exports …", flush=True)
+        results["explore"] = explore.run(
+            model_dir, workdir, n_archived, 30.0 if not args.quick else 6.0
+        )
+        postgres = os.environ.get("SOCIALPULSE_TEST_POSTGRES")
+        if postgres:
+            print("archive writer on PostgreSQL …", flush=True)
+            results["explore"]["writer_postgresql"] = explore.postgres_write_rate(
+                postgres, model_dir
+            )
     if "dashboard" in sections:
         print(f"dashboard at 1,000 posts/s for {duration:.0f} s …", flush=True)
         results["dashboard"] = server.dashboard_latency_and_memory(

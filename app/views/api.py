@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from app import explore
 from app.alerting import AlertFilter, AlertFilterError, AlertPage
 from app.analysis import AnalysisError, analyze
 from app.audiences import AudienceInputError
@@ -117,6 +118,22 @@ def audience_endpoint():
     segmentation = audiences.segmentation
     answer["version"] = segmentation.version if segmentation is not None else ""
     return jsonify(answer)
+
+
+@bp.get("/posts")
+@api_access("read")
+def posts_endpoint():
+    """Archived posts, newest first, filtered as on Explore, a page (cursor) at a time."""
+    body, status = explore.api_posts(request.args)
+    return jsonify(body), status
+
+
+@bp.get("/posts/summary")
+@api_access("read")
+def posts_summary_endpoint():
+    """Explore's charts of the filtered archived posts."""
+    body, status = explore.api_summary(request.args)
+    return jsonify(body), status
 
 
 @bp.get("/openapi.json")

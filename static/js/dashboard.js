@@ -93,6 +93,15 @@
     clusterCanvas: $("cluster-chart")
   };
 
+  // Explore: every chart opens the archived posts behind what was clicked.
+  var grid = document.querySelector(".dash-grid");
+  var EXPLORE = !!(grid && grid.dataset.explore === "1");
+  function toExplore(params) {
+    return "/explore?" + new URLSearchParams(params).toString();
+  }
+  var seriesStarts = [];  // epoch seconds of the sentiment chart's windows
+  var clusterIds = [];  // the cluster of each bar
+
   function setText(el, text) {
     if (el && el.textContent !== text) el.textContent = text;
   }
@@ -136,6 +145,15 @@
         responsive: true,
         maintainAspectRatio: false,
         interaction: { mode: "index", intersect: false },
+        onClick: function (evt, elements) {
+          var i = elements.length ? elements[0].index : -1;
+          if (!EXPLORE || i < 0 || !isNum(seriesStarts[i])) return;
+          var step = seriesStarts.length > 1 ? seriesStarts[1] - seriesStarts[0] : 10;
+          window.location.assign(toExplore({
+            from: new Date(seriesStarts[i] * 1000).toISOString(),
+            to: new Date((seriesStarts[i] + step) * 1000).toISOString()
+          }));
+        },
         plugins: {
           legend: { position: "bottom", labels: { boxWidth: 12, boxHeight: 12 } },
           tooltip: {
@@ -169,6 +187,12 @@
         responsive: true,
         maintainAspectRatio: false,
         indexAxis: "y",
+        onClick: function (evt, elements) {
+          var i = elements.length ? elements[0].index : -1;
+          if (EXPLORE && i >= 0 && isNum(clusterIds[i])) {
+            window.location.assign(toExplore({ cluster: String(clusterIds[i]) }));
+          }
+        },
         plugins: {
           legend: { display: false },
           tooltip: { callbacks: { label: function (ctx) { return " " + fmtInt(ctx.parsed.x) + " posts"; } } }
@@ -208,7 +232,7 @@
   function renderSentimentSeries(series) {
     if (!sentimentChart) return;
     if (!changed("series", series, ["start", "mean", "positive", "neutral", "negative"])) return;
-    var labels = [], mean = [], pos = [], neu = [], neg = [];
+    var labels = [], mean = [], pos = [], neu = [], neg = [], starts = [];
     // Windows over more than a day (a replay of days) are labelled with their date.
     var first = series.length ? parseDate((series[0] || {}).start) : null;
     var last = series.length ? parseDate((series[series.length - 1] || {}).start) : null;
@@ -216,6 +240,7 @@
     for (var i = 0; i < series.length; i++) {
       var w = series[i] || {};
       var d = parseDate(w.start);
+      starts.push(d ? d.getTime() / 1000 : null);
       labels.push(d ? labelFmt.format(d) : String(w.start || ""));
       mean.push(isNum(w.mean) ? w.mean : null);
       pos.push(isNum(w.positive) ? w.positive : 0);
@@ -224,6 +249,7 @@
     }
     var ds = sentimentChart.data.datasets;
     sentimentChart.data.labels = labels;
+    seriesStarts = starts;
     ds[0].data = mean; ds[1].data = pos; ds[2].data = neu; ds[3].data = neg;
     sentimentChart.update("none");
     els.sentimentCanvas.dataset.points = String(series.length);
@@ -252,6 +278,7 @@
       colours.push(clusterColour(c.id));
     }
     clusterChart.data.labels = labels;
+    clusterIds = sorted.map(function (c) { return Number(c.id); });
     clusterChart.data.datasets[0].data = data;
     clusterChart.data.datasets[0].backgroundColor = colours;
     clusterChart.update("none");
@@ -422,7 +449,8 @@
       n++;
       var li = el("li", "trend");
       li.appendChild(el("span", "trend__rank", n));
-      var tag = el("span", "trend__tag", "#" + String(t.tag).replace(/^#/, ""));
+      var tag = el(EXPLORE ? "a" : "span", "trend__tag", "#" + String(t.tag).replace(/^#/, ""));
+      if (EXPLORE) tag.href = toExplore({ hashtag: String(t.tag).replace(/^#/, "") });
       tag.title = tag.textContent;
       li.appendChild(tag);
       var bar = el("span", "trend__bar");
@@ -451,7 +479,9 @@
     li.dataset.id = String(p.id);
 
     var head = el("div", "post__head");
-    head.appendChild(el("span", "post__author", p.author ? "@" + String(p.author).replace(/^@/, "") : "unknown"));
+    var author = el(EXPLORE && p.author ? "a" : "span", "post__author", p.author ? "@" + String(p.author).replace(/^@/, "") : "unknown");
+    if (EXPLORE && p.author) author.href = toExplore({ author: String(p.author) });
+    head.appendChild(author);
     var d = parseDate(p.created_at);
     if (d) {
       var time = el("time", "post__time", timeFmt.format(d));
@@ -528,6 +558,15 @@
 
   // ---------------------------------------------------------------- word cloud
   var wordcloudVersion = null;
+
+  // The word cloud's words are drawn in an image: a click opens Explore on the charts' span.
+  if (EXPLORE && els.wordcloud) {
+    els.wordcloud.title = "Explore the posts behind these words";
+    els.wordcloud.addEventListener("click", function () {
+      if (!seriesStarts.length || !isNum(seriesStarts[0])) return;
+      window.location.assign(toExplore({ from: new Date(seriesStarts[0] * 1000).toISOString() }));
+    });
+  }
 
   function renderWordcloud(wc) {
     if (!wc || !wc.url || wc.version === undefined || wc.version === null) return;
