@@ -128,6 +128,9 @@ def read_summary(wanted: PostFilter) -> Summary:
     archive = keeper()
 
     def read() -> Summary:
+        from archive.tracked_store import TrackedTopicStore
+
+        tracked = TrackedTopicStore(archive.store).topics()
         with archive.store.engine.connect() as connection:
             return queries.summarise(
                 connection,
@@ -135,6 +138,7 @@ def read_summary(wanted: PostFilter) -> Summary:
                 max_rows=config.explore_max_rows,
                 budget=config.explore_timeout,
                 stop_words=stop_words(),
+                tracked=tracked,
             )
 
     with database_errors():

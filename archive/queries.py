@@ -71,6 +71,7 @@ MAX_BUCKETS = 120
 BUCKET_SIZES = (10, 30, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86_400, 7 * 86_400)
 FTS_TIME_DRIVEN_SPAN = 7 * 86_400  # see `_full_text`
 TERMS_SAMPLE = 1000  # the word cloud counts the words of the newest posts of the set
+MAX_TRACKED_CHARTED = 10  # tracked topics drawn on Explore: one grouped statement each
 _WORD_RE = re.compile(r"\w+")
 _CLOUD_RE = re.compile(r"(?u)(?:https?://\S+|www\.\S+|[@#]\w+)|\b([^\W\d_]{3,})\b")
 _HASHTAG_RE = re.compile(r"^\w+$")
@@ -488,6 +489,9 @@ class Summary:
     clusters: list[dict[str, Any]] = field(default_factory=list)
     hashtags: list[dict[str, Any]] = field(default_factory=list)
     terms: list[dict[str, Any]] = field(default_factory=list)
+    # Per tracked topic: posts and mean compound per bucket (aligned with `series`), its
+    # posts in all and its share of voice among the tracked topics' posts.
+    tracked: list[dict[str, Any]] = field(default_factory=list)
     start: float | None = None
     end: float | None = None
 
@@ -501,6 +505,7 @@ class Summary:
             "clusters": self.clusters,
             "hashtags": self.hashtags,
             "terms": self.terms,
+            "tracked": self.tracked,
         }
 
 
@@ -519,10 +524,13 @@ def summarise(
     budget: float = 5.0,
     stop_words: frozenset[str] = frozenset(),
     top: int = 15,
+    tracked: Sequence[tuple[str, Sequence[str], Sequence[str]]] = (),
 ) -> Summary:
     """Sentiment over time, clusters, top hashtags and word-cloud terms of the matching
-    posts. A set larger than `max_rows`, or a statement over `budget` seconds, is refused
-    (`QueryTooExpensive`) rather than left to load the database."""
+    posts, and the volume of each `tracked` topic, (name, keywords, hashtags), among them
+    (the first `MAX_TRACKED_CHARTED` by name). A set larger than `max_rows`, or a statement
+    over `budget` seconds, is refused (`QueryTooExpensive`) rather than left to load the
+    database."""
     dialect = connection.dialect.name
     total = count(connection, wanted, max_rows, budget)
     if total > max_rows:
@@ -601,8 +609,50 @@ def summarise(
             select(c.text).where(*where).order_by(c.created_at.desc()).limit(TERMS_SAMPLE)
         ).scalars()
         summary.terms = cloud_terms(texts, stop_words, 60)
+        summary.tracked = _tracked_series(
+            connection, where, key, bucket, summary.series, tracked[:MAX_TRACKED_CHARTED]
+        )
     summary.bucket_seconds, summary.start, summary.end = bucket, start, end
     return summary
+
+
+def _tracked_series(
+    connection: Connection,
+    where: list[ColumnElement[bool]],
+    key: Any,
+    bucket: int,
+    series: list[dict[str, Any]],
+    tracked: Sequence[tuple[str, Sequence[str], Sequence[str]]],
+) -> list[dict[str, Any]]:
+    """Each tracked topic's posts and mean compound per bucket of `series`."""
+    dialect = connection.dialect.name
+    c = posts.c
+    starts = [b["start"] for b in series]
+    charted = []
+    for name, keywords, hashtags in tracked:
+        topic = PostFilter(tracked=name).resolve(keywords, hashtags)
+        rows = connection.execute(
+            select(key, func.count(), func.avg(c.sentiment_compound))
+            .where(*where, _tracked(topic, dialect))
+            .group_by(key)
+        )
+        by_start = {int(k) * bucket: (int(n), float(mean)) for k, n, mean in rows}
+        total = sum(n for n, _ in by_start.values())
+        charted.append(
+            {
+                "name": name,
+                "counts": [by_start.get(s, (0, 0.0))[0] for s in starts],
+                "means": [round(by_start[s][1], 4) if s in by_start else None for s in starts],
+                "total": total,
+                "mean_sentiment": round(sum(n * mean for n, mean in by_start.values()) / total, 4)
+                if total
+                else None,
+            }
+        )
+    everything = sum(t["total"] for t in charted)
+    for topic in charted:
+        topic["share"] = round(topic["total"] / everything, 4) if everything else 0.0
+    return charted
 
 
 def _cluster_label(connection: Connection, cluster_id: int) -> str:

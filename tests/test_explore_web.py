@@ -474,3 +474,38 @@ def test_exports_at_once_are_bounded_and_a_finished_one_frees_its_slot(web, arch
         partial = web.get("/explore/export", buffered=False)
         partial.close()
     assert all(slots.acquire(blocking=False) for _ in range(MAX_EXPORTS))
+
+
+def test_the_summary_draws_each_tracked_topic_and_its_share_of_voice(config, web, archived):
+    store = ArchiveStore(config.archive_database_url)
+    TrackedTopicStore(store).save(("Power", ("battery life", "charge"), ("tag_x",)), by="test")
+    TrackedTopicStore(store).save(("Tag one", (), ("tag1",)), by="test")
+    store.close()
+    body = web.get("/api/v1/posts/summary?source=kafka").get_json()
+    kafka = [s for s in archived if s.post.source == "kafka"]
+    power, tag_one = body["tracked"]
+    expected = {
+        "Power": [
+            s
+            for s in kafka
+            if "battery life" in s.post.text.lower()
+            or "charge" in s.post.text.lower().split()
+            or "tag_x" in s.post.hashtags
+        ],
+        "Tag one": [s for s in kafka if "tag1" in s.post.hashtags],
+    }
+    starts = [b["start"] for b in body["series"]]
+    for topic in (power, tag_one):
+        wanted = expected[topic["name"]]
+        assert topic["total"] == len(wanted) > 0
+        assert len(topic["counts"]) == len(starts) and sum(topic["counts"]) == len(wanted)
+        first = min(int(s.post.created_at.timestamp()) for s in wanted)
+        bucket = body["bucket_seconds"]
+        assert topic["counts"][starts.index(first // bucket * bucket)] >= 1
+    assert power["share"] + tag_one["share"] == pytest.approx(1.0, abs=1e-3)
+    assert power["share"] == pytest.approx(
+        len(expected["Power"]) / (len(expected["Power"]) + len(expected["Tag one"])), abs=1e-3
+    )
+    html = web.get("/explore?source=kafka").get_data(as_text=True)
+    assert 'id="tracked-chart"' in html and 'data-name="Tag one"' in html
+    assert 'href="/explore?source=kafka&amp;tracked=Tag+one"' in html

@@ -100,6 +100,31 @@
     });
   }
 
+  var trackedCanvas = document.getElementById("tracked-chart");
+  var tracked = summary.tracked || [];
+  if (trackedCanvas && tracked.length) {
+    var PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+                   "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+    new Chart(trackedCanvas, {
+      type: "line",
+      data: {
+        labels: series.map(function (b) { return labelFmt.format(new Date(b.start * 1000)); }),
+        datasets: tracked.map(function (t, k) {
+          var colour = PALETTE[k % PALETTE.length];
+          return { label: String(t.name), data: t.counts || [], borderColor: colour,
+                   backgroundColor: colour, borderWidth: 2, pointRadius: 1, tension: 0.25 };
+        })
+      },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        interaction: { mode: "index", intersect: false },
+        plugins: { legend: { position: "bottom", labels: { boxWidth: 12, boxHeight: 12 } } },
+        scales: { y: { beginAtZero: true, title: { display: true, text: "posts" } } }
+      }
+    });
+  }
+
   var zoomOut = document.getElementById("zoom-out");
   if (zoomOut) {
     var start = summary.start, end = summary.end;
