@@ -3,6 +3,8 @@ page that shows it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -36,18 +38,32 @@ def http_error(exc: HTTPException):
     return response, status
 
 
+class _BadBody(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+def _json_body() -> dict[str, Any]:
+    """The request's JSON object; raises `_BadBody` (415 or 400) with the reason."""
+    if not request.is_json:
+        # A page on any site can make a browser POST text/plain here; JSON needs CORS.
+        raise _BadBody("send the body as JSON, with Content-Type: application/json", 415)
+    try:
+        return decode_json_object(request.get_data(cache=False), what="request body")
+    except InvalidPost as exc:
+        raise _BadBody(exc.message, 400) from None
+
+
 @bp.post("/analyze")
 @api_access("analyze")
 def analyze_endpoint():
     """Body: a post object, or {"posts": [post, ...]} for a batch."""
     config = services().config
-    if not request.is_json:
-        # A page on any site can make a browser POST text/plain here; JSON needs CORS.
-        return _error("send the body as JSON, with Content-Type: application/json", 415)
     try:
-        body = decode_json_object(request.get_data(cache=False), what="request body")
-    except InvalidPost as exc:
-        return _error(exc.message, 400)
+        body = _json_body()
+    except _BadBody as exc:
+        return _error(exc.message, exc.status)
     batch = "posts" in body
     raw_posts = body["posts"] if batch else [body]
     if batch:
@@ -96,12 +112,10 @@ def tracked_topics_endpoint():
 @api_access("analyze")
 def audience_endpoint():
     """Body: {"handle": "<author seen>"} or {"texts": ["post", ...]}."""
-    if not request.is_json:
-        return _error("send the body as JSON, with Content-Type: application/json", 415)
     try:
-        body = decode_json_object(request.get_data(cache=False), what="request body")
-    except InvalidPost as exc:
-        return _error(exc.message, 400)
+        body = _json_body()
+    except _BadBody as exc:
+        return _error(exc.message, exc.status)
     unknown = sorted(str(k)[:40] for k in body if k not in ("handle", "texts"))
     if unknown or len(body) != 1:
         return _error("send exactly one of 'handle' (an author seen) or 'texts' (a list)", 400)
