@@ -126,6 +126,7 @@ def test_train_writes_a_version_the_server_loads(model_root, tmp_path):
     assert set(manifest["metrics"]["engagement_holdout"]) >= METRIC_KEYS
     assert manifest["libraries"]["scikit-learn"] == registry.library_versions()["scikit-learn"]
     assert str(folder) in result.output and "R²" in result.output
+    assert "forest band rates (low / medium / high): predicted" in result.output
 
     # The run is in the experiment log ...
     runs = ExperimentLog(model_root).runs()
@@ -168,6 +169,9 @@ def test_json_prints_the_held_out_metrics(model_root):
     assert summary["split"]["train_rows"] + summary["split"]["test_rows"] == 600
     manifest = read_manifest(model_root, summary["version"])
     assert summary["metrics"]["rf"] == manifest["metrics"]["engagement_holdout"]
+    rates = summary["metrics"]["rf"]["band_rates"]
+    assert sum(rates["predicted"]) == pytest.approx(1.0)
+    assert sum(rates["observed"]) == pytest.approx(1.0)
 
 
 def test_train_on_files_with_mapping_flags_and_summed_targets(model_root, tmp_path):
@@ -315,6 +319,8 @@ def test_band_metrics_on_a_tiny_input():
     assert metrics["band_confusion"] == [[1, 1, 0], [0, 0, 1], [0, 0, 1]]
     # F1: low 2/3 (precision 1, recall 1/2), medium 0, high 2/3 (precision 1/2, recall 1).
     assert metrics["band_macro_f1"] == pytest.approx((2 / 3 + 0 + 2 / 3) / 3)
+    # Calibration: how often each band was predicted next to how often it happened.
+    assert metrics["band_rates"] == {"predicted": [0.25, 0.25, 0.5], "observed": [0.5, 0.25, 0.25]}
 
 
 def test_band_edges_belong_to_the_upper_band_and_absent_bands_do_not_count():
