@@ -21,7 +21,13 @@ from models import registry
 from models.datasets import DatasetError, load_dataset, split_index, synthetic_dataset
 from models.engagement import EngagementModel
 from models.experiments import ExperimentLog
-from models.features import AUTHOR_FEATURES, FEATURE_NAMES, AuthorPrior
+from models.features import (
+    AUTHOR_FEATURES,
+    FEATURE_NAMES,
+    AuthorPrior,
+    author_key,
+    posting_time_features,
+)
 from models.featurize import featurize
 from models.metrics import band_metrics, regression_metrics
 from models.registry import (
@@ -35,6 +41,7 @@ from models.registry import (
     load_evaluation,
     read_manifest,
 )
+from models.sentiment import VaderSentimentModel
 from models.signing import SIGNATURE_FILE
 from models.training import AuthorColumns, TrainingOptions, save_result, train
 from streaming.records import parse_post
@@ -374,6 +381,35 @@ def test_a_training_row_knows_only_the_outcomes_of_earlier_rows():
     assert not np.array_equal(before[5], after[5])  # a's next post sees it
     assert np.array_equal(before[4], after[4])  # b's posts never do
     assert before[0].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_author_levels_are_kept_per_kind_of_post():
+    """An account's reshares draw fewer likes than its own posts: each kind has its level,
+    and a live post is looked up under its own kind."""
+    start = datetime(2017, 1, 1, tzinfo=UTC)
+    texts = ["our own news today", "RT @other: their news", ".@someone thanks for the news"]
+    history = [
+        parse_post({"text": texts[i % 2], "author": "a", "created_at": start + timedelta(hours=i)})
+        for i in range(40)
+    ]
+    y = np.array([12.0 if i % 2 == 0 else 9.0 for i in range(40)])
+    keys = [author_key(p, True) for p in history]
+    assert set(keys) == {("a", "own"), ("a", "reshare")}
+    prior = AuthorPrior(window=10, by_kind=True).fit(keys, y)
+    later = [
+        parse_post({"text": text, "author": "a", "created_at": start + timedelta(days=9)})
+        for text in texts
+    ]
+    sentiments = VaderSentimentModel().score_batch(texts)
+    authors = posting_time_features(later, sentiments, [0, 0, 0], prior)[:, -3:]
+    np.testing.assert_array_equal(authors, prior.lookup([author_key(p, True) for p in later]))
+    own, reshare = authors[:2, 0]
+    assert own > 0 > reshare  # above and below the overall mean
+    assert authors[2].tolist() == [0.0, 0.0, 0.0]  # no reply seen yet: an unseen kind
+    # A prior keyed by the author alone (as pickled before kinds existed) mixes them.
+    plain = AuthorPrior(window=10).fit([p.author for p in history], y)
+    mixed = posting_time_features(later, sentiments, [0, 0, 0], plain)[:, -3]
+    assert mixed[0] == mixed[1] == mixed[2]
 
 
 def test_live_author_features_never_read_the_posts_own_outcome(tmp_path):
