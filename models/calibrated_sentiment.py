@@ -26,10 +26,17 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from models.sentiment import VaderSentimentModel, _shared_vader, sentiment_label
+from models.sentiment import (
+    NEGATIVE_THRESHOLD,
+    POSITIVE_THRESHOLD,
+    VaderSentimentModel,
+    _shared_vader,
+    sentiment_label,
+)
 from streaming.records import Sentiment
 
 LABELS = ("negative", "neutral", "positive")  # the classes, in the models' column order
+_LABEL_NAMES = np.array(LABELS, dtype=object)
 
 # P(VADER's label is the human label | |compound| in [edge, next edge)), measured on general
 # tweets: TweetEval sentiment validation (2,000 tweets; 524, 304, 456, 376, 296 and 44 per
@@ -338,16 +345,25 @@ class StackedSentimentModel(VaderSentimentModel):
         """VADER's scores untouched, plus the calibrated label and its probability."""
         if not texts:
             return []
-        scores, words = self._vader(texts)
+        scored = list(map(_shared_vader().scores_and_words, texts))
+        raw, words = zip(*scored, strict=True)
+        scores = np.array(raw, dtype=np.float64)
         probabilities = self._probabilities(scores, words)
         best = probabilities.argmax(axis=1)
-        top = map(round, probabilities[np.arange(len(best)), best].tolist(), repeat(4))
-        labels = [LABELS[b] for b in best.tolist()]
-        # VADER's own floats (the rows of `scores` hold the same values), positionally.
+        # The whole batch at once: labels by lookup, probabilities rounded by numpy.
+        top = np.round(probabilities[np.arange(len(best)), best], 4).tolist()
+        labels = _LABEL_NAMES[best].tolist()
+        compounds = scores[:, 3]
+        vader_labels = np.where(  # `sentiment_label` of each compound
+            compounds >= POSITIVE_THRESHOLD,
+            "positive",
+            np.where(compounds <= NEGATIVE_THRESHOLD, "negative", "neutral"),
+        ).tolist()
+        # VADER's own floats, positionally.
         return [
-            Sentiment(compound, pos, neu, neg, sentiment_label(compound), label, p)
-            for (neg, neu, pos, compound), label, p in zip(
-                scores.tolist(), labels, top, strict=True
+            Sentiment(compound, pos, neu, neg, vader_label, label, p)
+            for (neg, neu, pos, compound), vader_label, label, p in zip(
+                raw, vader_labels, labels, top, strict=True
             )
         ]
 
