@@ -410,6 +410,10 @@ def test_author_levels_are_kept_per_kind_of_post():
     plain = AuthorPrior(window=10).fit([p.author for p in history], y)
     mixed = posting_time_features(later, sentiments, [0, 0, 0], plain)[:, -3]
     assert mixed[0] == mixed[1] == mixed[2]
+    del plain.by_kind  # as unpickled from a version saved before kinds existed
+    np.testing.assert_array_equal(
+        posting_time_features(later, sentiments, [0, 0, 0], plain)[:, -3], mixed
+    )
 
 
 def test_live_author_features_never_read_the_posts_own_outcome(tmp_path):
