@@ -26,10 +26,17 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from models.sentiment import VaderSentimentModel, _shared_vader, sentiment_label
+from models.sentiment import (
+    NEGATIVE_THRESHOLD,
+    POSITIVE_THRESHOLD,
+    VaderSentimentModel,
+    _shared_vader,
+    sentiment_label,
+)
 from streaming.records import Sentiment
 
 LABELS = ("negative", "neutral", "positive")  # the classes, in the models' column order
+_LABEL_NAMES = np.array(LABELS, dtype=object)
 
 # P(VADER's label is the human label | |compound| in [edge, next edge)), measured on general
 # tweets: TweetEval sentiment validation (2,000 tweets; 524, 304, 456, 376, 296 and 44 per
@@ -243,14 +250,14 @@ class StackedSentimentModel(VaderSentimentModel):
         raw, words = zip(*scored, strict=True)
         return np.array(raw, dtype=np.float64), words
 
-    def _tfidf(self, words: Sequence[list[str]]) -> sparse.csr_matrix:
-        """Sublinear TF-IDF of each text's unigrams and bigrams, l2-normalized rows (as
-        TfidfVectorizer(sublinear_tf=True) on `_terms`; tested).
+    def _term_cells(self, words: Sequence[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, term, count) of every distinct known term of every text, sorted by row
+        then term: the nonzero cells of the batch's count matrix, in CSR order.
 
         The batch's words are looked up in one pass that runs in C (`map` over the
         vocabulary's `get`); bigrams are pairs of neighbouring word ids, found by binary
-        search among the bigram codes (a pair that spans two texts is dropped). Per post
-        this costs a fraction of VADER's own time.
+        search among the bigram codes (a pair that spans two texts is dropped). The codes
+        are searched in sorted order, which lets each search start where the last ended.
         """
         n = len(words)
         lengths = np.fromiter(map(len, words), dtype=np.int64, count=n)
@@ -262,40 +269,65 @@ class StackedSentimentModel(VaderSentimentModel):
         first, second = unigrams[:-1], unigrams[1:]
         candidate = (rows[:-1] == rows[1:]) & (first >= 0) & (second >= 0)
         codes = first[candidate] * len(self.vocabulary_) + second[candidate]
-        bigrams = np.full(len(codes), -1, dtype=np.int64)
+        bigram_rows = rows[:-1][candidate]
+        bigrams = np.empty(0, dtype=np.int64)
         if len(self.bigram_codes_) and len(codes):
-            at = np.minimum(np.searchsorted(self.bigram_codes_, codes), len(self.bigram_codes_) - 1)
+            order = np.argsort(codes)
+            codes, bigram_rows = codes[order], bigram_rows[order]
+            last = len(self.bigram_codes_) - 1
+            at = np.minimum(np.searchsorted(self.bigram_codes_, codes), last)
             found = self.bigram_codes_[at] == codes
-            bigrams[found] = self.bigram_ids_[at[found]]
-        ids = np.concatenate([unigrams, bigrams])
-        owners = np.concatenate([rows, rows[:-1][candidate]])
-        known = ids >= 0
-        # Each (text, term) once with its count, sorted by text then term: a CSR matrix.
+            bigrams, bigram_rows = self.bigram_ids_[at[found]], bigram_rows[found]
+        else:
+            bigram_rows = bigram_rows[:0]
+        known = unigrams >= 0
+        ids = np.concatenate([unigrams[known], bigrams])
+        owners = np.concatenate([rows[known], bigram_rows])
         width = self.n_features_
-        cells, term_counts = np.unique(owners[known] * width + ids[known], return_counts=True)
+        cells, counts = np.unique(owners * width + ids, return_counts=True)
         cell_rows = cells // width
+        return cell_rows, cells - cell_rows * width, counts
+
+    def _tfidf_cells(
+        self, words: Sequence[list[str]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The batch's nonzero TF-IDF cells before normalization: (terms, weights, row
+        starts, row l2 norms, which rows have any term). Weights are sublinear TF × idf."""
+        n = len(words)
+        cell_rows, terms, counts = self._term_cells(words)
         row_lengths = np.bincount(cell_rows, minlength=n)
-        counts = sparse.csr_matrix(
-            (
-                term_counts.astype(np.float64),
-                cells - cell_rows * width,
-                np.concatenate([[0], np.cumsum(row_lengths)]),
-            ),
-            shape=(n, width),
-        )
-        data = (np.log(counts.data) + 1.0) * self.idf_[counts.indices]
+        starts = np.concatenate([[0], np.cumsum(row_lengths)])
+        data = (np.log(counts) + 1.0) * self.idf_[terms]
         squares = np.zeros(n)
         nonempty = row_lengths > 0
         if data.size:
-            squares[nonempty] = np.add.reduceat(data**2, counts.indptr[:-1][nonempty])
+            squares[nonempty] = np.add.reduceat(data**2, starts[:-1][nonempty])
         norms = np.sqrt(squares)
         norms[norms == 0] = 1.0
-        counts.data = data / np.repeat(norms, row_lengths)
-        return counts
+        return terms, data, starts, norms, nonempty
+
+    def _tfidf(self, words: Sequence[list[str]]) -> sparse.csr_matrix:
+        """Sublinear TF-IDF of each text's unigrams and bigrams, l2-normalized rows (as
+        TfidfVectorizer(sublinear_tf=True) on `_terms`; tested)."""
+        terms, data, starts, norms, _ = self._tfidf_cells(words)
+        return sparse.csr_matrix(
+            (data / np.repeat(norms, np.diff(starts)), terms, starts),
+            shape=(len(words), self.n_features_),
+        )
+
+    def _text_logits(self, words: Sequence[list[str]]) -> np.ndarray:
+        """`_tfidf(words) @ text_coef_ + text_intercept_` without building the matrix: each
+        row's weighted coefficients are summed, then divided by the row's norm. Per post
+        this costs a fraction of VADER's own time."""
+        terms, data, starts, norms, nonempty = self._tfidf_cells(words)
+        sums = np.zeros((len(words), self.text_coef_.shape[1]))
+        if data.size:
+            weighted = self.text_coef_[terms] * data[:, None]
+            sums[nonempty] = np.add.reduceat(weighted, starts[:-1][nonempty], axis=0)
+        return sums / norms[:, None] + self.text_intercept_
 
     def _probabilities(self, scores: np.ndarray, words: list[list[str]]) -> np.ndarray:
-        x = self._tfidf(words)
-        text_log_proba = _log_softmax(x @ self.text_coef_ + self.text_intercept_)
+        text_log_proba = _log_softmax(self._text_logits(words))
         stacked = np.hstack([text_log_proba, _stack_features(scores)])
         return _softmax(stacked @ self.stack_coef_ + self.stack_intercept_)
 
@@ -313,16 +345,25 @@ class StackedSentimentModel(VaderSentimentModel):
         """VADER's scores untouched, plus the calibrated label and its probability."""
         if not texts:
             return []
-        scores, words = self._vader(texts)
+        scored = list(map(_shared_vader().scores_and_words, texts))
+        raw, words = zip(*scored, strict=True)
+        scores = np.array(raw, dtype=np.float64)
         probabilities = self._probabilities(scores, words)
         best = probabilities.argmax(axis=1)
-        top = map(round, probabilities[np.arange(len(best)), best].tolist(), repeat(4))
-        labels = [LABELS[b] for b in best.tolist()]
-        # VADER's own floats (the rows of `scores` hold the same values), positionally.
+        # The whole batch at once: labels by lookup, probabilities rounded by numpy.
+        top = np.round(probabilities[np.arange(len(best)), best], 4).tolist()
+        labels = _LABEL_NAMES[best].tolist()
+        compounds = scores[:, 3]
+        vader_labels = np.where(  # `sentiment_label` of each compound
+            compounds >= POSITIVE_THRESHOLD,
+            "positive",
+            np.where(compounds <= NEGATIVE_THRESHOLD, "negative", "neutral"),
+        ).tolist()
+        # VADER's own floats, positionally.
         return [
-            Sentiment(compound, pos, neu, neg, sentiment_label(compound), label, p)
-            for (neg, neu, pos, compound), label, p in zip(
-                scores.tolist(), labels, top, strict=True
+            Sentiment(compound, pos, neu, neg, vader_label, label, p)
+            for (neg, neu, pos, compound), vader_label, label, p in zip(
+                raw, vader_labels, labels, top, strict=True
             )
         ]
 

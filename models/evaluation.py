@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from typing import Any, Protocol
 
 import numpy as np
@@ -217,6 +218,10 @@ class StreamingClusteringReport:
         live_clusters: clusters live at the end of the stream.
         warm_start_topics: clusters live after the warm start.
         births, retirements, merges: lineage events after the warm start.
+        per_batch: NMI within each stretch of the stream (the warm start, then each
+            micro-batch): `start` and `end` (post indices) and the NMI of `streaming`,
+            `on_arrival` and `batch_kmeans` (None without baselines) on that stretch alone.
+            How well each method separates the topics that are live at that point.
     """
 
     k: int | str
@@ -236,6 +241,7 @@ class StreamingClusteringReport:
     births: int = 0
     retirements: int = 0
     merges: int = 0
+    per_batch: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -243,6 +249,7 @@ class StreamingClusteringReport:
             for key, value in vars(self).items()
         }
         data["cluster_labels"] = list(self.cluster_labels)
+        data["per_batch"] = [dict(row) for row in self.per_batch]
         return data
 
 
@@ -328,6 +335,14 @@ def evaluate_streaming_clustering(
     log.info("streaming clustering: %d posts in %.1f s", len(docs), seconds)
     baseline_k = true_k if auto else k
     kinds = [event.kind for event in clusterer.events_since(warm_events)]
+    arrival = np.concatenate(on_arrival)
+    batch_kmeans = None
+    if baselines and 2 <= baseline_k < len(docs):
+        kmeans_ids, kmeans_features = _batch_kmeans(docs, baseline_k, seed)
+        batch_kmeans = clustering_scores(truth, kmeans_ids, kmeans_features, seed=seed)
+    runs = {"streaming": final, "on_arrival": arrival}
+    if batch_kmeans is not None:
+        runs["batch_kmeans"] = kmeans_ids
     return StreamingClusteringReport(
         k=k,
         batch_size=batch_size,
@@ -336,12 +351,8 @@ def evaluate_streaming_clustering(
         skipped=len(texts) - len(docs),
         seconds=seconds,
         streaming=clustering_scores(truth, final, final_features, seed=seed),
-        on_arrival=clustering_scores(truth, np.concatenate(on_arrival)),
-        batch_kmeans=(
-            batch_kmeans_baseline(docs, truth, baseline_k, seed)
-            if baselines and 2 <= baseline_k < len(docs)
-            else None
-        ),
+        on_arrival=clustering_scores(truth, arrival),
+        batch_kmeans=batch_kmeans,
         naive_minibatch=(
             naive_minibatch_baseline(docs, truth, baseline_k, batch_size, seed)
             if baselines and 2 <= baseline_k < len(docs)
@@ -354,18 +365,48 @@ def evaluate_streaming_clustering(
         births=kinds.count("birth"),
         retirements=kinds.count("retirement"),
         merges=kinds.count("merge"),
+        per_batch=nmi_per_batch(truth, runs, warm, batch_size),
     )
+
+
+def nmi_per_batch(
+    truth: Sequence[str], runs: dict[str, np.ndarray], warm: int, batch_size: int
+) -> tuple[dict[str, Any], ...]:
+    """NMI of each run's ids against `truth` within each stretch of the stream: the first
+    `warm` posts, then every `batch_size` posts. Runs missing from `runs` are None."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    edges = [0, *range(warm, len(truth), batch_size), len(truth)]
+    rows = []
+    for start, end in pairwise(dict.fromkeys(edges)):
+        if end <= start:
+            continue
+        row: dict[str, Any] = {"start": start, "end": end}
+        for name in ("streaming", "on_arrival", "batch_kmeans"):
+            ids = runs.get(name)
+            row[name] = (
+                None
+                if ids is None
+                else float(normalized_mutual_info_score(truth[start:end], ids[start:end]))
+            )
+        rows.append(row)
+    return tuple(rows)
+
+
+def _batch_kmeans(docs: Sequence[str], k: int, seed: int = 0, n_init: int = 4):
+    """scikit-learn's default TF-IDF and KMeans on all documents at once: (ids, features)."""
+    from sklearn.cluster import KMeans
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    features = TfidfVectorizer().fit_transform(docs)
+    return KMeans(k, n_init=n_init, random_state=seed).fit_predict(features), features
 
 
 def batch_kmeans_baseline(
     docs: Sequence[str], labels: Sequence[Hashable], k: int, seed: int = 0, n_init: int = 4
 ) -> ClusteringScores:
     """scikit-learn's default TF-IDF and KMeans, fitted on all documents at once."""
-    from sklearn.cluster import KMeans
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    features = TfidfVectorizer().fit_transform(docs)
-    assignments = KMeans(k, n_init=n_init, random_state=seed).fit_predict(features)
+    assignments, features = _batch_kmeans(docs, k, seed, n_init)
     return clustering_scores(labels, assignments, features, seed=seed)
 
 

@@ -43,6 +43,9 @@ def band_metrics(
     """Accuracy and macro-F1 of the low/medium/high band, both cut at the same `edges`.
 
     A band absent from both the actual and the predicted bands does not count in the mean.
+    `band_rates` is the calibration of the bands: the share of rows predicted in each band
+    next to the share observed in it (low, medium, high). A model whose bands are
+    calibrated predicts each band about as often as it happens.
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
@@ -57,7 +60,17 @@ def band_metrics(
         "band_confusion": confusion_matrix(
             true_bands, predicted_bands, labels=list(range(len(BANDS)))
         ).tolist(),
+        "band_rates": {
+            "predicted": _rates(predicted_bands),
+            "observed": _rates(true_bands),
+        },
     }
+
+
+def _rates(bands: np.ndarray) -> list[float]:
+    """Share of rows in each band, in the order of BANDS (zeros when there are no rows)."""
+    counts = np.bincount(bands, minlength=len(BANDS)).astype(np.float64)
+    return (counts / max(len(bands), 1)).round(4).tolist()
 
 
 def engagement_metrics(

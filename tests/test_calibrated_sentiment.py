@@ -101,6 +101,15 @@ def test_tfidf_equals_scikit_learn():
     assert model._tfidf([["good", "bad"]])[0, len(model.vocabulary_) :].nnz == 0
 
 
+def test_text_logits_equal_the_tfidf_matrix_product(small_model):
+    """Scoring sums each row's coefficients directly; it must give the matrix product."""
+    texts = ["GREAT flight!!! 😍", "my bag was lost, awful", "gate 5", "", "lost lost bag bag"]
+    _, words = small_model._vader(texts)
+    expected = small_model._tfidf(words) @ small_model.text_coef_ + small_model.text_intercept_
+    np.testing.assert_allclose(small_model._text_logits(words), expected, atol=1e-12)
+    assert small_model._text_logits([]).shape == (0, len(LABELS))
+
+
 def test_fit_refuses_unknown_labels_and_too_few_examples():
     with pytest.raises(ValueError, match="unknown sentiment labels"):
         StackedSentimentModel().fit(["a", "b"], ["happy", "negative"])

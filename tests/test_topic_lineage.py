@@ -205,6 +205,18 @@ def test_evolving_stream_evaluation_reports_the_new_mode():
     assert report.batch_kmeans is not None  # with the true number of topics
     for key in ("streaming", "on_arrival", "batch_kmeans", "naive_minibatch", "refits"):
         assert key in data
+    # NMI per stretch of the stream: the warm start, then each micro-batch, end to end.
+    per_batch = data["per_batch"]
+    assert [(row["start"], row["end"]) for row in per_batch] == [
+        (start, start + BATCH) for start in range(0, len(texts), BATCH)
+    ]
+    assert all(
+        0.0 <= row[name] <= 1.0
+        for row in per_batch
+        for name in ("streaming", "on_arrival", "batch_kmeans")
+    )
+    # A batch where topic 3 has just appeared: the ids given on arrival already tell it apart.
+    assert per_batch[4]["on_arrival"] > 0.8
 
 
 def test_live_pipeline_names_a_new_topic_in_the_batch_that_brings_it(pipeline):

@@ -278,6 +278,14 @@ def _print_summary(summary: dict, report_path: Path | None) -> None:
     click.echo("metric          " + "".join(f"{names[m]:>10}" for m in models))
     for key, label in ENGAGEMENT_METRICS:
         click.echo(f"{label:<16}" + "".join(f"{metrics[m][key]:>10.3f}" for m in models))
+    for m in models:
+        rates = metrics[m]["band_rates"]
+        click.echo(
+            f"{names[m]} band rates (low / medium / high): predicted "
+            + " / ".join(f"{r:.2f}" for r in rates["predicted"])
+            + ", observed "
+            + " / ".join(f"{r:.2f}" for r in rates["observed"])
+        )
     sentiment = summary["sentiment"]
     click.echo(f"\nsentiment model: {sentiment['kind']}")
     for name, scores in sentiment["holdout"].items():
