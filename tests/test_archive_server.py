@@ -56,11 +56,18 @@ def snapshot(url: str, feed_size: int = 0) -> dict:
                 seen.setdefault(post["id"], post)
         return list(seen.values())
 
+    def state() -> dict | None:
+        # The state sent to this viewer on connecting; a broadcast update (posts new since
+        # the last one, with `new_posts`) may come before it.
+        return next((u for u in updates if "new_posts" not in u), None)
+
     try:
-        wait_for(lambda: updates and len(feed()) >= feed_size, 10, "the state")
+        wait_for(lambda: state() and len(feed()) >= feed_size, 10, "the state")
     finally:
         client.disconnect()
-    return {**updates[0], "posts": feed()[: max(feed_size, len(updates[0]["posts"]))]}
+    first = state()
+    assert first is not None
+    return {**first, "posts": feed()[: max(feed_size, len(first["posts"]))]}
 
 
 def comparable(state: dict) -> dict:

@@ -130,6 +130,12 @@ def test_sigterm_finishes_requests_in_flight_then_exits(model_dir, tmp_path):
 def test_an_unpaced_stream_leaves_room_for_requests(model_dir, tmp_path):
     """Scoring as fast as the source allows still lets every request in promptly."""
     with running_server(model_dir, tmp_path, "--rate", "0") as live:
+
+        def scored() -> int:
+            return requests.get(live.url + "/healthz", timeout=5).json()["scored"]
+
+        wait_for(lambda: scored() > 1000, 60, "the stream to run flat out")
+        before = scored()
         for _ in range(20):
             started = time.monotonic()
             response = requests.post(
@@ -137,5 +143,4 @@ def test_an_unpaced_stream_leaves_room_for_requests(model_dir, tmp_path):
             )
             assert response.ok
             assert time.monotonic() - started < 1.0
-        scored = requests.get(live.url + "/healthz", timeout=5).json()["scored"]
-        assert scored > 1000
+        wait_for(lambda: scored() > before, 30, "the stream to go on meanwhile")
