@@ -51,9 +51,15 @@ def test_from_a_dashboard_click_to_filtered_posts_and_an_export(server, page, tm
     )
 
     # A hashtag on the dashboard opens Explore on that hashtag.
-    tag = page.locator("#trending a.trend__tag").first
-    wanted_tag = tag.inner_text().lstrip("#")
-    tag.click()
+    # Read and clicked in one step: live updates re-rank the list at any moment.
+    wanted_tag = page.evaluate(
+        """() => {
+          const tag = document.querySelector('#trending a.trend__tag');
+          const text = tag.textContent.trim();
+          tag.click();
+          return text;
+        }"""
+    ).lstrip("#")
     page.wait_for_url("**/explore?hashtag=*", timeout=15000)
     assert parse_qs(urlsplit(page.url).query)["hashtag"] == [wanted_tag]
     assert rows_shown(page, page.url) > 0
@@ -68,10 +74,13 @@ def test_from_a_dashboard_click_to_filtered_posts_and_an_export(server, page, tm
         "document.querySelectorAll('#feed a.post__author').length > 0",
         timeout=30000,
     )
-    author = page.locator("#feed a.post__author").first
-    assert parse_qs(urlsplit(author.get_attribute("href")).query)["author"] == [
-        author.inner_text().lstrip("@")
-    ]
+    href, name = page.evaluate(
+        """() => {
+          const author = document.querySelector('#feed a.post__author');
+          return [author.getAttribute('href'), author.textContent.trim()];
+        }"""
+    )
+    assert parse_qs(urlsplit(href).query)["author"] == [name.lstrip("@")]
     point = page.evaluate(
         """() => {
           const bar = Chart.getChart(document.getElementById('sentiment-chart'))
