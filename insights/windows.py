@@ -274,12 +274,8 @@ class EventTimeWindows:
         when a window ended (a copy as it stood then), `(False, window)` when it closed.
         The order depends on the posts' order only, never on how they are batched."""
         closed: list[tuple[bool, WindowSummary]] = []
-        seconds, lateness, keywords, topics = (
-            self.seconds,
-            self.lateness,
-            self.keywords,
-            self.topics,
-        )
+        seconds, lateness, keywords = self.seconds, self.lateness, self.keywords
+        topics = self.topics if self.topics else None  # tested once, not per post
         judge, open_windows, clusters = self.viral.judge, self.open, self._cluster_subjects
         heappush, heapreplace = heapq.heappush, heapq.heapreplace
         for scored in posts:
@@ -319,7 +315,7 @@ class EventTimeWindows:
                     names.append(name)
             if keywords:
                 names += post_subjects(scored, keywords)[len(names) :]
-            if topics:
+            if topics is not None:
                 names += ["topic:" + name for name in topics.match(scored)]
             for name in names:
                 target = subjects.get(name)
