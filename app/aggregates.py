@@ -221,6 +221,7 @@ class LiveAggregates:
 
     def _count_locked(self, batch: Sequence[ScoredPost]) -> None:
         """Add posts to their event-time windows (the lock is held)."""
+        topics = self.topics if self.topics else None  # tested once, not per post
         for scored in batch:
             key = int(scored.post.created_at.timestamp()) // self.window_seconds
             window = self._windows.get(key)
@@ -239,7 +240,7 @@ class LiveAggregates:
                     self._windows = OrderedDict(sorted(self._windows.items()))
                 while len(self._windows) > self.windows_kept:
                     self._windows.popitem(last=False)
-            window.add(scored, self.stop_words, self.topics.match(scored) if self.topics else ())
+            window.add(scored, self.stop_words, topics.match(scored) if topics else ())
             self._cluster_labels[scored.cluster.id] = scored.cluster.label
 
     def resize(self, window_seconds: int, windows_kept: int, trending_windows: int) -> None:
@@ -300,6 +301,11 @@ class LiveAggregates:
     def state(self) -> dict[str, Any]:
         with self._lock:
             return self._state_locked()
+
+    def tracked_state(self) -> dict[str, Any]:
+        """The tracked topics' part of `state`, without the rest."""
+        with self._lock:
+            return _tracked_state(self.topics.names, list(self._windows.items()))
 
     def word_frequencies(self, limit: int = 150) -> dict[str, int]:
         """Words and hashtags of the kept windows, for the word cloud."""

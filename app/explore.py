@@ -22,6 +22,7 @@ from archive import queries
 from archive.export import ExportFormat, counted
 from archive.queries import ArchiveUnavailable, PostFilter, Summary
 from archive.sink import ArchiveKeeper
+from archive.tracked_store import TrackedTopicStore
 
 log = logging.getLogger(__name__)
 EXPORT_CHUNK_ROWS = 2000
@@ -61,8 +62,6 @@ def parse_filter(args: Any, allowed: tuple[str, ...] = ()) -> PostFilter:
     wanted = PostFilter.parse(args, allowed=allowed)
     if wanted.tracked is None:
         return wanted
-    from archive.tracked_store import TrackedTopicStore
-
     archive = keeper()
     with database_errors():
         topics = archive.call(TrackedTopicStore(archive.store).topics)
@@ -128,8 +127,6 @@ def read_summary(wanted: PostFilter) -> Summary:
     archive = keeper()
 
     def read() -> Summary:
-        from archive.tracked_store import TrackedTopicStore
-
         tracked = TrackedTopicStore(archive.store).topics()
         with archive.store.engine.connect() as connection:
             return queries.summarise(

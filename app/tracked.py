@@ -83,7 +83,7 @@ class LiveTrackedTopics:
 
     def summaries(self) -> list[dict[str, Any]]:
         """Each topic with its live figures over the dashboard's kept windows."""
-        live = {t["name"]: t for t in self.aggregates.state()["tracked"]["topics"]}
+        live = {t["name"]: t for t in self.aggregates.tracked_state()["topics"]}
         return [
             {
                 **topic.to_dict(),
