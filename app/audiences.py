@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 MAX_HANDLE = 200
 REBUILD_POSTS = 2_000_000  # the most archived posts read to rebuild profiles at start
+# What bare texts cannot tell: when their author posts (they are stamped "now") and their
+# followers. Those columns say nothing when texts are assigned.
+UNKNOWN_FROM_TEXTS = ("posts_per_day", "hours:", "weekend", "followers")
 
 
 class AudienceInputError(ValueError):
@@ -255,7 +258,7 @@ class AudienceService:
                 status=413,
             )
         scored = self.pipeline().score_batch(posts)
-        answer = segmentation.assign(profile_of_posts(scored))
+        answer = segmentation.assign(profile_of_posts(scored), unknown=UNKNOWN_FROM_TEXTS)
         answer["input"] = {
             "texts": len(posts),
             "topics": sorted({s.cluster.label for s in scored}),

@@ -104,9 +104,15 @@ class Segmentation:
         return out
 
     # -- assigning --------------------------------------------------------------------
-    def assign(self, profile: AuthorProfile) -> dict[str, Any]:
-        """The segment of a profile (known author or posts), why, and what to do for it."""
-        row = self.model.space.row(profile)
+    def assign(self, profile: AuthorProfile, unknown: Sequence[str] = ()) -> dict[str, Any]:
+        """The segment of a profile (known author or posts), why, and what to do for it.
+        Columns whose key starts with one of `unknown` say nothing (they take the fitted
+        mean): bare texts have no posting times and no follower count."""
+        space = self.model.space
+        row = space.row(profile)
+        for i, column in enumerate(space.columns):
+            if column.key.startswith(tuple(unknown)):
+                row[i] = space.mean_[i]
         segment_id = int(self.model.predict_raw(row)[0])
         segment = self.segments[segment_id]
         z = self.model.space.standardise(row)

@@ -318,3 +318,28 @@ def test_a_body_over_the_limit_is_refused_with_413(fitted):
         "/api/v1/audience", data=body, content_type="application/json"
     )
     assert response.status_code == 413 and "larger than the limit" in response.get_json()["error"]
+
+
+def test_texts_get_the_same_segment_whatever_the_time_of_the_request(fitted, planted, monkeypatch):
+    """Bare texts carry no posting times: the hour they are sent at must not decide."""
+    from datetime import UTC, datetime
+
+    import app.audiences as audiences_module
+
+    posts, truth = planted
+    with fitted.app_context():
+        service = services().audiences
+        labels = service.segmentation.labels
+        answers = set()
+        for handle in [h for h in truth if h in labels][:6]:
+            texts = [p.post.text for p in posts if p.post.author == handle][:10]
+            for hour in (3, 9, 15, 21):
+
+                class Clock(datetime):
+                    @classmethod
+                    def now(cls, tz=None, hour=hour):
+                        return datetime(2026, 3, 4, hour, 30, tzinfo=UTC)
+
+                monkeypatch.setattr(audiences_module, "datetime", Clock)
+                answers.add((handle, service.assign_texts(texts)["segment"]))
+    assert len(answers) == 6  # one segment per author, at every hour
