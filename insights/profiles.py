@@ -26,7 +26,6 @@ RECENT_POSTS = 2_000  # recent posts kept for "content to show them"
 BEST_PER_BATCH = 16  # of each batch, the best-engaging posts kept among them
 TEXT_KEPT = 280  # characters of an author's last post kept as an example
 DAY = 86_400.0
-_TRIPLE = bytes(24)  # three zero doubles
 
 # Layout of `AuthorProfile.stats` (one array of doubles: compact and quick to update).
 HOURS = 0  # 24 post counts by hour of day (UTC)
@@ -37,6 +36,8 @@ REPLIES, MENTIONS, LINKS, EMOJI = 73, 74, 75, 76  # posts that have each
 SENTIMENT, OBSERVED_N, PREDICTED_SUM = 77, 78, 79
 N_STATS = 80
 _ZEROS = bytes(8 * N_STATS)
+
+EngagementTotals = tuple[float, float, float]  # posts, engagement sum, engagement² sum
 
 
 def engagement_of(scored: ScoredPost) -> tuple[float, bool]:
@@ -56,8 +57,8 @@ class AuthorProfile:
         n_posts: posts seen.
         first_seen / last_seen: event times (epoch seconds) of the first and last post.
         followers: the last follower count seen (None: never given).
-        topics: cluster id → [posts, engagement sum, engagement² sum].
-        hashtags: hashtag → [posts, engagement sum, engagement² sum] (the top `MAX_HASHTAGS`).
+        topics: cluster id → (posts, engagement sum, engagement² sum).
+        hashtags: hashtag → (posts, engagement sum, engagement² sum) (the top `MAX_HASHTAGS`).
         stats: the counters laid out as the module's constants say.
         last_text: the beginning of the newest post.
     """
@@ -80,9 +81,11 @@ class AuthorProfile:
         self.first_seen = math.inf
         self.last_seen = -math.inf
         self.followers: int | None = None
-        # Arrays, not lists: the collector never scans them (many profiles, few pauses).
-        self.topics: dict[int, array] = {}
-        self.hashtags: dict[str, array] = {}
+        # Tuples of floats and arrays, not lists: the collector stops scanning such tuples
+        # and never scans arrays (many profiles, few pauses). A new tuple per post costs
+        # less than three updates in place.
+        self.topics: dict[int, EngagementTotals] = {}
+        self.hashtags: dict[str, EngagementTotals] = {}
         self.stats = array("d", _ZEROS)
         self.last_text = ""
 
@@ -119,22 +122,21 @@ class AuthorProfile:
         topics = self.topics
         cluster = scored.cluster.id
         totals = topics.get(cluster)
-        if totals is None:
+        if totals is not None:
+            topics[cluster] = (totals[0] + 1.0, totals[1] + value, totals[2] + square)
+        else:
             if len(topics) >= MAX_TOPICS:  # rare: topic clusters are few
                 del topics[min(topics, key=lambda c: topics[c][0])]
-            totals = topics[cluster] = array("d", _TRIPLE)
-        totals[0] += 1.0
-        totals[1] += value
-        totals[2] += square
+            topics[cluster] = (1.0, value, square)
         if post.hashtags:
             hashtags = self.hashtags
             for tag in post.hashtags:
                 totals = hashtags.get(tag)
-                if totals is None:
-                    totals = hashtags[tag] = array("d", _TRIPLE)
-                totals[0] += 1.0
-                totals[1] += value
-                totals[2] += square
+                hashtags[tag] = (
+                    (1.0, value, square)
+                    if totals is None
+                    else (totals[0] + 1.0, totals[1] + value, totals[2] + square)
+                )
             if len(hashtags) > 2 * MAX_HASHTAGS:
                 # Pruned in bulk, not one by one: an author of many hashtags costs a sort
                 # now and then, not a scan for every new one.
@@ -158,8 +160,8 @@ class AuthorProfile:
         other.first_seen = self.first_seen
         other.last_seen = self.last_seen
         other.followers = self.followers
-        other.topics = {key: array("d", value) for key, value in self.topics.items()}
-        other.hashtags = {key: array("d", value) for key, value in self.hashtags.items()}
+        other.topics = dict(self.topics)  # the totals are tuples: shared, never changed
+        other.hashtags = dict(self.hashtags)
         other.stats = array("d", self.stats)
         other.last_text = self.last_text
         return other

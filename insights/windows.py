@@ -15,6 +15,7 @@ import heapq
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from math import log1p, sqrt
 
 from insights.tracked import NO_TOPICS, TopicMatcher
 from streaming.records import ScoredPost
@@ -32,7 +33,7 @@ class SamplePost:
     created_at: float
 
 
-@dataclass
+@dataclass(slots=True)
 class SubjectWindow:
     """What one subject did in one window."""
 
@@ -167,49 +168,52 @@ class ViralDetector:
 
     def judge(self, scored: ScoredPost) -> ViralCandidate | None:
         post = scored.post
-        engagement = float(scored.engagement.predicted)
+        engagement = scored.engagement.predicted
         if post.engagement:
             observed = float(sum(post.engagement.values()))
             if observed > engagement:
                 engagement = observed
         if engagement < 0.0:
             engagement = 0.0
-        value = math.log1p(engagement)
-        topic = self.topics.get(scored.cluster.id)
+        value = log1p(engagement)
+        cluster = scored.cluster.id
+        topics = self.topics
+        topic = topics.get(cluster)
         if topic is None:
-            topic = self.topics[scored.cluster.id] = [0, value, 1.0]
-        author = self.authors.get(post.author)
+            topic = topics[cluster] = [0, value, 1.0]
+        authors = self.authors
+        author = authors.get(post.author)
         candidate = None
+        mean = topic[1]
         if topic[0] >= self.min_topic_posts and engagement >= self.min_engagement:
-            z = (value - topic[1]) / math.sqrt(max(topic[2], 1e-6))
+            z = (value - mean) / sqrt(topic[2] if topic[2] > 1e-6 else 1e-6)
             known = author is not None and author[0] >= self.min_author_posts
-            above_author = not known or value - author[1] >= self._log_author_ratio
-            if z >= self.min_z and above_author:
+            if z >= self.min_z and (not known or value - author[1] >= self._log_author_ratio):
                 candidate = ViralCandidate(
                     sample_of(scored),
                     round(engagement, 2),
-                    round(math.expm1(topic[1]), 2),
+                    round(math.expm1(mean), 2),
                     round(math.expm1(author[1]), 2) if known else None,
                     round(z, 2),
                 )
         # A candidate teaches its topic only what a usual post would (a topic's norm must
         # not become viral), but its author all of it: their next hit is less surprising.
         rate = self.rate
-        mean = topic[1]
-        gap = (mean if candidate else value) - mean
+        gap = 0.0 if candidate else value - mean
         topic[0] += 1
         topic[1] = mean + rate * gap
         topic[2] = (1 - rate) * (topic[2] + rate * gap * gap)
-        self.judged += 1
+        judged = self.judged = self.judged + 1
         if author is None:
-            author = self.authors[post.author] = [0, value, 0]
-            if len(self.authors) > self.max_authors:
+            author = authors[post.author] = [1, value, judged]
+            if len(authors) > self.max_authors:
                 self._forget_authors()
+            return candidate
         seen = author[0] + 1
         author[0] = seen
         step = 1.0 / seen
         author[1] += (step if step > rate else rate) * (value - author[1])
-        author[2] = self.judged
+        author[2] = judged
         return candidate
 
     def _forget_authors(self) -> None:

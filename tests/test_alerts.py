@@ -321,7 +321,8 @@ def test_viral_norms_keep_a_bounded_number_of_authors():
     detector = ViralDetector(max_authors=100)
     for i in range(1000):
         detector.judge(with_engagement(scored(f"post {i}"), 5.0, f"author{i}"))
-        assert len(detector.authors) <= 100
+        # The oldest go; the author just judged stays, with the post just judged.
+        assert len(detector.authors) <= 100 and detector.authors[f"author{i}"][0] == 1
     assert "author999" in detector.authors and "author0" not in detector.authors
 
 
