@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 
 from archive.schema import posts
 from archive.store import ArchiveStore, scored_from_row
@@ -45,19 +45,7 @@ def archive_input(
                 store.close()
 
     def pages() -> Iterator[ReplayItem]:
-        after: tuple[float, str] | None = None
-        while True:
-            query = select(posts).where(posts.c.created_at >= start, posts.c.created_at < end)
-            if after is not None:
-                query = query.where(
-                    or_(
-                        posts.c.created_at > after[0],
-                        and_(posts.c.created_at == after[0], posts.c.id > after[1]),
-                    )
-                )
-            query = query.order_by(posts.c.created_at, posts.c.id).limit(page_rows)
-            with store.engine.connect() as connection:
-                rows = list(connection.execute(query))
+        for rows in store.pages(start, end, page_rows):
             for row in rows:
                 post = scored_from_row(row).post
                 raw = post.to_dict()
@@ -66,8 +54,5 @@ def archive_input(
                 if raw["engagement"] is None:
                     del raw["engagement"]
                 yield ReplayItem(post.created_at.timestamp(), raw, {"archive": post.id})
-            if len(rows) < page_rows:
-                return
-            after = (rows[-1].created_at, rows[-1].id)
 
     return OrderedInput(items(), int(total or 0), first, last)

@@ -22,7 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 
 from archive.schema import dead_letters, posts
@@ -479,6 +490,32 @@ class ArchiveStore:
                 .limit(limit)
             )
             return [scored_from_row(r) for r in newest_first][::-1]
+
+    def pages(
+        self, start: float, end: float | None = None, size: int = 5_000
+    ) -> Iterator[list[Any]]:
+        """The rows of the posts created in [start, end), oldest first (ties by id), `size`
+        at a time: keyset pages, so memory stays at one page however many there are."""
+        after: tuple[float, str] | None = None
+        while True:
+            query = select(posts).where(posts.c.created_at >= start)
+            if end is not None:
+                query = query.where(posts.c.created_at < end)
+            if after is not None:
+                query = query.where(
+                    or_(
+                        posts.c.created_at > after[0],
+                        and_(posts.c.created_at == after[0], posts.c.id > after[1]),
+                    )
+                )
+            query = query.order_by(posts.c.created_at, posts.c.id).limit(size)
+            with self.engine.connect() as connection:
+                rows = list(connection.execute(query))
+            if rows:
+                yield rows
+            if len(rows) < size:
+                return
+            after = (rows[-1].created_at, rows[-1].id)
 
     def close(self) -> None:
         with self._lock:

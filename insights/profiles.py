@@ -384,28 +384,13 @@ def archive_batches(
 ) -> Iterable[list[ScoredPost]]:
     """The archived posts created at or after `since`, oldest first, in batches of
     `chunk` (keyset pages, so memory stays at one batch); at most `limit` posts."""
-    from sqlalchemy import and_, or_, select
-
-    from archive.schema import posts
     from archive.store import scored_from_row
 
-    after: tuple[float, str] | None = None
     served = 0
-    while limit is None or served < limit:
-        size = chunk if limit is None else min(chunk, limit - served)
-        query = select(posts).where(posts.c.created_at >= since)
-        if after is not None:
-            query = query.where(
-                or_(
-                    posts.c.created_at > after[0],
-                    and_(posts.c.created_at == after[0], posts.c.id > after[1]),
-                )
-            )
-        query = query.order_by(posts.c.created_at, posts.c.id).limit(size)
-        with store.engine.connect() as connection:
-            rows = list(connection.execute(query))
+    for rows in store.pages(since, size=chunk if limit is None else max(1, min(chunk, limit))):
+        if limit is not None:
+            rows = rows[: limit - served]
         if not rows:
             return
         served += len(rows)
-        after = (rows[-1].created_at, rows[-1].id)
         yield [scored_from_row(r) for r in rows]

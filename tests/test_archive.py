@@ -78,6 +78,24 @@ def test_a_post_reads_back_as_it_was_scored(store, scored):
         assert back == original
 
 
+def test_pages_read_a_time_range_in_order_one_page_at_a_time(store, scored):
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    # Ten posts share each second: the pages must not lose or repeat one at a boundary.
+    timed = [
+        replace(s, post=replace(s.post, created_at=start + timedelta(seconds=i // 10)))
+        for i, s in enumerate(scored[:40])
+    ]
+    store.write(timed)
+    t0 = start.timestamp()
+    pages = list(store.pages(t0 + 1, t0 + 3, size=7))
+    ids = [r.id for page in pages for r in page]
+    expected = sorted((s.post.created_at.timestamp(), s.post.id) for s in timed[10:30])
+    assert ids == [post_id for _, post_id in expected]
+    assert [len(page) for page in pages] == [7, 7, 6]
+    assert sum(len(page) for page in store.pages(t0, size=40)) == 40
+    assert list(store.pages(t0 + 10)) == []
+
+
 def test_dead_letters_are_stored_once_per_input_and_place(store):
     letter = DeadLetter(b'{"text": 1}', "'text' must be a string", "kafka", {"offset": 7}, 5.0)
     store.write([], [letter, letter])
