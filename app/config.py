@@ -313,7 +313,7 @@ class Config:
     audience_max_authors: int = field(
         default=20_000,
         metadata={
-            "help": "most author profiles kept (about 4.5 KB each); the least recently seen go"
+            "help": "most author profiles kept (about 4.1 KB each); the least recently seen go"
         },
     )
     audience_idle_days: float = field(
