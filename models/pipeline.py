@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from models.calibrated_sentiment import VaderFallbackSentimentModel
-from models.clustering import StreamingTopicClusterer
+from models.clustering import ClusterState, StreamingTopicClusterer
 from models.engagement import EngagementModel
 from models.features import FEATURE_NAMES
 from models.featurize import featurize
@@ -76,6 +76,7 @@ class ScoringPipeline:
         self.sentiment = sentiment or VaderFallbackSentimentModel()
         # Online learning mutates the clusterer; one learner at a time.
         self._learn_lock = threading.Lock()
+        self._assignments: tuple[ClusterState, dict[int, ClusterAssignment]] | None = None
 
     def score_batch(
         self,
@@ -121,11 +122,7 @@ class ScoringPipeline:
             learn_lock=self._learn_lock,
         )
         engagements = self.engagement.predict(features.matrix)
-        state = features.cluster_state
-        assignments = {
-            cid: ClusterAssignment(cid, label)
-            for cid, label in zip(state.cluster_ids, state.labels, strict=True)
-        }
+        assignments = self._assignments_of(features.cluster_state)
         done = time.time()
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
         if received_at is None:
@@ -146,6 +143,18 @@ class ScoringPipeline:
             )
         ]
         return scored, features.matrix
+
+    def _assignments_of(self, state: ClusterState) -> dict[int, ClusterAssignment]:
+        """Every cluster's assignment record, built once per clusterer state: a state is
+        replaced, never changed, and one request would otherwise build them all again."""
+        cached = self._assignments
+        if cached is None or cached[0] is not state:
+            records = {
+                cid: ClusterAssignment(cid, label)
+                for cid, label in zip(state.cluster_ids, state.labels, strict=True)
+            }
+            cached = self._assignments = (state, records)
+        return cached[1]
 
     def with_version(self, model_version: str) -> ScoringPipeline:
         """The same models under another version name (after they were saved as it)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -103,6 +104,26 @@ def test_scoring_with_learning_moves_the_centres_at_once(pipeline, sample_posts)
     pipeline.score_batch(sample_posts, learn=True)
     moved = pipeline.clusterer.state_.kmeans.cluster_centers_
     assert moved.shape != centers.shape or not np.array_equal(moved, centers)
+
+
+def test_scored_posts_name_their_cluster_as_the_clusterer_does_after_it_learns(
+    pipeline, sample_posts
+):
+    """The cluster records are built once per clusterer state and follow its changes."""
+    first = pipeline.score_batch(sample_posts)
+    again = pipeline.score_batch(sample_posts)
+    assert all(a.cluster is b.cluster for a, b in zip(first, again, strict=True))
+    births = [
+        replace(post, id=f"{post.id}-new", text=f"zorblax quantum glorp {i} #zorblax")
+        for i, post in enumerate(sample_posts)
+    ]
+    for _ in range(3):
+        pipeline.score_batch(births + sample_posts, learn=True)
+    state = pipeline.clusterer.state_
+    names = dict(zip(state.cluster_ids, state.labels, strict=True))
+    scored = pipeline.score_batch(births + sample_posts)
+    assert all(s.cluster.label == names[s.cluster.id] for s in scored)
+    assert {s.cluster.id for s in scored[: len(births)]} - {s.cluster.id for s in first}
 
 
 def test_scoring_with_learning_eventually_moves_the_centres_of_a_fixed_k(pipeline, sample_posts):
