@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from app.config import Config
-from app.testing import TEST_MODEL_KEY, run_config, run_manifest_key
+from app.testing import TEST_MODEL_KEY, TcpProxy, run_config, run_manifest_key
 from archive.store import normalise_url
 from models.bootstrap import ensure_bundle
 from models.pipeline import ScoringPipeline
@@ -167,6 +171,21 @@ def with_schema(url: str, schema: str) -> str:
     return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A schema of its own on the test server, dropped afterwards: its name."""
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(postgres_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield schema
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def archive_url(request, tmp_path):
     """A fresh, empty archive on each engine: a SQLite file, or a PostgreSQL schema of its
@@ -174,17 +193,35 @@ def archive_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'archive.sqlite3'}"
         return
-    base = postgres_url()
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield with_schema(base, schema)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with postgres_schema() as schema:
+        yield with_schema(postgres_url(), schema)
+
+
+@dataclass(frozen=True)
+class ProxiedPostgres:
+    """A schema of its own on the test server, reached directly or through a proxy that a
+    test stops and starts again to cut the database away and bring it back."""
+
+    proxy: TcpProxy
+    through: str  # archive URL through the proxy
+    direct: str  # archive URL straight to the server
+
+
+@pytest.fixture
+def proxied_postgres() -> Iterator[ProxiedPostgres]:
+    url = make_url(postgres_url())
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy.start()
+    with postgres_schema() as schema:
+        try:
+            through = url.set(host="127.0.0.1", port=proxy.port)
+            yield ProxiedPostgres(
+                proxy,
+                with_schema(through.render_as_string(hide_password=False), schema),
+                with_schema(url.render_as_string(hide_password=False), schema),
+            )
+        finally:
+            proxy.stop()  # before the schema goes: no session through it holds a lock
 
 
 # -- a real browser: Debian's headless Chromium, driven by Playwright --------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -13,19 +12,18 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from app.aggregates import LiveAggregates
 from app.config import Config, ConfigError
-from app.testing import TcpProxy
 from archive.schema import metadata, posts
 from archive.search import SEARCH_NAMES
 from archive.sink import ArchiveKeeper, ArchiveSink
 from archive.store import MIGRATIONS, ArchiveStore, normalise_url, post_row, redact
 from streaming.records import ScoredPost
 from streaming.sinks import DeadLetter
-from tests.conftest import postgres_url, with_schema
+from tests.conftest import postgres_schema, postgres_url, with_schema
 
 DAY = 86_400.0
 
@@ -187,22 +185,15 @@ def test_sqlite_runs_in_wal_mode_and_reports_its_disk_use(tmp_path, scored):
 
 
 def test_postgresql_reports_its_disk_use(scored):
-    url = postgres_url()
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    archive = ArchiveStore(with_schema(url, schema))
-    try:
-        archive.migrate()
-        empty = archive.disk_bytes()
-        archive.write(scored)
-        assert archive.disk_bytes() >= empty > 0
-    finally:
-        archive.close()
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with postgres_schema() as schema:
+        archive = ArchiveStore(with_schema(postgres_url(), schema))
+        try:
+            archive.migrate()
+            empty = archive.disk_bytes()
+            archive.write(scored)
+            assert archive.disk_bytes() >= empty > 0
+        finally:
+            archive.close()
 
 
 def test_urls_are_normalised_and_passwords_never_shown():
@@ -291,22 +282,11 @@ def test_the_database_unavailable_then_back_loses_nothing(archive_url, scored):
     store.close()
 
 
-def test_a_postgresql_restart_loses_nothing(scored):
+def test_a_postgresql_restart_loses_nothing(scored, proxied_postgres):
     """The real driver through a real outage: the server's connections drop and it refuses
     new ones, then comes back; the writer retries and stores everything once."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(postgres_url())
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
-    proxy.start()
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    through = with_schema(
-        url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), schema
-    )
-    store = ArchiveStore(through, connect_timeout=2)
+    proxy = proxied_postgres.proxy
+    store = ArchiveStore(proxied_postgres.through, connect_timeout=2)
     keeper = ArchiveKeeper(store, measure_every=0.2)
     sink = ArchiveSink(keeper, batch_rows=10, max_backoff=0.3)
     thread = start_writer(sink)
@@ -327,10 +307,6 @@ def test_a_postgresql_restart_loses_nothing(scored):
         sink.close()
         thread.join(10)
         store.close()
-        proxy.stop()
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 # -- history and dedupe in the dashboard's aggregates ---------------------------------------

@@ -8,16 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
 from app.config import PROJECT_ROOT
-from app.testing import KafkaScenario, TcpProxy, free_port, wait_for
+from app.testing import KafkaScenario, free_port, wait_for
 from archive.store import ArchiveStore
 from streaming.records import parse_post
 from streaming.synthetic import SyntheticPostGenerator, strip_private
-from tests.conftest import postgres_url, with_schema
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -115,23 +113,13 @@ def test_sigkill_mid_stream_then_restart_archives_everything_once(scenario, arch
         store.close()
 
 
-def test_a_database_restart_under_the_archiver_loses_and_duplicates_nothing(scenario, pipeline):
+def test_a_database_restart_under_the_archiver_loses_and_duplicates_nothing(
+    scenario, pipeline, proxied_postgres
+):
     """PostgreSQL goes away mid-stream (connections reset, new ones refused) and comes
     back: the archiver stays up, commits nothing meanwhile, and then stores every row once."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    url = make_url(postgres_url())
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
-    proxy.start()
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    through = with_schema(
-        url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), schema
-    )
-    direct = ArchiveStore(with_schema(url.render_as_string(hide_password=False), schema))
+    proxy, through = proxied_postgres.proxy, proxied_postgres.through
+    direct = ArchiveStore(proxied_postgres.direct)
     try:
         ids, n_letters = publish_results(scenario, pipeline)
         archiver = start_archiver(scenario, through, "patient")
@@ -156,10 +144,6 @@ def test_a_database_restart_under_the_archiver_loses_and_duplicates_nothing(scen
     finally:
         scenario.stop_all()
         direct.close()
-        proxy.stop()
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def test_a_broker_restart_under_the_archiver_loses_and_duplicates_nothing(

@@ -7,25 +7,21 @@ from __future__ import annotations
 import csv
 import io
 import tracemalloc
-import uuid
 from dataclasses import replace
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.accounts import AccountStore
-from app.testing import TcpProxy, csrf_from, log_in, run_config, wait_for
+from app.testing import csrf_from, log_in, run_config, wait_for
 from app.views.explore import MAX_EXPORTS, export_slots
 from archive import queries
 from archive.export import write_csv
 from archive.queries import PostFilter
 from archive.store import ArchiveStore
 from archive.tracked_store import TrackedTopicStore
-from tests.conftest import postgres_url, with_schema
 from tests.test_explore_queries import T0, make_posts
 
 PASSWORD = "correct horse battery"
@@ -406,38 +402,25 @@ def test_without_the_archive_explore_says_so_and_the_rest_serves(model_dir, tmp_
     assert web.get("/livez").status_code == 200
 
 
-def test_a_database_that_goes_away_is_a_503_until_it_is_back(model_dir, tmp_path, archived_rows):
+def test_a_database_that_goes_away_is_a_503_until_it_is_back(
+    model_dir, tmp_path, archived_rows, proxied_postgres
+):
     """PostgreSQL cut mid-use (a proxy in front of it), then restored."""
-    url = make_url(postgres_url())
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy, through = proxied_postgres.proxy, proxied_postgres.through
+    store = ArchiveStore(through)
+    store.migrate()
+    store.write(archived_rows)
+    store.close()
+    web = create_app(run_config(model_dir, tmp_path / "i", archive_url=through)).test_client()
+    assert web.get("/explore?q=battery").status_code == 200
+    proxy.stop()
+    page = web.get("/explore?q=battery")
+    assert page.status_code == 503 and "unavailable" in page.get_data(as_text=True)
+    assert web.get("/api/v1/posts").status_code == 503
+    assert web.get("/explore/export").status_code == 503
+    assert web.get("/").status_code == 200  # the live side serves on
     proxy.start()
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    through = with_schema(
-        url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), schema
-    )
-    try:
-        store = ArchiveStore(through)
-        store.migrate()
-        store.write(archived_rows)
-        store.close()
-        web = create_app(run_config(model_dir, tmp_path / "i", archive_url=through)).test_client()
-        assert web.get("/explore?q=battery").status_code == 200
-        proxy.stop()
-        page = web.get("/explore?q=battery")
-        assert page.status_code == 503 and "unavailable" in page.get_data(as_text=True)
-        assert web.get("/api/v1/posts").status_code == 503
-        assert web.get("/explore/export").status_code == 503
-        assert web.get("/").status_code == 200  # the live side serves on
-        proxy.start()
-        assert wait_for(lambda: web.get("/api/v1/posts").status_code == 200, 20, "the archive")
-    finally:
-        proxy.stop()
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    assert wait_for(lambda: web.get("/api/v1/posts").status_code == 200, 20, "the archive")
 
 
 @pytest.fixture
