@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from app.config import Config
 from app.testing import TEST_MODEL_KEY, TcpProxy, run_config, run_manifest_key
-from archive.store import normalise_url
+from archive.store import ArchiveStore, normalise_url
 from models.bootstrap import ensure_bundle
 from models.pipeline import ScoringPipeline
 from models.registry import ModelBundle
@@ -79,6 +79,12 @@ def app(config):
     flask_app = create_app(config)
     flask_app.config.update(TESTING=True)
     return flask_app
+
+
+@pytest.fixture
+def node(app):
+    """The app, named so that it does not hide the `app` package in a test's body."""
+    return app
 
 
 @pytest.fixture
@@ -195,6 +201,15 @@ def archive_url(request, tmp_path):
         return
     with postgres_schema() as schema:
         yield with_schema(postgres_url(), schema)
+
+
+@pytest.fixture
+def store(archive_url):
+    """A migrated, empty archive on each engine."""
+    archive = ArchiveStore(archive_url)
+    archive.migrate()
+    yield archive
+    archive.close()
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,6 @@ def burst_posts(tag: str = "outage", text: str = "no signal at all") -> list:
     return posts
 
 
-@pytest.fixture
-def node(config):
-    flask_app = create_app(config)
-    flask_app.config.update(TESTING=True)
-    return flask_app
-
-
 def feed(flask_app, posts) -> None:
     with flask_app.app_context():
         services().dashboard_sink.write(posts)

@@ -29,14 +29,6 @@ DAY = 86_400.0
 
 
 @pytest.fixture
-def store(archive_url):
-    archive = ArchiveStore(archive_url)
-    archive.migrate()
-    yield archive
-    archive.close()
-
-
-@pytest.fixture
 def scored(pipeline, sample_posts) -> list[ScoredPost]:
     return pipeline.score_batch(sample_posts[:60])
 

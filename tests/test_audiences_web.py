@@ -35,13 +35,6 @@ def planted(bundle):
 
 
 @pytest.fixture
-def node(config):
-    flask_app = create_app(config)
-    flask_app.config.update(TESTING=True)
-    return flask_app
-
-
-@pytest.fixture
 def fitted(node, planted):
     """The node with profiles of the planted stream and a segmentation serving."""
     posts, _ = planted

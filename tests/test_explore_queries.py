@@ -30,14 +30,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture
-def store(archive_url):
-    archive = ArchiveStore(archive_url)
-    archive.migrate()
-    yield archive
-    archive.close()
-
-
 def make_posts(pipeline, sample_posts, n: int = 60) -> list[ScoredPost]:
     """`n` scored posts, one every 40 minutes from T0 (pairs at the same second, to test
     the order of ties), with known texts, authors, hashtags and sources."""

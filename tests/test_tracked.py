@@ -128,13 +128,6 @@ def test_topics_are_saved_renamed_replaced_and_removed_on_each_engine(topic_stor
 
 
 # -- on a node ----------------------------------------------------------------------------
-@pytest.fixture
-def node(config):
-    flask_app = create_app(config)
-    flask_app.config.update(TESTING=True)
-    return flask_app
-
-
 def test_a_topic_saved_on_the_page_is_counted_shown_and_served(node):
     client = node.test_client()
     page = client.get("/tracked")
