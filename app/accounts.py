@@ -22,8 +22,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 # Lowest to highest: each role may do everything the ones before it may.
 ROLES = ("viewer", "analyst", "admin")
 # What an API token may call: `read` for GET endpoints that return data, `analyze` for
-# POST /api/v1/analyze.
-SCOPES = ("read", "analyze")
+# POST /api/v1/analyze and /audience, `correct` for POST /api/v1/posts/<id>/corrections.
+SCOPES = ("read", "analyze", "correct")
 MIN_PASSWORD = 12
 # Hashing cost grows with the password; a cap keeps one login attempt's cost bounded.
 MAX_PASSWORD = 1024

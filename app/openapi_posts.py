@@ -194,4 +194,80 @@ def posts_paths(error_response: Callable[[str], dict[str, Any]]) -> dict[str, An
                 "security": [{"bearer": []}],
             }
         },
+        "/api/v1/posts/{post_id}/corrections": {"post": _corrections_operation(error_response)},
+    }
+
+
+def _corrections_operation(error_response: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    from models.corrections import FIELDS, MAX_TOPIC_CHARS
+
+    value = {"type": "string", "nullable": True}
+    correction = {
+        "type": "object",
+        "nullable": True,
+        "description": "The correction kept (null: taken back).",
+        "properties": {
+            "value": _STRING,
+            "model_value": {**_STRING, "description": "What the models said when corrected."},
+            "by": _STRING,
+            "at": {**_NUMBER, "description": "Epoch seconds."},
+            "revisions": {"type": "integer", "description": "Times this field was corrected."},
+        },
+    }
+    return {
+        "summary": "Correct an archived post's sentiment label or topic",
+        "description": "The last correction of a field wins and is kept with who made it "
+        "(the token's name) and when. Corrections are training data for `socialpulse "
+        "train`; a fifth of posts (by a digest of the id) are kept aside for `socialpulse "
+        "evaluate corrections`.",
+        "operationId": "correctPost",
+        "parameters": [
+            {"name": "post_id", "in": "path", "required": True, "schema": _STRING},
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": False,
+                        "properties": {
+                            "sentiment": {**value, "enum": [*SENTIMENT_LABELS, "", None]},
+                            "topic": {
+                                **value,
+                                "maxLength": MAX_TOPIC_CHARS,
+                                "description": 'A topic\'s name; "" or null takes it back.',
+                            },
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The corrections saved.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "post_id": _STRING,
+                                "corrections": {
+                                    "type": "object",
+                                    "properties": {field: correction for field in FIELDS},
+                                },
+                            },
+                        }
+                    }
+                },
+            },
+            "400": error_response("An unknown field, label or an unusable topic name."),
+            "401": error_response("No API token, or an unknown or revoked one."),
+            "403": error_response("The token lacks the `correct` scope or the analyst role."),
+            "404": error_response("No archived post has this id."),
+            "415": error_response("The body is not JSON."),
+            "503": error_response("The archive is off or its database unavailable."),
+        },
+        "security": [{"bearer": []}],
     }

@@ -134,3 +134,19 @@ tracked_topics = Table(
     Column("updated_by", String(200), nullable=False),
     Column("updated_at", Double, nullable=False),
 )
+
+corrections = Table(
+    "corrections",
+    metadata,
+    # One row per post and field: a later correction replaces the earlier one.
+    Column("post_id", String(200), primary_key=True),
+    Column("field", String(20), primary_key=True),  # sentiment or topic
+    Column("value", String(100), nullable=False),  # a sentiment label or a topic's name
+    Column("text", Text, nullable=False),  # the post's text: the example outlives the post
+    Column("document", Text, nullable=False),  # what the topic clusterer reads of the post
+    Column("model_value", Text, nullable=False),  # what the models said when corrected
+    Column("corrected_by", String(200), nullable=False),
+    Column("corrected_at", Double, nullable=False),
+    Column("revisions", Integer, nullable=False),
+    Index("ix_corrections_corrected_at", "corrected_at"),
+)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import chain, pairwise, repeat
 from typing import Any
 
@@ -142,8 +142,13 @@ class StackedSentimentModel(VaderSentimentModel):
         texts: Sequence[str],
         labels: Sequence[str],
         groups: Sequence[str] | None = None,
+        fixed_weights: Mapping[str, float] | None = None,
     ) -> StackedSentimentModel:
         """Learn from labelled texts (labels: negative / neutral / positive).
+
+        `fixed_weights` names groups whose rows weigh a fixed amount each (an average row
+        weighs 1) instead of being balanced: a handful of one-sided rows cannot tilt the
+        classes then.
 
         Raises:
             ValueError: mismatched inputs, an unknown label, or a class with fewer rows
@@ -165,7 +170,7 @@ class StackedSentimentModel(VaderSentimentModel):
                 + ", ".join(f"{label} {n}" for label, n in zip(LABELS, counts, strict=True))
             )
         groups = ["all"] * len(y) if groups is None else list(groups)
-        weights = self._weights(y, groups)
+        weights = self._weights(y, groups, fixed_weights or {})
         scores, words = self._vader(texts)
         self._fit_vocabulary([_terms(w) for w in words])
         x = self._tfidf(words)
@@ -187,20 +192,23 @@ class StackedSentimentModel(VaderSentimentModel):
         self.n_train_ = len(y)
         return self
 
-    def _weights(self, y: np.ndarray, groups: list[str]) -> np.ndarray:
-        if not self.balance:
-            return np.ones(len(y))
-        weights = np.zeros(len(y))
-        names = sorted(set(groups))
-        group_of = np.array([names.index(g) for g in groups])
-        for g in range(len(names)):
-            rows = group_of == g
-            present = np.bincount(y[rows], minlength=len(LABELS))
-            per_class = np.divide(
-                1.0, present * np.count_nonzero(present), where=present > 0, out=np.zeros(3)
-            )
-            weights[rows] = per_class[y[rows]]  # each group sums to 1
-        return weights * len(y) / len(names)
+    def _weights(self, y: np.ndarray, groups: list[str], fixed: Mapping[str, float]) -> np.ndarray:
+        group_array = np.array(groups)
+        balanced = ~np.isin(group_array, list(fixed))
+        weights = np.ones(len(y))
+        names = sorted(set(group_array[balanced]))
+        if self.balance and names:
+            for name in names:
+                rows = group_array == name
+                present = np.bincount(y[rows], minlength=len(LABELS))
+                per_class = np.divide(
+                    1.0, present * np.count_nonzero(present), where=present > 0, out=np.zeros(3)
+                )
+                weights[rows] = per_class[y[rows]]  # each group sums to 1
+            weights[balanced] = weights[balanced] * np.count_nonzero(balanced) / len(names)
+        for name, weight in fixed.items():
+            weights[group_array == name] = weight
+        return weights
 
     def _fit_vocabulary(self, terms: list[list[Any]]) -> None:
         """Unigrams, then bigrams, seen in at least `min_df` texts, and their idf.

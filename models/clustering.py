@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -560,6 +560,43 @@ class _AutoTopics:
         if remember and self._refit_due():
             self.start_refit()
         return state.ids[rows].astype(np.int64)
+
+    def seed_topics(self, groups: Mapping[str, Sequence[str]]) -> list[int]:
+        """Open a topic for each group of documents people put under one name (their topic
+        corrections) that no live topic holds yet: seeded k-means, the group's mean as the
+        centre and its size as the weight. A group of fewer than `min_topic_posts`, or one
+        whose mean is `merge_similarity`-close to a live centre, opens none. Only with
+        "auto" (a fixed k keeps its k). The ids born, in the order of `groups`.
+        """
+        if not self.auto:
+            return []
+        kept = [list(docs) for docs in groups.values() if len(docs) >= self.min_topic_posts]
+        if not kept:
+            return []
+        state = self._grow_vocabulary(self.state_, [doc for docs in kept for doc in docs])
+        centers, counts = state.kmeans.cluster_centers_, state.kmeans._counts
+        ids, labels, unit = state.ids, list(state.labels), state.unit
+        born: list[int] = []
+        for docs in kept:
+            center = np.asarray(state.transform(docs).mean(axis=0)).ravel()
+            if not center.any():
+                continue
+            direction = _unit_rows(center[None, :])
+            if len(ids) and float((unit @ direction[0]).max()) >= self.merge_similarity:
+                continue
+            centers = np.vstack([centers, center[None, :]])
+            unit = np.vstack([unit, direction])
+            counts = np.concatenate([counts, [float(len(docs))]])
+            ids = np.concatenate([ids, np.array([self.next_id_], dtype=np.int64)])
+            labels.append(_label(center, state.fast.terms))
+            self._event("birth", [self.next_id_], [_top_terms(center, state, 5)])
+            born.append(self.next_id_)
+            self.next_id_ += 1
+        if born or state is not self.state_:
+            self.state_ = self._auto_state(
+                state.vectorizer, state.fast, centers, counts, ids, labels, state.n_docs, unit
+            )
+        return born
 
     def _step(self, state: ClusterState, features, rows: np.ndarray) -> np.ndarray:
         """The mini-batch k-means update (each centre moves to the running mean of its

@@ -89,6 +89,7 @@ def run_record(manifest: Mapping[str, Any]) -> dict[str, Any]:
         },
         "metrics": compared,
         "sentiment": _sentiment_record(params.get("sentiment"), metrics.get("sentiment_holdout")),
+        "corrections": _corrections_record(data.get("corrections"), metrics.get("corrections")),
         "split": metrics.get("split"),
         "seconds": manifest.get("training_seconds"),
     }
@@ -114,6 +115,27 @@ def _sentiment_record(
     }
 
 
+def _corrections_record(
+    used: Mapping[str, Any] | None, measured: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """How many corrections the run learned from and kept aside, and its scores on those."""
+    if not used:
+        return None
+    record: dict[str, Any] = {
+        "sentiment": {**used["sentiment"], "learned": used.get("sentiment_learned", 0)},
+        "topic": {**used["topic"], "seeded": len(used.get("topics_seeded", []))},
+    }
+    measured = measured or {}
+    if "sentiment" in measured:
+        record["test_macro_f1"] = {
+            "vader": measured["sentiment"]["vader"]["macro_f1"],
+            "model": measured["sentiment"]["model"]["macro_f1"],
+        }
+    if "topic" in measured:
+        record["test_topic_nmi"] = measured["topic"]["nmi"]
+    return record
+
+
 HISTORY_COLUMNS = (
     "run",
     "data",
@@ -125,6 +147,7 @@ HISTORY_COLUMNS = (
     "rf band F1",
     "nn R²",
     "nn ρ",
+    "corrections",
 )
 
 
@@ -158,6 +181,7 @@ def history_rows(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
                 "rf band F1": _num(rf.get("band_macro_f1")),
                 "nn R²": _num(nn.get("r2")),
                 "nn ρ": _num(nn.get("spearman")),
+                "corrections": _corrections_cell(run.get("corrections")),
             }
         )
     return rows
@@ -173,6 +197,15 @@ def format_history(runs: Sequence[Mapping[str, Any]]) -> str:
     lines.append("  ".join("-" * widths[c] for c in HISTORY_COLUMNS))
     lines += ["  ".join(r[c].ljust(widths[c]) for c in HISTORY_COLUMNS) for r in rows]
     return "\n".join(lines)
+
+
+def _corrections_cell(record: Mapping[str, Any] | None) -> str:
+    """ "learned / kept aside" corrections of a run, e.g. "41 / 9"."""
+    if not record:
+        return ""
+    learned = record["sentiment"]["learned"] + record["topic"]["train"]
+    kept = record["sentiment"]["test"] + record["topic"]["test"]
+    return f"{learned} / {kept}"
 
 
 def _num(value: Any) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from models.calibrated_sentiment import LABELS, StackedSentimentModel
+from models.corrections import CORRECTION_WEIGHT, CORRECTIONS_GROUP
 from models.datasets import TEST_FRACTION, DatasetError
 from models.registry import sha256_file
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 # Tried in this order when no label column is named: TweetEval's, then the airline file's.
 LABEL_COLUMNS = ("label", "sentiment", "airline_sentiment")
 ID_COLUMNS = ("tweet_id", "id")
+CORRECTION_WEIGHTS = {CORRECTIONS_GROUP: CORRECTION_WEIGHT}
 
 
 @dataclass
@@ -128,8 +130,12 @@ def train_sentiment(
     test_fraction: float = TEST_FRACTION,
     seed: int = 0,
     params: dict[str, Any] | None = None,
+    corrections: tuple[list[str], list[str]] | None = None,
 ) -> tuple[StackedSentimentModel, dict[str, Any]]:
     """The model refit on every row, and VADER's and the model's scores on held-out rows.
+
+    `corrections` (texts and labels people corrected, of their train side) are learned from
+    by both models, as a group of their own; their test side is measured elsewhere.
 
     Returns:
         (model, metrics): `metrics[file name]` holds "vader" and "model" reports (macro-F1,
@@ -138,12 +144,15 @@ def train_sentiment(
     from models.evaluation import evaluate_calibrated_sentiment, evaluate_sentiment_labels
 
     texts, labels, groups = data.texts, data.labels, data.groups
+    extra_texts, extra_labels = corrections or ([], [])
+    extra_groups = [CORRECTIONS_GROUP] * len(extra_texts)
     held = holdout_split(labels, groups, test_fraction, seed)
     train_rows = np.flatnonzero(~held)
     held_model = StackedSentimentModel(seed=seed, **(params or {})).fit(
-        [texts[i] for i in train_rows],
-        [labels[i] for i in train_rows],
-        [groups[i] for i in train_rows],
+        [texts[i] for i in train_rows] + extra_texts,
+        [labels[i] for i in train_rows] + extra_labels,
+        [groups[i] for i in train_rows] + extra_groups,
+        fixed_weights=CORRECTION_WEIGHTS,
     )
     metrics: dict[str, Any] = {}
     for group in dict.fromkeys(groups):
@@ -163,7 +172,9 @@ def train_sentiment(
             vader["macro_f1"],
             model["macro_f1"],
         )
-    final = StackedSentimentModel(seed=seed, **(params or {})).fit(texts, labels, groups)
+    final = StackedSentimentModel(seed=seed, **(params or {})).fit(
+        texts + extra_texts, labels + extra_labels, groups + extra_groups, CORRECTION_WEIGHTS
+    )
     return final, metrics
 
 

@@ -21,6 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from models.calibrated_sentiment import VaderFallbackSentimentModel
 from models.clustering import AUTO, StreamingTopicClusterer, topic_document
+from models.corrections import CorrectionSet, evaluate_corrections
 from models.datasets import TEST_FRACTION, Dataset, DatasetError, check_time_order, split_index
 from models.engagement import EngagementModel
 from models.features import AUTHOR_FEATURES, FEATURE_NAMES, AuthorPrior, author_key
@@ -209,6 +210,7 @@ def train(
     options: TrainingOptions | None = None,
     progress: Callable[[str], None] | None = None,
     sentiment_data: SentimentData | None = None,
+    corrections: CorrectionSet | None = None,
 ) -> TrainingResult:
     """Fit, evaluate on the later rows, then refit on every row for the saved version.
 
@@ -219,6 +221,8 @@ def train(
         sentiment_data: labelled texts for the calibrated sentiment model (stage
             "sentiment model"); None keeps VADER's label with its measured probability
             (`VaderFallbackSentimentModel`).
+        corrections: what people corrected. Their train side joins the sentiment data (when
+            there is some) and seeds topics; their test side is measured, never learned.
 
     Raises:
         DatasetError: too few rows for the clusters or the time-series folds.
@@ -297,6 +301,7 @@ def train(
 
     clusterer = StreamingTopicClusterer(n_clusters=options.n_clusters, seed=options.seed)
     clusterer.fit(docs)
+    seeded = clusterer.seed_topics(corrections.topic_groups()) if corrections else []
     final_features = featurize(posts, clusterer, sentiments=held_features.sentiments)
     prior = AuthorPrior(window, by_kind=AUTHOR_BY_KIND).fit(authors, targets)
     x_all = with_running_authors(final_features.matrix, authors, targets, prior)
@@ -341,15 +346,27 @@ def train(
     if neural_params:
         params["neural"] = neural_params
     data = dataset.description
+    examples = corrections.sentiment_examples() if corrections else ([], [])
     if sentiment_data is not None:
         sentiment, metrics["sentiment_holdout"] = train_sentiment(
-            sentiment_data, options.test_fraction, options.seed
+            sentiment_data, options.test_fraction, options.seed, corrections=examples
         )
         data = {**data, "sentiment": sentiment_data.description}
         done("sentiment model")
     else:
         sentiment = VaderFallbackSentimentModel()
     params["sentiment"] = sentiment.describe()
+    if corrections is not None:
+        data = {
+            **data,
+            "corrections": {
+                **corrections.counts(),
+                # Without labelled files there is no calibrated model to teach.
+                "sentiment_learned": len(examples[0]) if sentiment_data is not None else 0,
+                "topics_seeded": seeded,
+            },
+        }
+        metrics["corrections"] = evaluate_corrections(corrections, sentiment, clusterer)
     return TrainingResult(
         bundle=ModelBundle(clusterer=clusterer, engagement=engagement, sentiment=sentiment),
         metrics=metrics,

@@ -156,5 +156,25 @@ def test_from_a_dashboard_click_to_filtered_posts_and_an_export(server, page, tm
     rows = list(csv.DictReader(io.StringIO(saved.read_text())))
     assert len(rows) >= total  # the stream may have archived more since
     assert all(word in r["text"].lower() and r["cluster_id"] == cluster for r in rows)
+
+    # Correct the first post: its sentiment label and its topic, kept and shown on the row.
+    filtered = page.url
+    row = page.locator("#explore-posts tbody tr[data-id]").first
+    post_id = row.get_attribute("data-id")
+    row.locator("details.correct summary").click()
+    sentiment = row.locator("form.correct-form[data-field=sentiment]")
+    sentiment.locator("select[name=value]").select_option("negative")
+    sentiment.locator("button").click()
+    page.wait_for_load_state()
+    assert page.url == filtered  # back where the correction was made
+    row = page.locator(f"#explore-posts tbody tr[data-id='{post_id}']")
+    row.locator("details.correct summary").click()
+    topic = row.locator("form.correct-form[data-field=topic]")
+    topic.locator("input[name=value]").fill("Lost bags")
+    topic.locator("button").click()
+    page.wait_for_load_state()
+    row = page.locator(f"#explore-posts tbody tr[data-id='{post_id}']")
+    assert row.locator(".badge.corrected[data-field=sentiment]").inner_text() == "✓ negative"
+    assert row.locator(".badge.corrected[data-field=topic]").inner_text() == "✓ Lost bags"
     assert not page.dialogs
     assert not page.problems, page.problems

@@ -467,6 +467,59 @@ def _print_label_report(report: dict[str, Any]) -> None:
         click.echo(f"{label:<10}" + "".join(f"{count:>10,}" for count in row))
 
 
+@evaluate.command("corrections")
+@click.option("--model-dir", help="Folder of model versions [SOCIALPULSE_MODEL_DIR].")
+@click.option("--version", "model_version", help="Model version to use [default: newest].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def corrections_command(model_dir, model_version, as_json) -> None:
+    """Measure a model version on the corrections people made in Explore that are kept
+    aside (a fifth of posts, chosen by a digest of the id: no version learns from them).
+
+    Sentiment: accuracy, macro-F1, per class and confusion of VADER's label and of the
+    calibrated label. Topics: how well the clusters agree with the names people gave (NMI,
+    adjusted Rand index, and the share of same-name pairs put in one cluster).
+    """
+    from app.commands.options import load_config, load_corrections
+    from models.corrections import evaluate_corrections
+    from models.registry import ArtifactError, load_bundle
+
+    config = load_config(model_dir=model_dir)
+    corrections = load_corrections(config, True)
+    try:
+        bundle = load_bundle(Path(config.model_dir), model_version, config.manifest_key())
+    except ArtifactError as exc:
+        raise click.ClickException(str(exc)) from exc
+    pipeline = bundle.pipeline()
+    report = {
+        "version": bundle.version,
+        **evaluate_corrections(corrections, pipeline.sentiment, pipeline.clusterer),
+    }
+    if as_json:
+        _emit_json(report)
+        return
+    counts = report["counts"]
+    click.echo(
+        f"Corrections kept aside, model version {bundle.version}: "
+        f"{counts['sentiment']['test']} of sentiment, {counts['topic']['test']} of topics "
+        f"({counts['sentiment']['train']} and {counts['topic']['train']} more are training data)"
+    )
+    if "sentiment" in report:
+        sentiment = report["sentiment"]
+        click.echo("\nVADER's label")
+        _print_label_report(sentiment["vader"])
+        click.echo(f"\nCalibrated label ({sentiment['model']['kind']})")
+        _print_label_report(sentiment["model"])
+    if "topic" in report:
+        topic = report["topic"]
+        click.echo(
+            f"\nTopics: {topic['rows']} posts under {topic['names']} names fall in "
+            f"{topic['clusters']} clusters: NMI {topic['nmi']:.3f}, ARI {topic['ari']:.3f}, "
+            f"same-name pairs together {_fmt(topic['pairs_together'])}"
+        )
+    if "sentiment" not in report and "topic" not in report:
+        click.echo("Nothing to measure yet: no correction is kept aside.")
+
+
 @evaluate.command("alerts")
 @click.option(
     "--seeds",

@@ -115,3 +115,42 @@ def account_store() -> Iterator[AccountStore]:
         yield AccountStore(load_config().accounts_path)
     except AccountError as exc:
         raise click.UsageError(str(exc)) from exc
+
+
+def load_corrections(config, wanted: bool | None):
+    """The archive's corrections; None when not wanted, or (unless asked for with
+    --corrections) when there is no archive or it cannot be read. Never writes."""
+    if wanted is False:
+        return None
+    url = config.archive_database_url
+    if url is None:
+        if wanted:
+            raise click.UsageError("--corrections needs the archive (SOCIALPULSE_ARCHIVE_URL)")
+        return None
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from archive.correction_store import CorrectionStore
+    from archive.store import ArchiveStore, redact
+
+    store = ArchiveStore(url)
+    try:
+        path = store.sqlite_path
+        if (path is not None and not path.exists()) or not inspect(store.engine).has_table(
+            "corrections"
+        ):
+            if wanted:
+                raise click.ClickException(f"the archive {redact(url)} holds no corrections yet")
+            return None
+        return CorrectionStore(store).all()
+    except SQLAlchemyError as exc:
+        if wanted:
+            raise click.ClickException(
+                f"cannot read corrections from the archive {redact(url)}: {exc}"
+            ) from exc
+        click.echo(
+            f"corrections not used: the archive is unavailable ({type(exc).__name__})", err=True
+        )
+        return None
+    finally:
+        store.close()

@@ -13,6 +13,7 @@ from app.commands.options import (
     column_mapping,
     encoding_option,
     load_config,
+    load_corrections,
     mapping_options,
     no_progress_option,
 )
@@ -105,6 +106,14 @@ def _target_columns(values: tuple[str, ...]) -> list[str]:
     help="Label column of the sentiment files [default: label, sentiment or "
     "airline_sentiment, whichever a file has].",
 )
+@click.option(
+    "--corrections/--no-corrections",
+    "use_corrections",
+    default=None,
+    help="Learn from the corrections people made in Explore (read from the archive): "
+    "sentiment labels join the --sentiment-file data, topics seed clusters; a fifth of "
+    "posts are kept aside and measured [default: when the archive has any].",
+)
 @click.option("--model-dir", help="Where versions are saved [SOCIALPULSE_MODEL_DIR].")
 @click.option("--json", "as_json", is_flag=True, help="Print the held-out metrics as JSON.")
 @click.option("--history", is_flag=True, help="Show the logged training runs instead of training.")
@@ -123,6 +132,7 @@ def train(
     author_window,
     sentiment_files,
     sentiment_label_col,
+    use_corrections,
     model_dir,
     as_json,
     history,
@@ -198,13 +208,20 @@ def train(
                 dataset = load_dataset(files, column_mapping(columns), targets, encoding)
             else:
                 dataset = synthetic_dataset(posts, seed=seed)
+            corrections = load_corrections(config, use_corrections)
             sentiment_data = None
             if sentiment_files:
                 from models.sentiment_training import load_sentiment_files
 
                 sentiment_data = load_sentiment_files(sentiment_files, sentiment_label_col)
             done("load data")
-            result = fit(dataset, options, progress=done, sentiment_data=sentiment_data)
+            result = fit(
+                dataset,
+                options,
+                progress=done,
+                sentiment_data=sentiment_data,
+                corrections=corrections,
+            )
         except DatasetError as exc:
             raise click.ClickException(str(exc)) from exc
         except NeuralUnavailable as exc:
@@ -256,6 +273,11 @@ def train(
         "kind": result.params["sentiment"]["kind"],
         "holdout": metrics.get("sentiment_holdout", {}),
     }
+    if "corrections" in result.data:
+        summary["corrections"] = {
+            "used": result.data["corrections"],
+            "held_out": metrics["corrections"],
+        }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -293,8 +315,28 @@ def _print_summary(summary: dict, report_path: Path | None) -> None:
             f"  {name} held out ({scores['test_rows']} rows): macro-F1 VADER "
             f"{scores['vader']['macro_f1']:.3f}, model {scores['model']['macro_f1']:.3f}"
         )
+    if "corrections" in summary:
+        _print_corrections(summary["corrections"])
     if report_path:
         click.echo(f"\nreport: {report_path}")
+
+
+def _print_corrections(corrections: dict) -> None:
+    used, held = corrections["used"], corrections["held_out"]
+    click.echo(
+        f"\ncorrections: sentiment {used['sentiment']['train']} to learn from "
+        f"({used['sentiment_learned']} learned), {used['sentiment']['test']} kept aside; "
+        f"topics {used['topic']['train']} to learn from "
+        f"({len(used['topics_seeded'])} topics seeded), {used['topic']['test']} kept aside"
+    )
+    if "sentiment" in held:
+        click.echo(
+            f"  kept-aside sentiment ({held['sentiment']['rows']}): macro-F1 VADER "
+            f"{held['sentiment']['vader']['macro_f1']:.3f}, "
+            f"model {held['sentiment']['model']['macro_f1']:.3f}"
+        )
+    if "topic" in held:
+        click.echo(f"  kept-aside topics ({held['topic']['rows']}): NMI {held['topic']['nmi']:.3f}")
 
 
 def _show_history(root: Path, as_json: bool) -> None:

@@ -8,13 +8,16 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from app import explore
+from app import corrections, explore
 from app.alerting import AlertFilter, AlertFilterError, AlertPage
 from app.analysis import AnalysisError, analyze
 from app.audiences import AudienceInputError
-from app.auth import api_access, page
+from app.auth import api_access, current_token, page
 from app.openapi import openapi_spec
 from app.services import services
+from archive.correction_store import UnknownPost
+from archive.queries import ArchiveUnavailable
+from models.corrections import FIELDS, CorrectionError
 from streaming.records import InvalidPost, decode_json_object
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -148,6 +151,42 @@ def posts_summary_endpoint():
     """Explore's charts of the filtered archived posts."""
     body, status = explore.api_summary(request.args)
     return jsonify(body), status
+
+
+@bp.post("/posts/<path:post_id>/corrections")
+@api_access("correct", role="analyst")
+def corrections_endpoint(post_id: str):
+    """Body: {"sentiment": "negative"} and/or {"topic": "a name"}; "" or null takes that
+    correction back. The corrections are stored with the token's name as who made them."""
+    try:
+        body = _json_body()
+    except _BadBody as exc:
+        return _error(exc.message, exc.status)
+    unknown = sorted(str(k)[:40] for k in body if k not in FIELDS)
+    if unknown or not body:
+        return _error(f"send one or both of {' and '.join(FIELDS)}", 400)
+    if any(v is not None and not isinstance(v, str) for v in body.values()):
+        return _error("a corrected value is a string (or null to take it back)", 400)
+    if len(post_id) > corrections.MAX_POST_ID_CHARS:
+        return _error("no archived post has this id", 404)
+    token = current_token()
+    by = f"token:{token.name}" if token is not None else "anonymous"
+    saved = {}
+    try:
+        for field in FIELDS:
+            if field in body:
+                value = body[field] or ""
+                if len(value) > corrections.MAX_VALUE_CHARS:
+                    raise CorrectionError(f"a {field} value is far too long")
+                correction = corrections.save(post_id, field, value, by)
+                saved[field] = corrections.shown(correction) if correction.value else None
+    except CorrectionError as exc:
+        return _error(str(exc), 400)
+    except UnknownPost as exc:
+        return _error(str(exc), 404)
+    except ArchiveUnavailable as exc:
+        return _error(str(exc), 503)
+    return jsonify(post_id=post_id, corrections=saved)
 
 
 @bp.get("/openapi.json")

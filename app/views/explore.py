@@ -12,16 +12,20 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    redirect,
     render_template,
     request,
     stream_with_context,
 )
+from flask_login import current_user
 
-from app import explore
-from app.auth import require_role
+from app import corrections, explore
+from app.auth import access, require_role, safe_next
 from archive import queries
+from archive.correction_store import UnknownPost
 from archive.export import FORMATS, export_format
 from archive.queries import ENGAGEMENT_BANDS, SENTIMENT_LABELS, PostFilter
+from models.corrections import FIELDS, MAX_TOPIC_CHARS, CorrectionError
 
 bp = Blueprint("explore", __name__)
 MAX_EXPORTS = 2
@@ -60,6 +64,13 @@ def explore_page():
             summary_error = str(exc)
         except queries.ArchiveUnavailable as exc:
             error, status = str(exc), 503
+    corrected, topic_choices = {}, []
+    if found is not None and found.rows:
+        try:
+            corrected = corrections.of_posts([row.id for row in found.rows])
+            topic_choices = corrections.topic_choices()
+        except queries.ArchiveUnavailable as exc:
+            error, status = str(exc), 503
     args = wanted.to_args()
     sized = {"limit": str(limit)} if limit != queries.DEFAULT_PAGE_SIZE else {}
     page = render_template(
@@ -78,7 +89,49 @@ def explore_page():
         sentiments=SENTIMENT_LABELS,
         bands=ENGAGEMENT_BANDS,
         limit=limit,
+        corrected=corrected,
+        topic_choices=topic_choices,
+        may_correct=_may_correct(),
+        topic_chars=MAX_TOPIC_CHARS,
     )
+    return page, status
+
+
+def _may_correct() -> bool:
+    return not access().required() or (
+        current_user.is_authenticated and current_user.may("analyst")
+    )
+
+
+@bp.post("/explore/corrections")
+@require_role("analyst")
+def correct():
+    """Correct a post's sentiment label or topic (an empty value takes the correction
+    back), then go back to the Explore page the form was on."""
+    form = {k: request.form.get(k, "") for k in ("post_id", "field", "value", "next")}
+    back = safe_next(form["next"])
+    if not back.startswith("/explore"):
+        back = "/explore"
+    if not form["post_id"] or len(form["post_id"]) > corrections.MAX_POST_ID_CHARS:
+        return _refused("no archived post has this id", 404, back)
+    if form["field"] not in FIELDS:
+        return _refused(f"a correction is of {' or '.join(FIELDS)}", 400, back)
+    if len(form["value"]) > corrections.MAX_VALUE_CHARS:
+        return _refused(f"a topic name has at most {MAX_TOPIC_CHARS} characters", 400, back)
+    by = current_user.name if current_user.is_authenticated else "anonymous"
+    try:
+        corrections.save(form["post_id"], form["field"], form["value"], by)
+    except CorrectionError as exc:
+        return _refused(str(exc), 400, back)
+    except UnknownPost as exc:
+        return _refused(str(exc), 404, back)
+    except queries.ArchiveUnavailable as exc:
+        return _refused(str(exc), 503, back)
+    return redirect(back, 303)
+
+
+def _refused(message: str, status: int, back: str):
+    page = render_template("correction_refused.html", message=message, back=back)
     return page, status
 
 
