@@ -60,7 +60,7 @@ class CorrectionStore:
                 value=cleaned,
                 text=row.text,
                 document=clean_text(topic_document(scored.post)),
-                model_value=model_value,
+                model_value=clean_text(model_value),
                 corrected_by=clean_text(by)[:200],
                 corrected_at=now,
             )
@@ -69,8 +69,9 @@ class CorrectionStore:
                 return correction
             # An upsert, so two people correcting the same post at once both succeed, the
             # later one kept.
-            upsert = self._insert(corrections).values(**_row(correction))
-            changed = {k: upsert.excluded[k] for k in _row(correction) if k not in KEY}
+            row = dataclasses.asdict(correction)
+            upsert = self._insert(corrections).values(**row)
+            changed = {k: upsert.excluded[k] for k in row if k not in KEY}
             connection.execute(
                 upsert.on_conflict_do_update(
                     index_elements=[corrections.c.post_id, corrections.c.field],
@@ -113,29 +114,5 @@ class CorrectionStore:
             return int(connection.execute(select(func.count()).select_from(corrections)).scalar())
 
 
-def _row(correction: Correction) -> dict:
-    return {
-        "post_id": correction.post_id,
-        "field": correction.field,
-        "value": correction.value,
-        "text": correction.text,
-        "document": correction.document,
-        "model_value": clean_text(correction.model_value),
-        "corrected_by": correction.corrected_by,
-        "corrected_at": correction.corrected_at,
-        "revisions": correction.revisions,
-    }
-
-
 def _correction(row) -> Correction:
-    return Correction(
-        post_id=row.post_id,
-        field=row.field,
-        value=row.value,
-        text=row.text,
-        document=row.document,
-        model_value=row.model_value,
-        corrected_by=row.corrected_by,
-        corrected_at=row.corrected_at,
-        revisions=row.revisions,
-    )
+    return Correction(**row._mapping)

@@ -63,25 +63,25 @@ def test_a_fixed_fifth_of_posts_is_kept_aside_for_measuring():
 
 # -- the store --------------------------------------------------------------------------------
 @pytest.fixture
-def archived(store, pipeline, sample_posts):
+def in_store(store, pipeline, sample_posts):
     posts = make_posts(pipeline, sample_posts)
     store.write(posts)
     return posts
 
 
-def test_the_last_correction_wins_and_keeps_who_and_when(store, archived):
+def test_the_last_correction_wins_and_keeps_who_and_when(store, in_store):
     corrections = CorrectionStore(store)
-    post = archived[0].post
+    post = in_store[0].post
     first = corrections.save(post.id, "sentiment", "Negative", "ann", now=100.0)
     assert (first.value, first.corrected_by, first.revisions) == ("negative", "ann", 1)
     assert first.text == post.text and "#tag0" in first.document
-    assert first.model_value == archived[0].sentiment.label
+    assert first.model_value == in_store[0].sentiment.label
     corrections.save(post.id, "sentiment", "positive", "bob", now=200.0)
     corrections.save(post.id, "topic", "Lost  bags", "bob", now=300.0)
     [kept_sentiment, kept_topic] = sorted(corrections.all().corrections, key=lambda c: c.field)
     assert (kept_sentiment.value, kept_sentiment.corrected_by) == ("positive", "bob")
     assert (kept_sentiment.corrected_at, kept_sentiment.revisions) == (200.0, 2)
-    assert (kept_topic.value, kept_topic.model_value) == ("Lost bags", archived[0].cluster.label)
+    assert (kept_topic.value, kept_topic.model_value) == ("Lost bags", in_store[0].cluster.label)
     assert corrections.for_posts([post.id, "nobody"]) == {
         post.id: {"sentiment": kept_sentiment, "topic": kept_topic}
     }
@@ -94,9 +94,9 @@ def test_the_last_correction_wins_and_keeps_who_and_when(store, archived):
     assert corrections.count() == 1  # a refused correction changes nothing
 
 
-def test_a_correction_outlives_its_post_and_hostile_text_round_trips(store, archived):
+def test_a_correction_outlives_its_post_and_hostile_text_round_trips(store, in_store):
     corrections = CorrectionStore(store)
-    post = archived[1].post
+    post = in_store[1].post
     corrections.save(post.id, "topic", XSS, "eve\x00" + "e" * 500)
     store.prune(retention_days=1, now=datetime.now(UTC).timestamp() + 10 * 86_400)
     assert post.id not in store.post_ids()
@@ -105,9 +105,9 @@ def test_a_correction_outlives_its_post_and_hostile_text_round_trips(store, arch
     assert "\x00" not in kept.corrected_by and len(kept.corrected_by) == 200
 
 
-def test_people_correcting_one_post_at_once_all_succeed(store, archived):
+def test_people_correcting_one_post_at_once_all_succeed(store, in_store):
     corrections = CorrectionStore(store)
-    post_id = archived[2].post.id
+    post_id = in_store[2].post.id
     errors: list[BaseException] = []
 
     def correct(label: str) -> None:
