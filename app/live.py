@@ -190,6 +190,8 @@ class LiveHub:
         for event in events:
             if event.kind == "birth" and event.time >= now - NEW_TOPIC_SECONDS:
                 new.update(event.cluster_ids)
+            elif event.kind == "split" and event.time >= now - NEW_TOPIC_SECONDS:
+                new.update(event.cluster_ids[1:])  # the first id goes on as it was
             elif event.kind == "retirement":
                 new.difference_update(event.cluster_ids)
             elif event.kind == "merge":  # the first id absorbed the others

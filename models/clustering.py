@@ -327,6 +327,29 @@ def _group_misfits(features, similarity: float, min_posts: int) -> list[np.ndarr
     return groups
 
 
+def _bisect(gram: np.ndarray, iterations: int = 10) -> np.ndarray | None:
+    """Two groups of the rows whose pairwise cosine similarities are `gram` (spherical
+    2-means, seeded by the row least like the others and the row least like it); a boolean
+    mask of the second group, or None when every row falls in one."""
+    first = int(gram.mean(axis=1).argmin())
+    second = int(gram[first].argmin())
+    mask = gram[:, second] > gram[:, first]
+    for _ in range(iterations):
+        if mask.all() or not mask.any():
+            return None
+        moved = gram[:, mask].mean(axis=1) > gram[:, ~mask].mean(axis=1)
+        if (moved == mask).all():
+            break
+        mask = moved
+    return mask if mask.any() and not mask.all() else None
+
+
+def _cohesion(gram: np.ndarray) -> float:
+    """Mean cosine similarity of distinct pairs among the rows of `gram`."""
+    n = len(gram)
+    return float((gram.sum() - np.trace(gram)) / (n * (n - 1))) if n > 1 else 1.0
+
+
 class _AutoTopics:
     """Methods of `StreamingTopicClusterer` for `n_clusters="auto"` (mixed in)."""
 
@@ -551,6 +574,9 @@ class _AutoTopics:
         else:
             state.kmeans._counts[:] = counts
         touched = self._step(state, features, rows)
+        split = self._split(state, features, rows, touched)
+        if split is not None:
+            state, rows, touched = split
         # The centres that moved are named again, so a label always reads its centre.
         labels = list(state.labels)
         for row in touched:
@@ -615,6 +641,82 @@ class _AutoTopics:
         state.unit[touched] = _unit_rows(centers[touched])
         self.touched_ = state.ids[touched].tolist()
         return touched
+
+    def _split(self, state: ClusterState, features, rows: np.ndarray, touched: np.ndarray):
+        """Split each topic whose posts of this batch fall into two groups (spherical
+        2-means) less alike than `split_similarity` (cosine of their means; below
+        `merge_similarity`, so they do not merge back), each of at least
+        `2 · min_topic_posts` posts and a fifth of the batch's, the group less like the
+        topic as cohesive as a new topic must be (mean pairwise cosine ≥
+        `new_topic_similarity`). The topic as it was has become two: each group's mean is a
+        centre, the old weight is shared in proportion, the group nearer the old centre
+        keeps the id and the other is born with a new one.
+
+        Returns:
+            (state, rows, touched) after the splits, or None when nothing split.
+        """
+        if self.split_similarity <= 0:
+            return None
+        least = 2 * max(self.min_topic_posts, 1)
+        centers = state.kmeans.cluster_centers_
+        counts = state.kmeans._counts
+        found, count = np.unique(rows, return_counts=True)
+        splits = []
+        for row in found[count >= 2 * least]:
+            members = np.flatnonzero(rows == row)
+            part = features[members]
+            gram = (part @ part.T).toarray()
+            leaving = _bisect(gram)
+            if leaving is None or min(leaving.sum(), (~leaving).sum()) < max(
+                least, 0.2 * len(members)
+            ):
+                continue
+            closeness = np.asarray(part @ state.unit[row]).ravel()
+            if closeness[leaving].mean() > closeness[~leaving].mean():
+                leaving = ~leaving  # the group less like the topic leaves
+            if _cohesion(gram[np.ix_(leaving, leaving)]) < self.new_topic_similarity:
+                continue
+            between = gram[np.ix_(leaving, ~leaving)].mean()
+            within = gram[np.ix_(leaving, leaving)].mean() * gram[np.ix_(~leaving, ~leaving)].mean()
+            if between / np.sqrt(within) < self.split_similarity:
+                splits.append((row, members, leaving))
+        if not splits:
+            return None
+        centers = state.kmeans.cluster_centers_.copy()
+        counts = state.kmeans._counts.copy()
+        ids, labels, unit = state.ids, list(state.labels), state.unit.copy()
+        rows = rows.copy()
+        new_centers, new_counts, new_ids = [], [], []
+        for row, members, leaving in splits:
+            before = _top_terms(centers[row], state, 5)
+            part = features[members]
+            share = leaving.mean()
+            center = np.asarray(part[leaving].mean(axis=0)).ravel()
+            centers[row] = np.asarray(part[~leaving].mean(axis=0)).ravel()
+            unit[row] = _unit_rows(centers[row : row + 1])[0]
+            new_centers.append(center)
+            new_counts.append(counts[row] * share)
+            counts[row] *= 1.0 - share
+            new_ids.append(self.next_id_)
+            rows[members[leaving]] = len(ids) + len(new_ids) - 1
+            labels.append(_label(center, state.fast.terms))
+            self._event("split", [ids[row], self.next_id_], [before, _top_terms(center, state, 5)])
+            self.next_id_ += 1
+        new = np.array(new_centers)
+        state = self._auto_state(
+            state.vectorizer,
+            state.fast,
+            np.vstack([centers, new]),
+            np.concatenate([counts, new_counts]),
+            np.concatenate([ids, np.array(new_ids, dtype=np.int64)]),
+            labels,
+            state.n_docs,
+            np.vstack([unit, _unit_rows(new)]),
+        )
+        born = np.arange(len(ids), len(ids) + len(new_ids))
+        touched = np.union1d(touched, np.concatenate([[row for row, *_ in splits], born]))
+        self.touched_ = state.ids[touched].tolist()
+        return state, rows, touched
 
     def _merge(self, state: ClusterState, centers, counts, ids, unit):
         """Merge each topic that last moved into another it has converged with (cosine of
@@ -687,6 +789,9 @@ class StreamingTopicClusterer(_AutoTopics):
             count decays: recent posts move centres more, and silent topics fade).
         retire_weight: a topic whose decayed weight falls below this retires.
         merge_similarity: two topics whose centres are at least this cosine-similar merge.
+        split_similarity: a topic whose posts of one batch fall into two groups less alike
+            than this (cosine of their means) splits in two (0 disables); below
+            `merge_similarity`, so the two do not merge back.
         lineage_size: most recent `TopicEvent`s kept in `lineage_`.
     """
 
@@ -706,6 +811,7 @@ class StreamingTopicClusterer(_AutoTopics):
         half_life: float = 2000.0,
         retire_weight: float = 0.5,
         merge_similarity: float = 0.3,
+        split_similarity: float = 0.1,
         lineage_size: int = 1000,
     ) -> None:
         self.n_clusters = n_clusters
@@ -722,6 +828,7 @@ class StreamingTopicClusterer(_AutoTopics):
         self.half_life = half_life
         self.retire_weight = retire_weight
         self.merge_similarity = merge_similarity
+        self.split_similarity = split_similarity
         self.lineage_size = lineage_size
 
     @property
@@ -749,6 +856,8 @@ class StreamingTopicClusterer(_AutoTopics):
             self.next_id_ = self.n_clusters
         return self
 
+    # Versions saved before topics could split load without the setting: they never split.
+    split_similarity = 0.0
     # A running refit thread is not part of the model: it is neither pickled nor copied.
     _refit_thread: threading.Thread | None = None
     _refit_result: list[ClusterState] | None = None

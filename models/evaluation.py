@@ -217,7 +217,7 @@ class StreamingClusteringReport:
         true_k: distinct reference labels (what the baselines use when `k` is "auto").
         live_clusters: clusters live at the end of the stream.
         warm_start_topics: clusters live after the warm start.
-        births, retirements, merges: lineage events after the warm start.
+        births, retirements, merges, splits: lineage events after the warm start.
         per_batch: NMI within each stretch of the stream (the warm start, then each
             micro-batch): `start` and `end` (post indices) and the NMI of `streaming`,
             `on_arrival` and `batch_kmeans` (None without baselines) on that stretch alone.
@@ -241,6 +241,7 @@ class StreamingClusteringReport:
     births: int = 0
     retirements: int = 0
     merges: int = 0
+    splits: int = 0
     per_batch: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -365,6 +366,7 @@ def evaluate_streaming_clustering(
         births=kinds.count("birth"),
         retirements=kinds.count("retirement"),
         merges=kinds.count("merge"),
+        splits=kinds.count("split"),
         per_batch=nmi_per_batch(truth, runs, warm, batch_size),
     )
 

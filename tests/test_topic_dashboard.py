@@ -28,14 +28,15 @@ def test_new_topics_are_those_born_lately_and_still_alive(app):
         event(4, "birth", (9,), 100),
         event(5, "merge", (7, 8), 50),  # 8 lives on as part of 7
         event(6, "retirement", (9,), 10),
+        event(7, "split", (4, 11), 5),  # 11 is new, 4 goes on as it was
     ]
     with app.app_context():
         hub = services().hub
         hub.topic_events = lambda: events
         changes = hub.topic_changes(now=NOW)
-    assert changes["new_topics"] == [7]
-    assert [e["seq"] for e in changes["topic_events"]] == [6, 5, 4, 3, 2, 1]  # newest first
-    assert changes["topic_events"][1] == {
+    assert changes["new_topics"] == [7, 11]
+    assert [e["seq"] for e in changes["topic_events"]] == [7, 6, 5, 4, 3, 2, 1]  # newest first
+    assert changes["topic_events"][2] == {
         "seq": 5,
         "time": NOW - 50,
         "posts_seen": 50,

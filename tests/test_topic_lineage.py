@@ -289,3 +289,34 @@ def test_default_models_make_room_for_the_topics_of_a_real_feed(bundle):
     terms = {cid: set(clusterer.top_terms(cid, 8)) for cid, _ in final.most_common(30)}
     for words in ({"cancelled", "flightled"}, {"bag", "bags", "luggage"}, {"hold", "phone"}):
         assert any(words & t for t in terms.values()), words
+
+
+def test_a_topic_that_becomes_two_stories_splits_once_and_stays_split():
+    rng = np.random.default_rng(3)
+    volcano, strike, weather = topic_words(5)[:6], topic_words(6)[:6], topic_words(7)[:6]
+
+    def post(*word_sets: list[str], each: int = 3) -> str:
+        return " ".join(w for words in word_sets for w in rng.choice(words, each, replace=False))
+
+    # At first the two stories come as one: every post names both.
+    first = [post(volcano, strike, each=2) for _ in range(100)] + [
+        post(weather) for _ in range(100)
+    ]
+    clusterer = StreamingTopicClusterer(seed=0).fit(first)
+    [joint] = clusterer.predict([post(volcano, strike, each=2)])
+    for _ in range(4):  # then each post is about one of them
+        batch = [post(volcano) for _ in range(25)] + [post(strike) for _ in range(25)]
+        batch += [post(weather) for _ in range(25)]
+        clusterer.partial_fit(list(rng.permutation(batch)))
+    [split] = events_of(clusterer, "split")
+    assert split.cluster_ids[0] == joint and split.cluster_ids[1] not in {joint}
+    assert not events_of(clusterer, "merge")  # the two never merge back
+    born = split.cluster_ids[1]
+    ids = clusterer.predict([post(volcano), post(strike)]).tolist()
+    assert sorted(ids) == sorted([joint, born])
+    assert set(split.top_terms[1]) <= set(volcano) or set(split.top_terms[1]) <= set(strike)
+    # A topic whose posts stay alike never splits.
+    calm = StreamingTopicClusterer(seed=0).fit(first[100:])
+    for _ in range(4):
+        calm.partial_fit([post(weather) for _ in range(75)])
+    assert not events_of(calm, "split") and len(calm.cluster_ids_) == 1

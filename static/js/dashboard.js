@@ -287,7 +287,7 @@
 
   // ---------------------------------------------------------------- topic lineage
   var newTopicsChanged = false;
-  var TOPIC_VERBS = { birth: "born", merge: "merged", retirement: "retired", split: "split" };
+  var TOPIC_VERBS = { birth: "born", merge: "merged", retirement: "retired" };
 
   function renderTopics(events, fresh) {
     if (Array.isArray(fresh)) {
@@ -304,10 +304,14 @@
     events.slice(0, 12).forEach(function (e) {
       if (!e || typeof e !== "object" || !Array.isArray(e.cluster_ids)) return;
       var item = el("li", "topic-event topic-event--" + String(e.kind || ""));
-      var terms = Array.isArray(e.top_terms) && Array.isArray(e.top_terms[0]) ? e.top_terms[0].slice(0, 3).join(" · ") : "";
+      // A split shows the new topic's terms; other events the first topic's.
+      var named = Array.isArray(e.top_terms) ? e.top_terms[e.kind === "split" ? e.top_terms.length - 1 : 0] : null;
+      var terms = Array.isArray(named) ? named.slice(0, 3).join(" · ") : "";
       var ids = e.cluster_ids.map(function (id) { return "#" + id; });
       var what = e.kind === "merge" && ids.length > 1 ?
         ids.slice(1).join(", ") + " merged into " + ids[0] :
+        e.kind === "split" && ids.length > 1 ?
+        "topic " + ids[0] + " split: " + ids.slice(1).join(", ") + " is new" :
         "topic " + ids.join(", ") + " " + (TOPIC_VERBS[e.kind] || String(e.kind || ""));
       item.appendChild(el("span", "topic-event__what", what));
       if (terms) item.appendChild(el("span", "topic-event__terms", terms));
