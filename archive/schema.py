@@ -149,4 +149,5 @@ corrections = Table(
     Column("corrected_at", Double, nullable=False),
     Column("revisions", Integer, nullable=False),
     Index("ix_corrections_corrected_at", "corrected_at"),
+    Index("ix_corrections_field_value", "field", "value"),  # the topic names offered
 )

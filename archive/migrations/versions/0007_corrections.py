@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("revisions", sa.Integer, nullable=False),
     )
     op.create_index("ix_corrections_corrected_at", "corrections", ["corrected_at"])
+    op.create_index("ix_corrections_field_value", "corrections", ["field", "value"])
 
 
 def downgrade() -> None:
