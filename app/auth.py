@@ -315,6 +315,12 @@ def metrics_refusal() -> tuple[str, int] | None:
     return None
 
 
+def may(role: str) -> bool:
+    """True if this request's person may act as `role` (anyone while access control is
+    off): what a page shows of the forms `require_role(role)` guards."""
+    return not access().required() or (current_user.is_authenticated and current_user.may(role))
+
+
 def sees_details() -> bool:
     """True if this request may see reasons and versions in `/readyz`, not just the status."""
     return not access().required() or current_user.is_authenticated

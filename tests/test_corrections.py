@@ -332,6 +332,7 @@ def test_the_api_corrects_with_a_token_that_may(config, web, api):
         ("p004", {"sentiment": 1}, 400, "a string"),
         ("p004", {"sentiment": "meh"}, 400, "one of negative"),
         ("p004", {"topic": "x" * 5000}, 400, "far too long"),
+        ("p004", {"sentiment": "negative", "topic": "\x07"}, 400, "printable"),  # saves neither
         ("p004", "[1, 2]", 400, "JSON object"),
         ("p004", "{not json", 400, ""),
         ("nobody", {"topic": "x"}, 404, "no archived post"),

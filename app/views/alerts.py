@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask_login import current_user
 
 from app.alerting import STATUSES, AlertFilter, AlertFilterError, AlertPage
-from app.auth import access, require_role
+from app.auth import may, require_role
 from app.services import services
 from insights.alert_rules import MAX_RULES_BYTES, AlertRulesError
 from insights.alerts import ALERT_KINDS, SEVERITIES
@@ -82,8 +82,7 @@ def _page(
         else (alerts.rule_set.to_json() if alerts is not None else ""),
         rules_error=rules_error,
         file_error=alerts.rules_error if alerts is not None else None,
-        may_edit_rules=not access().required()
-        or (current_user.is_authenticated and current_user.may("admin")),
+        may_edit_rules=may("admin"),
     )
     return page, status
 

@@ -17,7 +17,7 @@ from app.openapi import openapi_spec
 from app.services import services
 from archive.correction_store import UnknownPost
 from archive.queries import ArchiveUnavailable
-from models.corrections import FIELDS, CorrectionError
+from models.corrections import FIELDS, CorrectionError, clean_value
 from streaming.records import InvalidPost, decode_json_object
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -173,13 +173,17 @@ def corrections_endpoint(post_id: str):
     by = f"token:{token.name}" if token is not None else "anonymous"
     saved = {}
     try:
+        # Every value is checked before any is saved: a bad one saves neither.
+        wanted = {}
         for field in FIELDS:
             if field in body:
                 value = body[field] or ""
                 if len(value) > corrections.MAX_VALUE_CHARS:
                     raise CorrectionError(f"a {field} value is far too long")
-                correction = corrections.save(post_id, field, value, by)
-                saved[field] = corrections.shown(correction) if correction.value else None
+                wanted[field] = clean_value(field, value, allow_empty=True)
+        for field, value in wanted.items():
+            correction = corrections.save(post_id, field, value, by)
+            saved[field] = corrections.shown(correction) if correction.value else None
     except CorrectionError as exc:
         return _error(str(exc), 400)
     except UnknownPost as exc:

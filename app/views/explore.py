@@ -20,7 +20,7 @@ from flask import (
 from flask_login import current_user
 
 from app import corrections, explore
-from app.auth import access, require_role, safe_next
+from app.auth import may, require_role, safe_next
 from archive import queries
 from archive.correction_store import UnknownPost
 from archive.export import FORMATS, export_format
@@ -91,16 +91,10 @@ def explore_page():
         limit=limit,
         corrected=corrected,
         topic_choices=topic_choices,
-        may_correct=_may_correct(),
+        may_correct=may("analyst"),
         topic_chars=MAX_TOPIC_CHARS,
     )
     return page, status
-
-
-def _may_correct() -> bool:
-    return not access().required() or (
-        current_user.is_authenticated and current_user.may("analyst")
-    )
 
 
 @bp.post("/explore/corrections")

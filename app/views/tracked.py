@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.auth import access, require_role
+from app.auth import may, require_role
 from app.services import services
 from archive.tracked_store import TrackedTopicConflict
 from insights.tracked import (
@@ -91,7 +91,6 @@ def _page(editing=None, form: dict | None = None, error: str | None = None, stat
         form=form or {},
         error=error,
         limits={"name": MAX_NAME_CHARS, "field": MAX_FIELD_CHARS, "terms": MAX_TERMS},
-        may_edit=not access().required()
-        or (current_user.is_authenticated and current_user.may("analyst")),
+        may_edit=may("analyst"),
     )
     return page, status
