@@ -200,7 +200,7 @@ def format_history(runs: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _corrections_cell(record: Mapping[str, Any] | None) -> str:
-    """ "learned / kept aside" corrections of a run, e.g. "41 / 9"."""
+    """The corrections a run learned from and those it kept aside, as "41 / 9"."""
     if not record:
         return ""
     learned = record["sentiment"]["learned"] + record["topic"]["train"]
