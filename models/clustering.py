@@ -574,7 +574,9 @@ class _AutoTopics:
         else:
             state.kmeans._counts[:] = counts
         touched = self._step(state, features, rows)
-        split = self._split(state, features, rows, touched)
+        # Splits follow topics of the live stream; the first topics (`fit`) are shaped by
+        # births and merges alone.
+        split = self._split(state, features, rows, touched) if remember else None
         if split is not None:
             state, rows, touched = split
         # The centres that moved are named again, so a label always reads its centre.
@@ -789,9 +791,9 @@ class StreamingTopicClusterer(_AutoTopics):
             count decays: recent posts move centres more, and silent topics fade).
         retire_weight: a topic whose decayed weight falls below this retires.
         merge_similarity: two topics whose centres are at least this cosine-similar merge.
-        split_similarity: a topic whose posts of one batch fall into two groups less alike
-            than this (cosine of their means) splits in two (0 disables); below
-            `merge_similarity`, so the two do not merge back.
+        split_similarity: a live topic whose posts of one batch fall into two groups less
+            alike than this (cosine of their means) splits in two (0 disables); below
+            `merge_similarity`, so the two do not merge back. `fit` never splits.
         lineage_size: most recent `TopicEvent`s kept in `lineage_`.
     """
 
