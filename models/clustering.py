@@ -48,6 +48,9 @@ AUTO = "auto"
 # With "auto", a term the vocabulary lacks joins it once this many posts have used it: one
 # post's typo or name is noise, two posts sharing a new word may be a new topic.
 NEW_TERM_DF = 2
+# A live topic is examined for a split once per this many of its posts: a fork lasts longer
+# than that, and examining every topic in every batch cost more than the k-means step.
+SPLIT_CHECK_POSTS = 200
 EventKind = Literal["birth", "retirement", "merge", "split"]
 
 
@@ -663,8 +666,15 @@ class _AutoTopics:
         centers = state.kmeans.cluster_centers_
         counts = state.kmeans._counts
         found, count = np.unique(rows, return_counts=True)
+        due = self.split_due_
         splits = []
-        for row in found[count >= 2 * least]:
+        for row, n in zip(found.tolist(), count.tolist(), strict=True):
+            cid = int(state.ids[row])
+            waited = due.get(cid, 0) + n
+            if waited < SPLIT_CHECK_POSTS or n < 2 * least:
+                due[cid] = waited
+                continue
+            due[cid] = 0
             members = np.flatnonzero(rows == row)
             part = features[members]
             gram = (part @ part.T).toarray()
@@ -682,6 +692,10 @@ class _AutoTopics:
             within = gram[np.ix_(leaving, leaving)].mean() * gram[np.ix_(~leaving, ~leaving)].mean()
             if between / np.sqrt(within) < self.split_similarity:
                 splits.append((row, members, leaving))
+        if len(due) > 2 * self.max_clusters:  # forget retired topics
+            live = set(state.ids.tolist())
+            for cid in [c for c in due if c not in live]:
+                del due[cid]
         if not splits:
             return None
         centers = state.kmeans.cluster_centers_.copy()
@@ -851,6 +865,7 @@ class StreamingTopicClusterer(_AutoTopics):
         self.posts_seen_ = 0
         self.touched_: list[int] = []
         self.unknown_df_: Counter = Counter()
+        self.split_due_: dict[int, int] = {}  # posts per live topic since its last split check
         if self.auto:
             self._fit_auto(list(docs))
         else:
