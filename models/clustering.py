@@ -873,11 +873,15 @@ class StreamingTopicClusterer(_AutoTopics):
             self.next_id_ = self.n_clusters
         return self
 
-    # Versions saved before topics could split load without the setting: they never split.
-    split_similarity = 0.0
     # A running refit thread is not part of the model: it is neither pickled nor copied.
     _refit_thread: threading.Thread | None = None
     _refit_result: list[ClusterState] | None = None
+
+    def __setstate__(self, state: dict) -> None:
+        # A version saved before topics could split loads without these: it never splits.
+        state.setdefault("split_similarity", 0.0)
+        state.setdefault("split_due_", {})
+        self.__dict__.update(state)
 
     def __getstate__(self) -> dict:
         if self._refit_thread is not None:

@@ -186,6 +186,17 @@ def test_saved_and_loaded_clusterer_keeps_lineage_ids_and_goes_on(streamed):
     assert min(set(born) - before) > max(before)  # ids continue, never reused
 
 
+def test_a_clusterer_saved_before_topics_could_split_learns_on_and_never_splits(streamed):
+    clusterer, *_ = streamed
+    older = pickle.loads(pickle.dumps(clusterer))
+    del older.split_similarity, older.split_due_  # as a version saved before splits pickles
+    loaded = pickle.loads(pickle.dumps(older))
+    texts, _, _ = evolving_stream(seed=4)
+    for start in range(0, len(texts), BATCH):
+        loaded.partial_fit(texts[start : start + BATCH])
+    assert loaded.split_similarity == 0.0 and not events_of(loaded, "split")
+
+
 def test_evolving_stream_evaluation_reports_the_new_mode():
     texts, topics, _ = evolving_stream(seed=5)
     report = evaluate_streaming_clustering(
