@@ -663,8 +663,6 @@ class _AutoTopics:
         if self.split_similarity <= 0:
             return None
         least = 2 * max(self.min_topic_posts, 1)
-        centers = state.kmeans.cluster_centers_
-        counts = state.kmeans._counts
         found, count = np.unique(rows, return_counts=True)
         due = self.split_due_
         splits = []
@@ -686,12 +684,13 @@ class _AutoTopics:
             closeness = np.asarray(part @ state.unit[row]).ravel()
             if closeness[leaving].mean() > closeness[~leaving].mean():
                 leaving = ~leaving  # the group less like the topic leaves
-            if _cohesion(gram[np.ix_(leaving, leaving)]) < self.new_topic_similarity:
+            inside = gram[np.ix_(leaving, leaving)]
+            if _cohesion(inside) < self.new_topic_similarity:
                 continue
             between = gram[np.ix_(leaving, ~leaving)].mean()
-            within = gram[np.ix_(leaving, leaving)].mean() * gram[np.ix_(~leaving, ~leaving)].mean()
+            within = inside.mean() * gram[np.ix_(~leaving, ~leaving)].mean()
             if between / np.sqrt(within) < self.split_similarity:
-                splits.append((row, members, leaving))
+                splits.append((row, members, part, leaving))
         if len(due) > 2 * self.max_clusters:  # forget retired topics
             live = set(state.ids.tolist())
             for cid in [c for c in due if c not in live]:
@@ -703,9 +702,8 @@ class _AutoTopics:
         ids, labels, unit = state.ids, list(state.labels), state.unit.copy()
         rows = rows.copy()
         new_centers, new_counts, new_ids = [], [], []
-        for row, members, leaving in splits:
+        for row, members, part, leaving in splits:
             before = _top_terms(centers[row], state, 5)
-            part = features[members]
             share = leaving.mean()
             center = np.asarray(part[leaving].mean(axis=0)).ravel()
             centers[row] = np.asarray(part[~leaving].mean(axis=0)).ravel()

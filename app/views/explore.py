@@ -25,7 +25,7 @@ from archive import queries
 from archive.correction_store import UnknownPost
 from archive.export import FORMATS, export_format
 from archive.queries import ENGAGEMENT_BANDS, SENTIMENT_LABELS, PostFilter
-from models.corrections import FIELDS, MAX_TOPIC_CHARS, CorrectionError
+from models.corrections import MAX_TOPIC_CHARS, CorrectionError
 
 bp = Blueprint("explore", __name__)
 MAX_EXPORTS = 2
@@ -68,7 +68,8 @@ def explore_page():
     if found is not None and found.rows:
         try:
             corrected = corrections.of_posts([row.id for row in found.rows])
-            topic_choices = corrections.topic_choices()
+            if may("analyst"):  # only the correction forms offer them
+                topic_choices = corrections.topic_choices()
         except queries.ArchiveUnavailable as exc:
             error, status = str(exc), 503
     args = wanted.to_args()
@@ -108,8 +109,6 @@ def correct():
         back = "/explore"
     if not form["post_id"] or len(form["post_id"]) > corrections.MAX_POST_ID_CHARS:
         return _refused("no archived post has this id", 404, back)
-    if form["field"] not in FIELDS:
-        return _refused(f"a correction is of {' or '.join(FIELDS)}", 400, back)
     if len(form["value"]) > corrections.MAX_VALUE_CHARS:
         return _refused(f"a topic name has at most {MAX_TOPIC_CHARS} characters", 400, back)
     by = current_user.name if current_user.is_authenticated else "anonymous"
