@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in one run; prints a table and writes bench/results/*.json.
 
 Usage: python -m bench [--quick] [--duration S]
-       [--only pipeline,api,alerts,audiences,dashboard,load,kafka,replay,explore]
+       [--only pipeline,sentiment,api,alerts,audiences,dashboard,load,kafka,replay,explore]
 """
 
 from __future__ import annotations
@@ -24,6 +24,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = (
     # (section, key path, comparison, target, description)
     ("pipeline", "batched_vs_vader", ">=", 0.75, "in-process pipeline ≥ 0.75 × VADER alone"),
+    (
+        "sentiment",
+        "calibrated_vs_vader",
+        ">=",
+        0.8,
+        "calibrated sentiment ≥ 0.8 × VADER alone",
+    ),
     # `batched_vs_one_post_per_call` is reported without a target: "≥ 20 × post by post" is
     # read as the per-post library calls that micro-batching replaces (the row below).
     (
@@ -169,7 +176,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (1-minute memory run)")
     parser.add_argument(
         "--only",
-        default="pipeline,api,alerts,audiences,dashboard,load,kafka,replay,explore",
+        default="pipeline,sentiment,api,alerts,audiences,dashboard,load,kafka,replay,explore",
     )
     parser.add_argument("--duration", type=float, help="seconds of the dashboard/memory run")
     args = parser.parse_args()
@@ -191,6 +198,11 @@ def main() -> None:
         print("pipeline throughput …", flush=True)
         # Parsed as the worker parses each Kafka value.
         results["pipeline"] = pipeline.run(model_dir, [parse_post(v) for v in values])
+    if "sentiment" in sections:
+        from bench import sentiment
+
+        print("calibrated sentiment against VADER alone …", flush=True)
+        results["sentiment"] = sentiment.run()
     if "api" in sections:
         print("API latency …", flush=True)
         results["api"] = server.api_latency(model_dir, workdir, 300 if args.quick else 1000)

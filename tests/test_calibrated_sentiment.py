@@ -17,6 +17,7 @@ from sklearn.metrics import f1_score
 
 from app.cli import main
 from models.calibrated_sentiment import (
+    C_CHOICES,
     FALLBACK_CALIBRATION,
     LABELS,
     StackedSentimentModel,
@@ -116,6 +117,20 @@ def test_fit_refuses_unknown_labels_and_too_few_examples():
     texts, labels = made_up_tweets(30, seed=3)
     with pytest.raises(ValueError, match="at least"):
         StackedSentimentModel(folds=5).fit(texts[:6], labels[:6])
+
+
+def test_the_text_models_penalty_is_chosen_out_of_fold_unless_given(small_model):
+    assert small_model.C_ in C_CHOICES
+    assert small_model.describe()["chosen_C"] == small_model.C_
+    texts, labels = made_up_tweets(300, seed=1)
+    fixed = StackedSentimentModel(C=0.05, folds=3).fit(texts, labels)
+    assert fixed.C_ == 0.05 and fixed.describe()["params"]["C"] == 0.05
+    # Out of fold, the chosen penalty predicts at least as well as one it was not offered.
+    chosen = StackedSentimentModel(C=small_model.C_, folds=3).fit(texts, labels)
+    held_texts, held_labels = made_up_tweets(200, seed=9)
+    assert f1_score(held_labels, chosen.predict(held_texts), average="macro") >= f1_score(
+        held_labels, fixed.predict(held_texts), average="macro"
+    )
 
 
 def test_fallback_is_vaders_label_with_the_measured_probability():
