@@ -6,9 +6,10 @@ models here add `calibrated_label` (negative / neutral / positive) and its proba
 - `StackedSentimentModel`, trained on labelled tweets (`socialpulse train --sentiment-file`):
   NB-weighted logistic regressions, one per class, on TF-IDF word unigrams and bigrams of
   the words VADER read (level 1), and a logistic regression (level 2) on the first level's
-  out-of-fold log probabilities and VADER's four scores. The level-2 layer both combines the two and
-  calibrates the probabilities, since it learns from predictions on rows the text model did
-  not see. Scoring reuses VADER's tokens and runs the TF-IDF arithmetic on the whole batch.
+  out-of-fold log probabilities and VADER's four scores. The level-2 layer both combines
+  the two and calibrates the probabilities, since it learns from predictions on rows the
+  text model did not see. Scoring reuses VADER's tokens and runs the TF-IDF arithmetic on
+  the whole batch.
 - `VaderFallbackSentimentModel`, used when no labelled data was given (the zero-set-up
   default of `make run`): VADER's label, with the probability that VADER's label is right
   as measured on labelled tweets for its |compound| (`FALLBACK_CALIBRATION`).
