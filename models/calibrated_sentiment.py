@@ -182,16 +182,16 @@ class StackedSentimentModel(VaderSentimentModel):
         # The text model's penalty is chosen by the weighted log loss of its out-of-fold
         # predictions: one large file wants less of it, a small general one more.
         splits = list(StratifiedKFold(self.folds, shuffle=True, random_state=self.seed).split(x, y))
-        best_loss = math.inf
-        for C in [self.C] if self.C is not None else C_CHOICES:
-            predicted = np.zeros((len(y), len(LABELS)))
-            for train, test in splits:
-                coef, intercept = self._fit_text_model(x[train], y[train], weights[train], C)
-                predicted[test] = _log_softmax(x[test] @ coef + intercept)
-            loss = -np.average(predicted[np.arange(len(y)), y], weights=weights)
-            if loss < best_loss:
-                best_loss, self.C_, out_of_fold = loss, C, predicted
-        coef, intercept = self._fit_text_model(x, y, weights, self.C_)
+        choices = [self.C] if self.C is not None else list(C_CHOICES)
+        predicted = np.zeros((len(choices), len(y), len(LABELS)))
+        for train, test in splits:
+            fitted = self._fit_text_model(x[train], y[train], weights[train], choices)
+            for i, (coef, intercept) in enumerate(fitted):
+                predicted[i, test] = _log_softmax(x[test] @ coef + intercept)
+        losses = [-np.average(p[np.arange(len(y)), y], weights=weights) for p in predicted]
+        best = int(np.argmin(losses))
+        self.C_, out_of_fold = choices[best], predicted[best]
+        [(coef, intercept)] = self._fit_text_model(x, y, weights, [self.C_])
         stack = LogisticRegression(C=self.stack_C, max_iter=3000)
         stack.fit(np.hstack([out_of_fold, _stack_features(scores)]), y, sample_weight=weights)
         # Only the coefficients are kept: scoring is two matrix products, no sklearn call.
@@ -203,32 +203,37 @@ class StackedSentimentModel(VaderSentimentModel):
         return self
 
     def _fit_text_model(
-        self, x: sparse.csr_matrix, y: np.ndarray, weights: np.ndarray, C: float
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, x: sparse.csr_matrix, y: np.ndarray, weights: np.ndarray, choices: Sequence[float]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Level 1: one NB-weighted logistic regression per class against the others (NBSVM,
-        Wang & Manning 2012), as (terms × classes) coefficients and intercepts.
+        Wang & Manning 2012), as (terms × classes) coefficients and intercepts, for each
+        inverse penalty in `choices`.
 
         Each term's column is scaled by the log ratio of how often it occurs (present or
         not, weighted, smoothed by `NB_ALPHA`) in the class's texts against the others'.
         Rare but telling words then start ahead of common ones, which a plain logistic
         regression learns poorly from a few thousand tweets. The scaling is folded into the
-        coefficients, so scoring costs what a plain logistic regression costs.
+        coefficients, so scoring costs what a plain logistic regression costs. It does not
+        depend on the penalty, so each class's scaled matrix serves every choice.
         """
         from sklearn.linear_model import LogisticRegression
 
         present = x.copy()
         present.data[:] = 1.0
-        coefficients, intercepts = [], []
+        coefficients = np.zeros((len(choices), x.shape[1], len(LABELS)))
+        intercepts = np.zeros((len(choices), len(LABELS)))
         for label in range(len(LABELS)):
             member = y == label
             counts_in = NB_ALPHA + present.T @ np.where(member, weights, 0.0)
             counts_out = NB_ALPHA + present.T @ np.where(member, 0.0, weights)
             ratio = np.log(counts_in / counts_in.sum()) - np.log(counts_out / counts_out.sum())
-            model = LogisticRegression(C=C, max_iter=3000)
-            model.fit(x @ sparse.diags(ratio), member, sample_weight=weights)
-            coefficients.append(model.coef_[0] * ratio)
-            intercepts.append(model.intercept_[0])
-        return np.column_stack(coefficients), np.array(intercepts)
+            scaled = x @ sparse.diags(ratio)
+            for i, C in enumerate(choices):
+                model = LogisticRegression(C=C, max_iter=3000)
+                model.fit(scaled, member, sample_weight=weights)
+                coefficients[i, :, label] = model.coef_[0] * ratio
+                intercepts[i, label] = model.intercept_[0]
+        return list(zip(coefficients, intercepts, strict=True))
 
     def _weights(self, y: np.ndarray, groups: list[str], fixed: Mapping[str, float]) -> np.ndarray:
         group_array = np.array(groups)
