@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestRegressor
@@ -16,6 +18,16 @@ _RECENT_LIFT = FEATURE_NAMES.index("author_recent_lift")
 # Up to this many rows, `predict_log` walks every tree at once (one numpy step per tree
 # level), which beats a call per tree; larger batches are faster tree by tree.
 SMALL_BATCH = 8
+
+
+class _ForestArrays(NamedTuple):
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    value: np.ndarray
+    roots: np.ndarray
+    depth: int
 
 
 class EngagementModel(BaseEstimator):
@@ -110,30 +122,25 @@ class EngagementModel(BaseEstimator):
             return np.empty(0)
         x = np.ascontiguousarray(features, dtype=np.float32)  # what the trees compare
         if n_rows <= SMALL_BATCH:
-            # Every tree at once; a cumulative sum adds the trees in order, as below.
-            total = np.cumsum(self._leaf_values(x), axis=1)[:, -1]
-        else:
-            total = np.zeros(n_rows)
-            for tree in self._trees():
-                total += tree.predict(x).reshape(n_rows)
+            leaves, _ = self._walk(x, contributions=False)
+            return self._log_values(leaves, features)
+        total = np.zeros(n_rows)
+        for tree in self._trees():
+            total += tree.predict(x).reshape(n_rows)
+        return self._with_baseline(total, features)
+
+    def _log_values(self, leaves: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """`predict_log` from the leaf each row reached in each tree (see `_walk`)."""
+        leaf_values = self._forest_arrays().value[leaves].reshape(features.shape[0], -1)
+        # A cumulative sum adds the trees in order, as `predict_log` does tree by tree.
+        return self._with_baseline(np.cumsum(leaf_values, axis=1)[:, -1], features)
+
+    def _with_baseline(self, total: np.ndarray, features: np.ndarray) -> np.ndarray:
         if self.baseline == "none":
             return total / len(self.forest_.estimators_)
         return total / len(self.forest_.estimators_) + self._base(
             np.asarray(features, dtype=np.float64)
         )
-
-    def _leaf_values(self, x: np.ndarray) -> np.ndarray:
-        """(rows, trees): the value of the leaf each float32 row reaches in each tree."""
-        left, right, feature, threshold, value, roots = self._forest_arrays()
-        rows = np.repeat(np.arange(x.shape[0]), len(roots))
-        nodes = np.tile(roots, x.shape[0])
-        inner = left[nodes] != -1
-        while inner.any():
-            at = nodes[inner]
-            below = x[rows[inner], feature[at]].astype(np.float64) <= threshold[at]
-            nodes[inner] = np.where(below, left[at], right[at])
-            inner = left[nodes] != -1
-        return value[nodes].reshape(x.shape[0], len(roots))
 
     def contributions(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Split each prediction into a bias plus one contribution per feature.
@@ -141,57 +148,85 @@ class EngagementModel(BaseEstimator):
         Along each tree's decision path, the change in node value at a split is credited to
         the split's feature; averaged over trees, bias + contributions.sum(1) = prediction.
         With the author baseline, the author's recent level is credited to its feature.
-        Every row walks every tree at once, one tree level per step (see `_forest_arrays`).
         """
+        _, bias, contrib = self.predict_and_contributions(features)
+        return bias, contrib
+
+    def predict_and_contributions(
+        self, features: np.ndarray
+    ) -> tuple[list[EngagementPrediction], np.ndarray, np.ndarray]:
+        """`predict` and `contributions` of the same rows from one walk down the trees."""
         x = np.ascontiguousarray(features, dtype=np.float32)
         n_rows, n_features = x.shape
-        left, right, feature, threshold, value, roots = self._forest_arrays()
-        contrib = np.zeros((n_rows, n_features))
-        rows = np.repeat(np.arange(n_rows), len(roots))
-        nodes = np.tile(roots, n_rows)
-        while len(nodes):
-            inner = left[nodes] != -1  # leaves are done
-            rows, nodes = rows[inner], nodes[inner]
-            split = feature[nodes]
-            # float32 input against float64 thresholds, as the trees themselves compare
-            below = x[rows, split].astype(np.float64) <= threshold[nodes]
-            children = np.where(below, left[nodes], right[nodes])
-            np.add.at(contrib, (rows, split), value[children] - value[nodes])
-            nodes = children
-        contrib /= len(roots)
-        bias = np.full(n_rows, value[roots].mean())
+        forest = self._forest_arrays()
+        leaves, summed = self._walk(x, contributions=True)
+        contrib = summed.reshape(n_rows, n_features) / len(forest.roots)
+        bias = np.full(n_rows, forest.value[forest.roots].mean())
         if self.baseline == "author":
             bias += self.intercept_
             contrib[:, _RECENT_LIFT] += np.asarray(features, dtype=np.float64)[:, _RECENT_LIFT]
-        return bias, contrib
+        return self._predictions(self._log_values(leaves, features)), bias, contrib
 
-    def _forest_arrays(self) -> tuple[np.ndarray, ...]:
-        """Every tree's nodes in one set of arrays (children renumbered), and the roots;
-        built once per fitted forest, and never saved with the model."""
+    def _walk(self, x: np.ndarray, contributions: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Every float32 row down every tree at once, one tree level per numpy step: the
+        leaf reached (row by row, trees in order) and each (row, feature)'s sum of the value
+        changes at the splits on that feature, flattened (zeros unless asked).
+
+        Leaves point to themselves (see `_forest_arrays`), so every step moves every row
+        and tree and no step filters: a leaf reached early stays, with a change of 0.
+        """
+        forest = self._forest_arrays()
+        n_rows, n_features = x.shape
+        # float32 input against float64 thresholds, as the trees themselves compare
+        cells = x.astype(np.float64).ravel()
+        row_offsets = np.repeat(np.arange(n_rows) * n_features, len(forest.roots))
+        nodes = np.tile(forest.roots, n_rows)
+        split_cells, changes = [], []
+        for _ in range(forest.depth):
+            cell = row_offsets + forest.feature.take(nodes)
+            below = cells.take(cell) <= forest.threshold.take(nodes)
+            children = np.where(below, forest.left.take(nodes), forest.right.take(nodes))
+            if contributions:
+                split_cells.append(cell)
+                changes.append(forest.value.take(children) - forest.value.take(nodes))
+            nodes = children
+        if not changes:  # not asked, or every tree is a single leaf
+            return nodes, np.zeros(n_rows * n_features)
+        # bincount adds each cell's changes in the order np.add.at would: level by level,
+        # trees in order.
+        summed = np.bincount(
+            np.concatenate(split_cells), np.concatenate(changes), minlength=n_rows * n_features
+        )
+        return nodes, summed
+
+    def _forest_arrays(self) -> _ForestArrays:
+        """Every tree's nodes in one set of arrays (children renumbered), the roots and the
+        deepest tree's depth; built once per fitted forest, and never saved with the model.
+        A leaf's children are the leaf itself, split on feature 0, so a walk can take the
+        same number of steps down every tree."""
         cached = self.__dict__.get("_forest_cache")
         if cached is None or cached[0] is not self.forest_:
             trees = self._trees()
             offsets = np.cumsum([0] + [tree.node_count for tree in trees])[:-1]
-
-            def joined(child: str) -> np.ndarray:
-                return np.concatenate(
-                    [
-                        np.where(c == -1, -1, c + o)
-                        for c, o in zip((getattr(t, child) for t in trees), offsets, strict=True)
-                    ]
-                )
-
-            cached = self._forest_cache = (
-                self.forest_,
-                (
-                    joined("children_left"),
-                    joined("children_right"),
-                    np.concatenate([t.feature for t in trees]),
-                    np.concatenate([t.threshold for t in trees]),
-                    np.concatenate([t.value.reshape(-1) for t in trees]),
-                    offsets,
-                ),
+            placed = list(zip(trees, offsets, strict=True))
+            left = np.concatenate([t.children_left + offset for t, offset in placed])
+            right = np.concatenate([t.children_right + offset for t, offset in placed])
+            leaf = np.concatenate([t.children_left == -1 for t in trees])
+            own = np.flatnonzero(leaf)
+            left[own] = own
+            right[own] = own
+            feature = np.concatenate([t.feature for t in trees]).astype(np.intp)
+            feature[own] = 0
+            arrays = _ForestArrays(
+                left,
+                right,
+                feature,
+                np.concatenate([t.threshold for t in trees]),
+                np.concatenate([t.value.reshape(-1) for t in trees]),
+                offsets,
+                max(tree.max_depth for tree in trees),
             )
+            cached = self._forest_cache = (self.forest_, arrays)
         return cached[1]
 
     def __getstate__(self) -> dict:
@@ -200,7 +235,9 @@ class EngagementModel(BaseEstimator):
         return state
 
     def predict(self, features: np.ndarray) -> list[EngagementPrediction]:
-        log_values = self.predict_log(features)
+        return self._predictions(self.predict_log(features))
+
+    def _predictions(self, log_values: np.ndarray) -> list[EngagementPrediction]:
         bands = band_of(log_values, self.band_edges_)
         predicted = np.round(np.expm1(log_values), 2).tolist()
         return [

@@ -100,18 +100,22 @@ class ScoringPipeline:
     ) -> list[tuple[ScoredPost, Explanation]]:
         """`score_batch` without learning, each post with its explanation; the features are
         computed once for both (what the form and the API answer)."""
-        scored, matrix = self._score(posts, learn=False)
-        return list(zip(scored, self._explanations(scored, matrix, top), strict=True))
+        scored, matrix, contributions = self._score(posts, learn=False, explain=True)
+        explanations = self._explanations(scored, matrix, top, contributions)
+        return list(zip(scored, explanations, strict=True))
 
     def _score(
         self,
         posts: Sequence[Post],
         learn: bool = False,
         received_at: Sequence[float] | None = None,
-    ) -> tuple[list[ScoredPost], np.ndarray]:
-        """Scored posts and their feature rows."""
+        explain: bool = False,
+    ) -> tuple[list[ScoredPost], np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """Scored posts, their feature rows and, with `explain`, the engagement model's
+        bias and feature contributions (from the same walk down the trees)."""
         if not posts:
-            return [], np.empty((0, len(FEATURE_NAMES)))
+            empty = np.empty((0, len(FEATURE_NAMES)))
+            return [], empty, ((np.empty(0), empty) if explain else None)
         started = time.perf_counter()
         features = featurize(
             posts,
@@ -121,7 +125,14 @@ class ScoringPipeline:
             learn=learn,
             learn_lock=self._learn_lock,
         )
-        engagements = self.engagement.predict(features.matrix)
+        contributions = None
+        if explain:
+            engagements, bias, by_feature = self.engagement.predict_and_contributions(
+                features.matrix
+            )
+            contributions = (bias, by_feature)
+        else:
+            engagements = self.engagement.predict(features.matrix)
         assignments = self._assignments_of(features.cluster_state)
         done = time.time()
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
@@ -142,7 +153,7 @@ class ScoringPipeline:
                 strict=True,
             )
         ]
-        return scored, features.matrix
+        return scored, features.matrix, contributions
 
     def _assignments_of(self, state: ClusterState) -> dict[int, ClusterAssignment]:
         """Every cluster's assignment record, built once per clusterer state: a state is
@@ -172,23 +183,25 @@ class ScoringPipeline:
         return self._explanations([scored], matrix, top)[0]
 
     def _explanations(
-        self, scored: Sequence[ScoredPost], matrix: np.ndarray, top: int
+        self,
+        scored: Sequence[ScoredPost],
+        matrix: np.ndarray,
+        top: int,
+        contributions: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[Explanation]:
-        baseline, contributions = self.engagement.contributions(matrix)
+        baselines, by_feature = contributions or self.engagement.contributions(matrix)
         explanations = []
-        for row, post in enumerate(scored):
-            order = sorted(range(len(FEATURE_NAMES)), key=lambda i: -abs(contributions[row, i]))
+        for post, baseline, values, row in zip(
+            scored, baselines.tolist(), matrix.tolist(), by_feature.tolist(), strict=True
+        ):
+            order = sorted(range(len(FEATURE_NAMES)), key=lambda i: -abs(row[i]))
             explanations.append(
                 Explanation(
                     sentiment_drivers=self.sentiment.drivers(post.post.text),
                     cluster_terms=self.clusterer.top_terms(post.cluster.id),
-                    engagement_baseline=round(float(baseline[row]), 4),
+                    engagement_baseline=round(baseline, 4),
                     engagement_contributions=[
-                        FeatureContribution(
-                            FEATURE_NAMES[i],
-                            round(float(matrix[row, i]), 4),
-                            round(float(contributions[row, i]), 4),
-                        )
+                        FeatureContribution(FEATURE_NAMES[i], round(values[i], 4), round(row[i], 4))
                         for i in order[:top]
                     ],
                 )

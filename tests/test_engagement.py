@@ -103,6 +103,29 @@ def test_contributions_follow_each_trees_decision_path(bundle, fresh_features):
     np.testing.assert_allclose(contributions, expected, rtol=0, atol=1e-12)
 
 
+def test_one_walk_gives_the_prediction_and_its_contributions(bundle, fresh_features):
+    """What the API answers (a prediction and its explanation) comes from one walk down the
+    trees, with the same numbers as `predict` and `contributions` apart."""
+    model = bundle.engagement
+    for size in (1, 2, SMALL_BATCH + 1, 40):
+        rows = fresh_features[size : 2 * size]
+        predictions, bias, contributions = model.predict_and_contributions(rows)
+        assert predictions == model.predict(rows)
+        expected_bias, expected_contributions = model.contributions(rows)
+        assert np.array_equal(bias, expected_bias)
+        assert np.array_equal(contributions, expected_contributions)
+
+
+def test_a_forest_of_single_leaves_walks_nowhere():
+    x = np.random.default_rng(0).normal(size=(50, len(FEATURE_NAMES)))
+    model = EngagementModel(n_estimators=3).fit(x, np.full(50, 2.0))
+    predictions, bias, contributions = model.predict_and_contributions(x[:4])
+    assert [p.predicted for p in predictions] == [round(float(np.expm1(2.0)), 2)] * 4
+    np.testing.assert_allclose(bias, 2.0)
+    assert not contributions.any()
+    assert np.array_equal(model.predict_log(x[:4]), model.forest_.predict(x[:4]))
+
+
 def test_pipeline_explanation_matches_the_prediction(pipeline, fresh_posts):
     scored = pipeline.score_batch(fresh_posts[:5])
     for post in scored:
