@@ -14,6 +14,7 @@ confluent-kafka client) go through `off_loop` so the loop keeps serving meanwhil
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import socket
@@ -73,6 +74,15 @@ class OffLoopScorer:
         return off_loop(self.scorer.score_batch, posts, learn=learn, received_at=received_at)
 
 
+def freeze_long_lived() -> None:
+    """Keep what exists once the worker is up (the app, lexicons and models: a few hundred
+    thousand objects) out of the garbage collector's full passes. A full pass over them
+    takes about 170 ms, and every request in flight waits it out. What is allocated later
+    (newer model versions too) is still collected; a frozen object is still freed when its
+    last reference goes."""
+    gc.freeze()
+
+
 def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -97,7 +107,12 @@ class WebServer(BaseApplication):
         on_stop: Callable[[], None],
     ) -> None:
         self.wsgi_app = wsgi_app
-        self.settings = {**settings, "post_worker_init": lambda worker: on_start()}
+
+        def start(worker: Any) -> None:
+            on_start()
+            freeze_long_lived()
+
+        self.settings = {**settings, "post_worker_init": start}
         self.read_timeout = read_timeout
         self.on_stop = on_stop
         super().__init__()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import time
@@ -11,7 +12,7 @@ import pytest
 import requests
 import socketio
 
-from app.server import bind_address, off_loop
+from app.server import WebServer, bind_address, off_loop
 from app.testing import running_server, wait_for
 
 pytestmark = pytest.mark.slow
@@ -46,6 +47,23 @@ def test_off_loop_calls_directly_without_gevent():
 def test_bind_address_brackets_ipv6():
     assert bind_address("127.0.0.1", 5000) == "127.0.0.1:5000"
     assert bind_address("::1", 5000) == "[::1]:5000"
+
+
+def test_the_worker_starts_the_app_then_freezes_what_lives_long():
+    started, before = [], gc.get_freeze_count()
+    server = WebServer(
+        lambda environ, start_response: [],
+        {"bind": ["127.0.0.1:0"]},
+        read_timeout=5.0,
+        on_start=lambda: started.append(gc.get_freeze_count()),
+        on_stop=lambda: None,
+    )
+    try:
+        server.cfg.post_worker_init(None)
+        assert started == [before]  # the app's background work starts before the freeze
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
 
 
 def test_half_sent_requests_are_cut_off_and_hold_no_threads(model_dir, tmp_path):
