@@ -138,6 +138,23 @@ def test_https_at_the_proxy_makes_the_cookie_secure(config):
     assert "Secure" in cookie
 
 
+def test_a_new_secret_key_signs_new_sessions_and_refuses_old_ones(config):
+    """Sessions are signed with one serializer per set of keys, built again when they change."""
+    app = make_app(config)
+    old_cookie = session_cookie(app.test_client().get("/analyze")).split(";")[0].split("=", 1)[1]
+    serializer = app.session_interface.get_signing_serializer(app)
+    assert app.session_interface.get_signing_serializer(app) is serializer
+    with app.test_request_context():
+        assert app.session_interface.get_signing_serializer(app).loads(old_cookie) is not None
+    app.secret_key = "rotated-" + str(app.secret_key)
+    rotated = app.session_interface.get_signing_serializer(app)
+    assert rotated is not serializer
+    with pytest.raises(Exception, match="Signature"):
+        rotated.loads(old_cookie)
+    app.config["SECRET_KEY_FALLBACKS"] = [app.secret_key[len("rotated-") :]]
+    assert app.session_interface.get_signing_serializer(app).loads(old_cookie) is not None
+
+
 def test_a_spoofed_proto_without_a_proxy_changes_nothing(client):
     cookie = session_cookie(client.get("/analyze", headers={"X-Forwarded-Proto": "https"}))
     assert "Secure" not in cookie
