@@ -98,6 +98,62 @@ def test_form_shows_markup_as_text_and_runs_no_script(server, page):
     assert not page.problems, page.problems
 
 
+def _post(i: int) -> dict:
+    return {"id": f"burst-{i}", "author": "fan", "text": f"post {i}", "hashtags": ["nba"]}
+
+
+def _series(points: int, positive: int) -> list[dict]:
+    return [
+        {
+            "start": f"2026-01-01T00:{m:02d}:00+00:00",
+            "mean": 0.1,
+            "positive": positive,
+            "neutral": 1,
+            "negative": 1,
+        }
+        for m in range(points)
+    ]
+
+
+def test_a_busy_stream_redraws_charts_twice_a_second_and_adds_a_few_posts_a_frame(server, page):
+    """Updates are fed to the page by hand (its Socket.IO library is blocked), as fast as a
+    busy stream sends them: the charts end on the latest data without redrawing for every
+    update, and a filled feed takes the newest ten posts of a frame."""
+    page.route("**/socket.io.min.js", lambda route: route.abort())
+    page.goto(server + "/")
+    page.wait_for_function("() => window.SocialPulseDashboard !== undefined")
+    page.problems.clear()  # the blocked script
+    page.evaluate(
+        "(posts) => SocialPulseDashboard.handleUpdate({posts: posts})",
+        [_post(i) for i in range(60, 10, -1)],
+    )
+    page.wait_for_function("() => document.querySelectorAll('#feed .post').length === 50")
+    draws = page.evaluate(
+        """async (series) => {
+            const start = SocialPulseDashboard.perf.chartDraws;
+            for (let i = 0; i < series.length; i++) {
+                SocialPulseDashboard.handleUpdate({sentiment_series: series[i]});
+                await new Promise((done) => setTimeout(done, 30));
+            }
+            await new Promise((done) => setTimeout(done, 700));
+            return SocialPulseDashboard.perf.chartDraws - start;
+        }""",
+        [_series(3 + (k % 5), k) for k in range(40)],  # 40 updates over about 1.2 s
+    )
+    assert 1 <= draws <= 4
+    assert _attr(page, "#sentiment-chart", "data-points") == 3 + (39 % 5)  # the last one
+
+    page.evaluate(
+        "(posts) => SocialPulseDashboard.handleUpdate({posts: posts})",
+        [_post(i) for i in range(100, 70, -1)],
+    )
+    page.wait_for_function("() => document.querySelector('#feed .post').dataset.id === 'burst-100'")
+    ids = page.eval_on_selector_all("#feed .post", "nodes => nodes.map(n => n.dataset.id)")
+    assert ids[:10] == [f"burst-{i}" for i in range(100, 90, -1)]
+    assert ids[10] == "burst-60" and len(ids) == 50
+    assert not page.problems, page.problems
+
+
 BROWSER_PASSWORD = "a browser-test passphrase"
 
 

@@ -8,6 +8,13 @@
   "use strict";
 
   var FEED_MAX = 50;
+  // A busy stream brings dozens of new posts every frame, more than anyone reads: once the
+  // feed is filled, each frame adds only the newest few. Rebuilding all 50 rows every frame
+  // cost more than the rest of the page together.
+  var FEED_PER_FRAME = 10;
+  // Charts redraw at most this often (their data keeps arriving with every update; the
+  // latest is drawn): a redraw lays out the axes again, the page's largest cost per update.
+  var CHART_INTERVAL_MS = 500;
 
   // 20 distinct colours; a cluster's colour is PALETTE[id % 20] everywhere.
   var PALETTE = [
@@ -539,7 +546,8 @@
     // posts: newest first, already capped at FEED_MAX.
     var frag = document.createDocumentFragment();
     var added = 0;
-    for (var i = 0; i < posts.length; i++) {
+    var room = feedIds.size ? FEED_PER_FRAME : FEED_MAX;
+    for (var i = 0; i < posts.length && added < room; i++) {
       var p = posts[i];
       if (!p || typeof p !== "object" || p.id === undefined || p.id === null) continue;
       var id = String(p.id);
@@ -649,7 +657,7 @@
   var updatesHandled = 0;
   var pending = null;
   var frameRequested = false;
-  var perf = { last: 0, max: 0, total: 0, frames: 0, lastPosts: 0 };
+  var perf = { last: 0, max: 0, total: 0, frames: 0, lastPosts: 0, chartDraws: 0 };
 
   function emptyPending() {
     return { posts: [], stats: null, series: null, clusters: null, trending: null, wordcloud: null, problems: null, alerts: null, topicEvents: null, newTopics: null, tracked: null };
@@ -686,6 +694,32 @@
     }
   }
 
+  var chartData = { series: null, clusters: null };
+  var lastChartDraw = -Infinity;
+  var chartTimer = null;
+
+  function scheduleCharts(series, clusters) {
+    if (series) chartData.series = series;
+    if (clusters) chartData.clusters = clusters;
+    if (chartTimer !== null) return;
+    var wait = lastChartDraw + CHART_INTERVAL_MS - performance.now();
+    if (wait <= 0) {
+      drawCharts();
+    } else {
+      chartTimer = setTimeout(function () { requestAnimationFrame(drawCharts); }, wait);
+    }
+  }
+
+  function drawCharts() {
+    chartTimer = null;
+    lastChartDraw = performance.now();
+    perf.chartDraws++;
+    var d = chartData;
+    chartData = { series: null, clusters: null };
+    try { if (d.series) renderSentimentSeries(d.series); } catch (err) { if (window.console) console.warn("sentiment chart failed", err); }
+    try { if (d.clusters) renderClusters(d.clusters); } catch (err) { if (window.console) console.warn("cluster chart failed", err); }
+  }
+
   function flush() {
     frameRequested = false;
     var p = pending;
@@ -695,8 +729,7 @@
     var steps = [
       function () { if (p.posts.length) renderPosts(p.posts); },
       function () { if (p.stats) renderStats(p.stats); },
-      function () { if (p.series) renderSentimentSeries(p.series); },
-      function () { if (p.clusters) renderClusters(p.clusters); },
+      function () { if (p.series || p.clusters) scheduleCharts(p.series, p.clusters); },
       function () { if (p.trending) renderTrending(p.trending); },
       function () { if (p.wordcloud) renderWordcloud(p.wordcloud); },
       function () { if (p.problems) renderProblems(p.problems); },
