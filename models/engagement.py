@@ -21,6 +21,8 @@ SMALL_BATCH = 8
 
 
 class _ForestArrays(NamedTuple):
+    """Every tree of a forest in one set of node arrays (see `EngagementModel._forest_arrays`)."""
+
     left: np.ndarray
     right: np.ndarray
     feature: np.ndarray
