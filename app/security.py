@@ -96,6 +96,8 @@ def behind_proxies(app: Callable, hops: int) -> Callable:
 class TlsAwareSessions(SecureCookieSessionInterface):
     """Session cookies marked `Secure` on HTTPS requests, as well as when configured so."""
 
+    _serializer: tuple | None = None  # (the keys, the serializer signing with them)
+
     def get_cookie_secure(self, app) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
@@ -103,7 +105,7 @@ class TlsAwareSessions(SecureCookieSessionInterface):
         # Flask builds a new serializer for every request, which costs more than the rest
         # of the session's work; one per set of keys does the same signing.
         keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
-        cached = self.__dict__.get("_serializer")
+        cached = self._serializer
         if cached is None or cached[0] != keys:
             cached = self._serializer = (keys, super().get_signing_serializer(app))
         return cached[1]

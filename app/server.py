@@ -74,15 +74,6 @@ class OffLoopScorer:
         return off_loop(self.scorer.score_batch, posts, learn=learn, received_at=received_at)
 
 
-def freeze_long_lived() -> None:
-    """Keep what exists once the worker is up (the app, lexicons and models: a few hundred
-    thousand objects) out of the garbage collector's full passes. A full pass over them
-    takes about 170 ms, and every request in flight waits it out. What is allocated later
-    (newer model versions too) is still collected; a frozen object is still freed when its
-    last reference goes."""
-    gc.freeze()
-
-
 def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -110,7 +101,12 @@ class WebServer(BaseApplication):
 
         def start(worker: Any) -> None:
             on_start()
-            freeze_long_lived()
+            # What exists now (the app, lexicons and models: a few hundred thousand objects)
+            # leaves the garbage collector's full passes. A pass over them takes about
+            # 170 ms, and every request in flight waits it out. What is allocated later
+            # (newer model versions too) is still collected; a frozen object is still freed
+            # when its last reference goes.
+            gc.freeze()
 
         self.settings = {**settings, "post_worker_init": start}
         self.read_timeout = read_timeout

@@ -133,7 +133,8 @@ class EngagementModel(BaseEstimator):
 
     def _log_values(self, leaves: np.ndarray, features: np.ndarray) -> np.ndarray:
         """`predict_log` from the leaf each row reached in each tree (see `_walk`)."""
-        leaf_values = self._forest_arrays().value[leaves].reshape(features.shape[0], -1)
+        forest = self._forest_arrays()
+        leaf_values = forest.value[leaves].reshape(features.shape[0], len(forest.roots))
         # A cumulative sum adds the trees in order, as `predict_log` does tree by tree.
         return self._with_baseline(np.cumsum(leaf_values, axis=1)[:, -1], features)
 
@@ -151,13 +152,20 @@ class EngagementModel(BaseEstimator):
         the split's feature; averaged over trees, bias + contributions.sum(1) = prediction.
         With the author baseline, the author's recent level is credited to its feature.
         """
-        _, bias, contrib = self.predict_and_contributions(features)
+        _, bias, contrib = self._walk_with_contributions(features)
         return bias, contrib
 
     def predict_and_contributions(
         self, features: np.ndarray
     ) -> tuple[list[EngagementPrediction], np.ndarray, np.ndarray]:
         """`predict` and `contributions` of the same rows from one walk down the trees."""
+        leaves, bias, contrib = self._walk_with_contributions(features)
+        return self._predictions(self._log_values(leaves, features)), bias, contrib
+
+    def _walk_with_contributions(
+        self, features: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The leaves each row reached (see `_walk`), the bias and the contributions."""
         x = np.ascontiguousarray(features, dtype=np.float32)
         n_rows, n_features = x.shape
         forest = self._forest_arrays()
@@ -167,7 +175,7 @@ class EngagementModel(BaseEstimator):
         if self.baseline == "author":
             bias += self.intercept_
             contrib[:, _RECENT_LIFT] += np.asarray(features, dtype=np.float64)[:, _RECENT_LIFT]
-        return self._predictions(self._log_values(leaves, features)), bias, contrib
+        return leaves, bias, contrib
 
     def _walk(self, x: np.ndarray, contributions: bool) -> tuple[np.ndarray, np.ndarray]:
         """Every float32 row down every tree at once, one tree level per numpy step: the

@@ -114,8 +114,7 @@ class ScoringPipeline:
         """Scored posts, their feature rows and, with `explain`, the engagement model's
         bias and feature contributions (from the same walk down the trees)."""
         if not posts:
-            empty = np.empty((0, len(FEATURE_NAMES)))
-            return [], empty, ((np.empty(0), empty) if explain else None)
+            return [], np.empty((0, len(FEATURE_NAMES))), None
         started = time.perf_counter()
         features = featurize(
             posts,
