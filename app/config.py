@@ -131,7 +131,7 @@ class Config:
         default=10.0,
         metadata={
             "help": "seconds between word-cloud renders (the cloud shows every kept window, "
-            "so it changes slowly; each render costs about 0.3 s of CPU)"
+            "so it changes slowly; each render costs about 0.2 s of CPU)"
         },
     )
     window_seconds: int = field(

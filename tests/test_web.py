@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -152,6 +154,19 @@ def test_the_word_cloud_is_drawn_in_a_child_process_that_comes_back(app):
         assert renderer.render(words) == png
     finally:
         renderer.close()
+
+
+def test_the_word_cloud_is_laid_out_coarser_but_drawn_at_full_size():
+    from PIL import Image
+
+    from app.wordcloud_image import render_wordcloud
+
+    words = {f"word{i}": 150 - i for i in range(150)}
+    image = Image.open(io.BytesIO(render_wordcloud(words, width=800, height=360)))
+    assert image.size == (800, 360)
+    # Words cover the image, not only the top-left quarter the coarse grid spans.
+    pixels = np.asarray(image.convert("L"))
+    assert (pixels[180:, 400:] < 250).mean() > 0.05
 
 
 def test_live_viewers_get_a_word_cloud(app, raw_posts):
