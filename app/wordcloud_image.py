@@ -23,6 +23,10 @@ LENGTH = struct.Struct(">I")
 # size. The layout's cost grows with the grid's area: at 2 it costs a quarter, and a render
 # half (0.16 s instead of 0.33 s for 150 words), for a fit on 2-pixel steps.
 LAYOUT_SCALE = 2
+# Longer words are left out. No reader looks for them, and the drawing fails outright when
+# the most frequent word does not fit the grid even at the smallest size (about 150
+# letters here): a post repeating one long word must not take the word cloud down.
+MAX_WORD_CHARS = 40
 
 
 def stop_words() -> frozenset[str]:
@@ -34,9 +38,10 @@ def stop_words() -> frozenset[str]:
 
 def render_wordcloud(frequencies: dict[str, int], width: int = 800, height: int = 360) -> bytes:
     """A PNG of the words sized by frequency (deterministic for the same input), `width`
-    × `height` pixels (both even)."""
+    × `height` pixels (both even). Words over `MAX_WORD_CHARS` characters are left out."""
     from wordcloud import WordCloud
 
+    words = {word: n for word, n in frequencies.items() if len(word) <= MAX_WORD_CHARS}
     cloud = WordCloud(
         width=width // LAYOUT_SCALE,
         height=height // LAYOUT_SCALE,
@@ -46,7 +51,7 @@ def render_wordcloud(frequencies: dict[str, int], width: int = 800, height: int 
         max_words=120,
         prefer_horizontal=0.9,
         random_state=3,
-    ).generate_from_frequencies(frequencies or {"waiting": 1})
+    ).generate_from_frequencies(words or {"waiting": 1})
     buffer = io.BytesIO()
     cloud.to_image().save(buffer, format="PNG")  # `optimize` would triple the time for 2 %
     return buffer.getvalue()

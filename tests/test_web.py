@@ -169,6 +169,25 @@ def test_the_word_cloud_is_laid_out_coarser_but_drawn_at_full_size():
     assert (pixels[180:, 400:] < 250).mean() > 0.05
 
 
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {"x" * 5000: 10, "delayed": 3},  # the longest word a post may hold, most frequent
+        {"y" * 300: 10},  # too long for the grid, and nothing else
+        {"a" * 40: 10**12, "b": 1},
+        {"😀" * 50: 5, "e\u0301" * 300: 4, "\u202eevil\u202c": 3, "שלום": 2},
+        {f"w{i}": i + 1 for i in range(2000)},
+    ],
+)
+def test_hostile_words_still_give_a_word_cloud(hostile):
+    from PIL import Image
+
+    from app.wordcloud_image import render_wordcloud
+
+    image = Image.open(io.BytesIO(render_wordcloud(hostile)))
+    assert image.size == (800, 360)
+
+
 def test_live_viewers_get_a_word_cloud(app, raw_posts):
     hub = app.extensions["socialpulse"].hub
     app.extensions["socialpulse"].dashboard_sink.write(
