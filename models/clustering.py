@@ -51,6 +51,9 @@ NEW_TERM_DF = 2
 # A live topic is examined for a split once per this many of its posts: a fork lasts longer
 # than that, and examining every topic in every batch cost more than the k-means step.
 SPLIT_CHECK_POSTS = 200
+# A topic's weight in the assignment is floored here: one that has all but faded (it retires
+# at `retire_weight`) is unlikely, not impossible.
+MIN_ASSIGN_WEIGHT = 1e-3
 EventKind = Literal["birth", "retirement", "merge", "split"]
 
 
@@ -196,8 +199,10 @@ class ClusterState:
     # Stable cluster id of each centre row (None: the row is the id, as with a fixed k).
     ids: np.ndarray | None = None
     # With a number of topics that follows the stream: the centres scaled to unit length,
-    # for the cosine (spherical k-means) assignment that rule uses.
+    # for the cosine (spherical k-means) assignment that rule uses, and how much a topic's
+    # weight counts beside the cosine there (see `assign_rows`).
     unit: np.ndarray | None = None
+    concentration: float = 0.0
 
     def transform(self, docs: Sequence[str]) -> sparse.csr_matrix:
         return self.fast.transform(docs)
@@ -224,24 +229,39 @@ class ClusterState:
                 return int(rows[0])
         raise KeyError(f"no live topic cluster {cluster_id}")
 
-    def nearest(self, features) -> tuple[np.ndarray, np.ndarray]:
-        """Row of the nearest centre of each document and its cosine similarity (auto mode)."""
-        similarity = np.asarray(features @ self.unit.T)
-        rows = similarity.argmax(axis=1)
-        return rows, similarity[np.arange(len(rows)), rows]
-
     def predict(self, features) -> np.ndarray:
         """Nearest centre, as `MiniBatchKMeans.predict` but without its per-call overhead
-        (by cosine similarity when the number of topics is automatic), as cluster ids."""
+        (when the number of topics is automatic: by cosine similarity and topic weight, see
+        `assign_rows`), as cluster ids."""
         if features.shape[0] == 0:
             return np.empty(0, dtype=np.int64)
         if self.unit is not None:
-            rows = np.asarray(features @ self.unit.T).argmax(axis=1)
+            similarity = np.asarray(features @ self.unit.T)
+            rows = assign_rows(similarity, self.kmeans._counts, self.concentration)
             return self.ids[rows].astype(np.int64)
         centers = self.kmeans.cluster_centers_
         distances = (centers**2).sum(axis=1)[None, :] - 2.0 * np.asarray(features @ centers.T)
         rows = distances.argmin(axis=1).astype(np.int64)
         return rows if self.ids is None else self.ids[rows].astype(np.int64)
+
+
+def assign_rows(similarity: np.ndarray, weights: np.ndarray, concentration: float) -> np.ndarray:
+    """The topic row of each document: the largest cosine similarity + ln(weight) ÷
+    `concentration`, with weights above the live topics' mean counted as the mean (0: the
+    largest cosine alone).
+
+    The weight term is the prior of Dirichlet-process clustering (the Chinese restaurant
+    process of MStream and its kin: a topic is as likely as it is heavy), so a post about as
+    close to an established topic as to a young or fading one joins the established one:
+    a question naming its subject among generic words joins that subject, not a passing
+    group of generic words. Above the mean it stops growing, so a busy topic competes on
+    similarity alone and cannot snowball through a feed that shares one word ("flight").
+    """
+    if not concentration or not len(weights):
+        return similarity.argmax(axis=1)
+    typical = float(weights.mean())
+    prior = np.log(np.maximum(np.minimum(weights, typical), MIN_ASSIGN_WEIGHT)) / concentration
+    return (similarity + prior[None, :]).argmax(axis=1)
 
 
 @dataclass(frozen=True)
@@ -396,6 +416,7 @@ class _AutoTopics:
             n_docs,
             np.asarray(ids, dtype=np.int64),
             _unit_rows(centers) if unit is None else unit,
+            self.concentration,
         )
 
     def _fit_auto(self, docs: list[str]) -> None:
@@ -515,8 +536,10 @@ class _AutoTopics:
         # Posts that fit no centre: groups of them open topics, lone ones join the nearest.
         k = len(ids)
         if k:
+            # Which topic a post joins weighs the topics too (`assign_rows`); it fits there
+            # when its cosine to that topic's centre is high enough (the DP-means rule).
             similarity = np.asarray(features @ unit.T)
-            rows = similarity.argmax(axis=1)
+            rows = assign_rows(similarity, counts, self.concentration)
             best = similarity[np.arange(n), rows]
         else:
             rows, best = np.zeros(n, dtype=np.int64), np.full(n, -1.0)
@@ -803,6 +826,9 @@ class StreamingTopicClusterer(_AutoTopics):
             count decays: recent posts move centres more, and silent topics fade).
         retire_weight: a topic whose decayed weight falls below this retires.
         merge_similarity: two topics whose centres are at least this cosine-similar merge.
+        concentration: with "auto", a post joins the topic with the largest cosine
+            similarity + ln(topic weight, at most the mean) / this (0: the largest cosine
+            alone; see `assign_rows`).
         split_similarity: a live topic whose posts of one batch fall into two groups less
             alike than this (cosine of their means) splits in two (0 disables); below
             `merge_similarity`, so the two do not merge back. `fit` never splits.
@@ -825,6 +851,7 @@ class StreamingTopicClusterer(_AutoTopics):
         half_life: float = 2000.0,
         retire_weight: float = 0.5,
         merge_similarity: float = 0.3,
+        concentration: float = 6.0,
         split_similarity: float = 0.1,
         lineage_size: int = 1000,
     ) -> None:
@@ -842,6 +869,7 @@ class StreamingTopicClusterer(_AutoTopics):
         self.half_life = half_life
         self.retire_weight = retire_weight
         self.merge_similarity = merge_similarity
+        self.concentration = concentration
         self.split_similarity = split_similarity
         self.lineage_size = lineage_size
 
@@ -879,6 +907,8 @@ class StreamingTopicClusterer(_AutoTopics):
         # A version saved before topics could split loads without these: it never splits.
         state.setdefault("split_similarity", 0.0)
         state.setdefault("split_due_", {})
+        # One saved before topics were weighed in the assignment takes the nearest centre.
+        state.setdefault("concentration", 0.0)
         self.__dict__.update(state)
 
     def __getstate__(self) -> dict:
