@@ -199,10 +199,12 @@ class ClusterState:
     # Stable cluster id of each centre row (None: the row is the id, as with a fixed k).
     ids: np.ndarray | None = None
     # With a number of topics that follows the stream: the centres scaled to unit length,
-    # for the cosine (spherical k-means) assignment that rule uses, and how much a topic's
-    # weight counts beside the cosine there (see `assign_rows`).
+    # for the cosine (spherical k-means) assignment that rule uses, how much a topic's
+    # weight counts beside the cosine there and the cosine a post needs to fit a topic
+    # (see `assign_rows`).
     unit: np.ndarray | None = None
     concentration: float = 0.0
+    fit_similarity: float = 0.0
 
     def transform(self, docs: Sequence[str]) -> sparse.csr_matrix:
         return self.fast.transform(docs)
@@ -237,7 +239,9 @@ class ClusterState:
             return np.empty(0, dtype=np.int64)
         if self.unit is not None:
             similarity = np.asarray(features @ self.unit.T)
-            rows = assign_rows(similarity, self.kmeans._counts, self.concentration)
+            rows = assign_rows(
+                similarity, self.kmeans._counts, self.concentration, self.fit_similarity
+            )
             return self.ids[rows].astype(np.int64)
         centers = self.kmeans.cluster_centers_
         distances = (centers**2).sum(axis=1)[None, :] - 2.0 * np.asarray(features @ centers.T)
@@ -245,23 +249,31 @@ class ClusterState:
         return rows if self.ids is None else self.ids[rows].astype(np.int64)
 
 
-def assign_rows(similarity: np.ndarray, weights: np.ndarray, concentration: float) -> np.ndarray:
-    """The topic row of each document: the largest cosine similarity + ln(weight) ÷
-    `concentration`, with weights above the live topics' mean counted as the mean (0: the
-    largest cosine alone).
+def assign_rows(
+    similarity: np.ndarray, weights: np.ndarray, concentration: float, fit_similarity: float
+) -> np.ndarray:
+    """The topic row of each document. Among the topics it fits (cosine similarity at least
+    `fit_similarity`; all of them when it fits none), the one with the largest cosine +
+    ln(weight) ÷ `concentration`, a weight above the topics' mean counting as the mean.
+    With `concentration` 0, the largest cosine alone.
 
     The weight term is the prior of Dirichlet-process clustering (the Chinese restaurant
-    process of MStream and its kin: a topic is as likely as it is heavy), so a post about as
-    close to an established topic as to a young or fading one joins the established one:
+    process of MStream and its kin: a topic is as likely as it is heavy). A post that fits
+    an established topic about as well as a young or fading one joins the established one:
     a question naming its subject among generic words joins that subject, not a passing
-    group of generic words. Above the mean it stops growing, so a busy topic competes on
-    similarity alone and cannot snowball through a feed that shares one word ("flight").
+    group of generic words. Two limits keep the prior from taking over. It never pulls a
+    post into a topic it does not fit. And above the mean it stops growing, so a busy topic
+    competes on similarity alone and cannot snowball through a feed that shares one word
+    ("flight").
     """
     if not concentration or not len(weights):
         return similarity.argmax(axis=1)
     typical = float(weights.mean())
     prior = np.log(np.maximum(np.minimum(weights, typical), MIN_ASSIGN_WEIGHT)) / concentration
-    return (similarity + prior[None, :]).argmax(axis=1)
+    score = similarity + prior[None, :]
+    fits = similarity >= fit_similarity
+    score = np.where(fits | ~fits.any(axis=1, keepdims=True), score, -np.inf)
+    return score.argmax(axis=1)
 
 
 @dataclass(frozen=True)
@@ -417,6 +429,7 @@ class _AutoTopics:
             np.asarray(ids, dtype=np.int64),
             _unit_rows(centers) if unit is None else unit,
             self.concentration,
+            self.new_topic_similarity,
         )
 
     def _fit_auto(self, docs: list[str]) -> None:
@@ -536,11 +549,11 @@ class _AutoTopics:
         # Posts that fit no centre: groups of them open topics, lone ones join the nearest.
         k = len(ids)
         if k:
-            # Which topic a post joins weighs the topics too (`assign_rows`); it fits there
-            # when its cosine to that topic's centre is high enough (the DP-means rule).
+            # A post fits no topic by its cosine alone (the DP-means rule); which topic it
+            # joins among those it fits also weighs them (`assign_rows`).
             similarity = np.asarray(features @ unit.T)
-            rows = assign_rows(similarity, counts, self.concentration)
-            best = similarity[np.arange(n), rows]
+            rows = assign_rows(similarity, counts, self.concentration, self.new_topic_similarity)
+            best = similarity.max(axis=1)
         else:
             rows, best = np.zeros(n, dtype=np.int64), np.full(n, -1.0)
         has_terms = np.diff(features.indptr) > 0
@@ -821,14 +834,15 @@ class StreamingTopicClusterer(_AutoTopics):
         new_topic_similarity: with "auto", a post whose cosine similarity to every centre is
             below this fits no topic; `min_topic_posts` such posts of one batch that are this
             similar to each other open a new cluster (DP-means, with λ² = 2 − 2·this).
-        min_topic_posts: posts needed to open a topic; lone misfits join their nearest one.
+        min_topic_posts: posts needed to open a topic; lone misfits join the topic
+            `assign_rows` gives them.
         half_life: posts after which a topic's weight has halved (its mini-batch k-means
             count decays: recent posts move centres more, and silent topics fade).
         retire_weight: a topic whose decayed weight falls below this retires.
         merge_similarity: two topics whose centres are at least this cosine-similar merge.
-        concentration: with "auto", a post joins the topic with the largest cosine
-            similarity + ln(topic weight, at most the mean) / this (0: the largest cosine
-            alone; see `assign_rows`).
+        concentration: with "auto", a post joins, among the topics it fits, the one with
+            the largest cosine similarity + ln(topic weight, at most the mean) / this (0:
+            the largest cosine alone; see `assign_rows`).
         split_similarity: a live topic whose posts of one batch fall into two groups less
             alike than this (cosine of their means) splits in two (0 disables); below
             `merge_similarity`, so the two do not merge back. `fit` never splits.

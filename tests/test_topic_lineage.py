@@ -202,6 +202,7 @@ def test_a_clusterer_saved_before_topics_were_weighed_assigns_by_cosine_alone(st
     older = pickle.loads(pickle.dumps(clusterer))
     del older.concentration  # as a version saved before the weighed assignment pickles
     object.__delattr__(older.state_, "concentration")
+    object.__delattr__(older.state_, "fit_similarity")
     loaded = pickle.loads(pickle.dumps(older))
     assert loaded.concentration == 0.0 and loaded.state_.concentration == 0.0
     texts, _, _ = evolving_stream(seed=4)
@@ -210,13 +211,24 @@ def test_a_clusterer_saved_before_topics_were_weighed_assigns_by_cosine_alone(st
 
 
 def test_a_post_as_close_to_a_fledgling_topic_joins_the_established_one():
-    # Cosine similarity of two posts to three topics; the mean weight is 40.
-    similarity = np.array([[0.30, 0.32, 0.0], [0.10, 0.70, 0.0]])
+    # Cosine similarity of a post to three topics; the mean weight is 40.
+    similarity = np.array([[0.30, 0.32, 0.0]])
     weights = np.array([60.0, 3.0, 57.0])
-    assert assign_rows(similarity, weights, 0.0).tolist() == [1, 1]  # the nearest alone
-    # Weighed: 3 against 40 costs ln(40 / 3) / 6 = 0.43 of cosine, more than the first
-    # post's lead, less than the second's.
-    assert assign_rows(similarity, weights, 6.0).tolist() == [0, 1]
+    assert assign_rows(similarity, weights, 0.0, 0.2).tolist() == [1]  # the nearest alone
+    # Weighed: 3 against 40 costs ln(40 / 3) / 6 = 0.43 of cosine, more than its lead.
+    assert assign_rows(similarity, weights, 6.0, 0.2).tolist() == [0]
+    # A clearly closer fledgling keeps it.
+    assert assign_rows(np.array([[0.30, 0.80, 0.0]]), weights, 6.0, 0.2).tolist() == [1]
+
+
+def test_the_weight_never_pulls_a_post_into_a_topic_it_does_not_fit():
+    weights = np.array([60.0, 3.0, 57.0])
+    # The heavy topic is below the fit threshold (0.2): the post stays with the light one
+    # it fits, though 0.15 + 0.43 > 0.25.
+    assert assign_rows(np.array([[0.15, 0.25, 0.0]]), weights, 6.0, 0.2).tolist() == [1]
+    # A post that fits none (a misfit, unless it opens a topic) goes where the weighed
+    # similarity is largest.
+    assert assign_rows(np.array([[0.15, 0.19, 0.05]]), weights, 6.0, 0.2).tolist() == [0]
 
 
 def test_a_busy_topic_gets_no_pull_beyond_the_mean_weight():
@@ -224,7 +236,7 @@ def test_a_busy_topic_gets_no_pull_beyond_the_mean_weight():
     # times heavier does not take a post that is closer to the other...
     similarity = np.array([[0.30, 0.35, 0.0, 0.0, 0.0, 0.0]])
     weights = np.array([1000.0, 300.0, 1.0, 1.0, 1.0, 1.0])
-    assert assign_rows(similarity, weights, 6.0).tolist() == [1]
+    assert assign_rows(similarity, weights, 6.0, 0.2).tolist() == [1]
     # ... where an uncapped prior (ln(1000 / 300) / 6 = 0.2 of cosine) would give it.
     uncapped = similarity + np.log(weights) / 6.0
     assert uncapped.argmax() == 0
