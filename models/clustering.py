@@ -546,7 +546,8 @@ class _AutoTopics:
             labels = [label for label, k in zip(labels, keep, strict=True) if k]
             changed = True
 
-        # Posts that fit no centre: groups of them open topics, lone ones join the nearest.
+        # Posts that fit no topic: groups of them open topics, lone ones join the topic
+        # `assign_rows` gives them.
         k = len(ids)
         if k:
             # A post fits no topic by its cosine alone (the DP-means rule); which topic it
