@@ -546,12 +546,11 @@ class _AutoTopics:
             labels = [label for label, k in zip(labels, keep, strict=True) if k]
             changed = True
 
-        # Posts that fit no topic: groups of them open topics, lone ones join the topic
-        # `assign_rows` gives them.
+        # Whether a post fits any topic is its cosine alone (the DP-means rule); which one
+        # it joins also weighs the topics (`assign_rows`). Groups of posts that fit none
+        # open topics; lone ones join the topic `assign_rows` gives them.
         k = len(ids)
         if k:
-            # A post fits no topic by its cosine alone (the DP-means rule); which topic it
-            # joins among those it fits also weighs them (`assign_rows`).
             similarity = np.asarray(features @ unit.T)
             rows = assign_rows(similarity, counts, self.concentration, self.new_topic_similarity)
             best = similarity.max(axis=1)
