@@ -4,12 +4,12 @@ Every post keeps VADER's compound, pos, neu, neg and label exactly as VADER give
 models here add `calibrated_label` (negative / neutral / positive) and its probability:
 
 - `StackedSentimentModel`, trained on labelled tweets (`socialpulse train --sentiment-file`):
-  NB-weighted logistic regressions, one per class, on TF-IDF word unigrams and bigrams of
-  the words VADER read (level 1), and a logistic regression (level 2) on the first level's
-  out-of-fold log probabilities and VADER's four scores. The level-2 layer both combines
-  the two and calibrates the probabilities, since it learns from predictions on rows the
-  text model did not see. Scoring reuses VADER's tokens and runs the TF-IDF arithmetic on
-  the whole batch.
+  NB-weighted logistic regressions, one per class, on TF-IDF of the words VADER read
+  (level 1), and a logistic regression (level 2) on the first level's out-of-fold log
+  probabilities and VADER's four scores. The level-2 layer both combines the two and
+  calibrates the probabilities, since it learns from predictions on rows the text model
+  did not see. Scoring reuses VADER's tokens and runs the TF-IDF arithmetic on the whole
+  batch.
 - `VaderFallbackSentimentModel`, used when no labelled data was given (the zero-set-up
   default of `make run`): VADER's label, with the probability that VADER's label is right
   as measured on labelled tweets for its |compound| (`FALLBACK_CALIBRATION`).
@@ -21,7 +21,7 @@ import bisect
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from itertools import chain, pairwise, repeat
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from streaming.records import Sentiment
 
 LABELS = ("negative", "neutral", "positive")  # the classes, in the models' column order
 C_CHOICES = (0.3, 1.0, 3.0)  # the text model's inverse penalties `fit` chooses from
-NB_ALPHA = 1.0  # add-one smoothing of the text model's per-class term counts
+NB_ALPHA = 1.0  # add-one smoothing of the text model's per-class word counts
 _LABEL_NAMES = np.array(LABELS, dtype=object)
 
 # P(VADER's label is the human label | |compound| in [edge, next edge)), measured on general
@@ -60,11 +60,6 @@ def _stack_features(scores: np.ndarray) -> np.ndarray:
     return np.hstack([scores, compound >= 0.05, compound <= -0.05, np.abs(compound) < 0.05]).astype(
         np.float64
     )
-
-
-def _terms(words: list[str]) -> list[Any]:
-    """Unigrams (str) and bigrams (2-tuples: no string is built for them) of `words`."""
-    return [*words, *pairwise(words)]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -115,7 +110,7 @@ class StackedSentimentModel(VaderSentimentModel):
         C: inverse regularization of the text model (level 1); None chooses it among
             `C_CHOICES` by out-of-fold log loss.
         stack_C: inverse regularization of the stacking layer (level 2).
-        min_df: documents a unigram or bigram must appear in to be a feature.
+        min_df: documents a word must appear in to be a feature.
         folds: folds of the out-of-fold predictions the stacking layer learns from.
         balance: weigh rows so that each group (e.g. each source file) and, within it, each
             class count the same: one large, one-sided file does not set the class priors.
@@ -176,7 +171,7 @@ class StackedSentimentModel(VaderSentimentModel):
         groups = ["all"] * len(y) if groups is None else list(groups)
         weights = self._weights(y, groups, fixed_weights or {})
         scores, words = self._vader(texts)
-        self._fit_vocabulary([_terms(w) for w in words])
+        self._fit_vocabulary(words)
         x = self._tfidf(words)
 
         # The text model's penalty is chosen by the weighted log loss of its out-of-fold
@@ -194,8 +189,8 @@ class StackedSentimentModel(VaderSentimentModel):
         [(coef, intercept)] = self._fit_text_model(x, y, weights, [self.C_])
         stack = LogisticRegression(C=self.stack_C, max_iter=3000)
         stack.fit(np.hstack([out_of_fold, _stack_features(scores)]), y, sample_weight=weights)
-        # Only the coefficients are kept: scoring is two matrix products, no sklearn call.
-        self.text_coef_ = np.ascontiguousarray(coef)  # (terms, classes)
+        # Only the coefficients are kept: scoring needs no sklearn call.
+        self.text_coef_ = np.ascontiguousarray(coef)  # (words, classes)
         self.text_intercept_ = intercept
         self.stack_coef_ = np.ascontiguousarray(stack.coef_.T)
         self.stack_intercept_ = stack.intercept_.copy()
@@ -206,10 +201,10 @@ class StackedSentimentModel(VaderSentimentModel):
         self, x: sparse.csr_matrix, y: np.ndarray, weights: np.ndarray, choices: Sequence[float]
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Level 1: one NB-weighted logistic regression per class against the others (NBSVM,
-        Wang & Manning 2012), as (terms × classes) coefficients and intercepts, for each
+        Wang & Manning 2012), as (words × classes) coefficients and intercepts, for each
         inverse penalty in `choices`.
 
-        Each term's column is scaled by the log ratio of how often it occurs (present or
+        Each word's column is scaled by the log ratio of how often it occurs (present or
         not, weighted, smoothed by `NB_ALPHA`) in the class's texts against the others'.
         Rare but telling words then start ahead of common ones, which a plain logistic
         regression learns poorly from a few thousand tweets. The scaling is folded into the
@@ -253,43 +248,16 @@ class StackedSentimentModel(VaderSentimentModel):
             weights[group_array == name] = weight
         return weights
 
-    def _fit_vocabulary(self, terms: list[list[Any]]) -> None:
-        """Unigrams, then bigrams, seen in at least `min_df` texts, and their idf.
-
-        A bigram that often is made of two unigrams that often, so each bigram is stored as
-        the code `first word's id × unigrams + second word's id` (sorted, for a vectorized
-        lookup), next to its feature index.
-        """
-        document_frequency: Counter[Any] = Counter()
-        for doc in terms:
-            document_frequency.update(set(doc))
-        kept = [term for term, df in document_frequency.items() if df >= self.min_df]
-        unigrams = [term for term in kept if isinstance(term, str)]
-        bigrams = [term for term in kept if not isinstance(term, str)]
-        self.vocabulary_ = {term: i for i, term in enumerate(unigrams)}
-        n_unigrams = len(unigrams)
-        codes = np.array(
-            [self.vocabulary_[a] * n_unigrams + self.vocabulary_[b] for a, b in bigrams],
-            dtype=np.int64,
-        )
-        order = np.argsort(codes)
-        self.bigram_codes_ = codes[order]
-        self.bigram_ids_ = (n_unigrams + order).astype(np.int64)
-        self.bigrams_ = [bigrams[i] for i in order]
-        self.n_features_ = n_unigrams + len(bigrams)
-        n = len(terms)
+    def _fit_vocabulary(self, words: Sequence[list[str]]) -> None:
+        """The words seen in at least `min_df` texts, and their idf."""
+        document_frequency: Counter[str] = Counter()
+        for text_words in words:
+            document_frequency.update(set(text_words))
+        kept = [word for word, df in document_frequency.items() if df >= self.min_df]
+        self.vocabulary_ = {word: i for i, word in enumerate(kept)}
+        n = len(words)
         # scikit-learn's smooth idf: ln((1 + n) / (1 + df)) + 1.
-        self.idf_ = np.array(
-            [math.log((1 + n) / (1 + document_frequency[t])) + 1 for t in unigrams + bigrams]
-        )
-
-    def feature_names(self) -> list[Any]:
-        """Each feature's unigram (str) or bigram (pair of str), in column order."""
-        names: list[Any] = list(self.vocabulary_)
-        bigrams = [None] * (self.n_features_ - len(names))
-        for pair, index in zip(self.bigrams_, self.bigram_ids_.tolist(), strict=True):
-            bigrams[index - len(names)] = pair
-        return names + bigrams
+        self.idf_ = np.array([math.log((1 + n) / (1 + document_frequency[w])) + 1 for w in kept])
 
     # -- scoring ---------------------------------------------------------------------------
     @staticmethod
@@ -301,68 +269,46 @@ class StackedSentimentModel(VaderSentimentModel):
         raw, words = zip(*scored, strict=True)
         return np.array(raw, dtype=np.float64), words
 
-    def _term_cells(self, words: Sequence[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row, term, count) of every distinct known term of every text, sorted by row
-        then term: the nonzero cells of the batch's count matrix, in CSR order.
+    def _term_counts(self, words: Sequence[list[str]]) -> tuple[np.ndarray, ...]:
+        """(row, word, count) of every distinct known word of every text, sorted by row
+        then word: the nonzero cells of the batch's count matrix, in CSR order.
 
         The batch's words are looked up in one pass that runs in C (`map` over the
-        vocabulary's `get`); bigrams are pairs of neighbouring word ids, found by binary
-        search among the bigram codes (a pair that spans two texts is dropped). The codes
-        are searched in sorted order, which lets each search start where the last ended.
-        """
-        n = len(words)
-        lengths = np.fromiter(map(len, words), dtype=np.int64, count=n)
+        vocabulary's `get`) and counted by one sort of (row, word) codes."""
+        lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
         flat = list(chain.from_iterable(words))
-        unigrams = np.fromiter(
+        ids = np.fromiter(
             map(self.vocabulary_.get, flat, repeat(-1)), dtype=np.int64, count=len(flat)
         )
-        rows = np.repeat(np.arange(n), lengths)
-        first, second = unigrams[:-1], unigrams[1:]
-        candidate = (rows[:-1] == rows[1:]) & (first >= 0) & (second >= 0)
-        codes = first[candidate] * len(self.vocabulary_) + second[candidate]
-        bigram_rows = rows[:-1][candidate]
-        bigrams = np.empty(0, dtype=np.int64)
-        if len(self.bigram_codes_) and len(codes):
-            order = np.argsort(codes)
-            codes, bigram_rows = codes[order], bigram_rows[order]
-            last = len(self.bigram_codes_) - 1
-            at = np.minimum(np.searchsorted(self.bigram_codes_, codes), last)
-            found = self.bigram_codes_[at] == codes
-            bigrams, bigram_rows = self.bigram_ids_[at[found]], bigram_rows[found]
-        else:
-            bigram_rows = bigram_rows[:0]
-        known = unigrams >= 0
-        ids = np.concatenate([unigrams[known], bigrams])
-        owners = np.concatenate([rows[known], bigram_rows])
-        width = self.n_features_
-        cells, counts = np.unique(owners * width + ids, return_counts=True)
+        rows = np.repeat(np.arange(len(words)), lengths)
+        known = ids >= 0
+        width = len(self.vocabulary_)
+        cells, counts = np.unique(rows[known] * width + ids[known], return_counts=True)
         cell_rows = cells // width
         return cell_rows, cells - cell_rows * width, counts
 
-    def _tfidf_cells(self, words: Sequence[list[str]]) -> tuple[sparse.csr_matrix, np.ndarray]:
-        """The batch's TF-IDF matrix before normalization (sublinear TF × idf) and each
-        row's l2 norm (1 for a row without any known term)."""
-        n = len(words)
-        cell_rows, terms, counts = self._term_cells(words)
-        starts = np.concatenate([[0], np.cumsum(np.bincount(cell_rows, minlength=n))])
-        data = (np.log(counts) + 1.0) * self.idf_[terms]
-        norms = np.sqrt(np.bincount(cell_rows, weights=data * data, minlength=n))
-        norms[norms == 0] = 1.0
-        return sparse.csr_matrix((data, terms, starts), shape=(n, self.n_features_)), norms
+    def _tfidf_cells(self, words: Sequence[list[str]]) -> tuple[np.ndarray, ...]:
+        """(row, word, weight) of the batch's l2-normalized sublinear TF-IDF cells."""
+        cell_rows, terms, counts = self._term_counts(words)
+        weights = (np.log(counts) + 1.0) * self.idf_[terms]
+        norms = np.sqrt(np.bincount(cell_rows, weights=weights * weights, minlength=len(words)))
+        return cell_rows, terms, weights / norms[cell_rows]
 
     def _tfidf(self, words: Sequence[list[str]]) -> sparse.csr_matrix:
-        """Sublinear TF-IDF of each text's unigrams and bigrams, l2-normalized rows (as
-        TfidfVectorizer(sublinear_tf=True) on `_terms`; tested)."""
-        x, norms = self._tfidf_cells(words)
-        x.data /= np.repeat(norms, np.diff(x.indptr))
-        return x
+        """Sublinear TF-IDF of each text's words, l2-normalized rows (as
+        TfidfVectorizer(sublinear_tf=True); tested)."""
+        cell_rows, terms, weights = self._tfidf_cells(words)
+        starts = np.concatenate([[0], np.cumsum(np.bincount(cell_rows, minlength=len(words)))])
+        return sparse.csr_matrix((weights, terms, starts), shape=(len(words), len(self.idf_)))
 
     def _text_logits(self, words: Sequence[list[str]]) -> np.ndarray:
-        """`_tfidf(words) @ text_coef_ + text_intercept_`, normalizing the three sums of
-        each row instead of every cell of the matrix. Per post this costs a fraction of
-        VADER's own time."""
-        unnormalized, norms = self._tfidf_cells(words)
-        return (unnormalized @ self.text_coef_) / norms[:, None] + self.text_intercept_
+        """`_tfidf(words) @ text_coef_ + text_intercept_`, summed cell by cell with
+        `bincount`: no matrix is built. Per post this costs a fraction of VADER's time."""
+        n = len(words)
+        cell_rows, terms, weights = self._tfidf_cells(words)
+        contributions = self.text_coef_[terms] * weights[:, None]
+        sums = [np.bincount(cell_rows, weights=column, minlength=n) for column in contributions.T]
+        return np.column_stack(sums) + self.text_intercept_
 
     def _probabilities(self, scores: np.ndarray, words: list[list[str]]) -> np.ndarray:
         text_log_proba = _log_softmax(self._text_logits(words))
@@ -411,6 +357,6 @@ class StackedSentimentModel(VaderSentimentModel):
             "kind": self.kind,
             "params": {k: v for k, v in vars(self).items() if not k.endswith("_")},
             "chosen_C": getattr(self, "C_", self.C),
-            "features": getattr(self, "n_features_", 0),
+            "features": len(getattr(self, "vocabulary_", ())),
             "train_rows": getattr(self, "n_train_", 0),
         }

@@ -45,7 +45,8 @@ PINNED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 # Bumped whenever the pickled classes change shape, so old artifacts are retrained, not misread.
 # 3: author features and `EngagementModel.author_prior_`, `baseline`, `intercept_`.
 # 4: topics that follow the stream: `ClusterState.ids`/`unit`, the clusterer's lineage.
-ARTIFACT_FORMAT = 4
+# 5: the calibrated sentiment model reads words only, no bigrams.
+ARTIFACT_FORMAT = 5
 
 
 class ArtifactError(RuntimeError):

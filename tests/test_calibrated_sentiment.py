@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import random
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,6 @@ from models.calibrated_sentiment import (
     LABELS,
     StackedSentimentModel,
     VaderFallbackSentimentModel,
-    _terms,
 )
 from models.registry import SENTIMENT_FILE, ArtifactError, ModelBundle, load_bundle, save_bundle
 from models.sentiment import VaderSentimentModel
@@ -85,21 +83,29 @@ def test_vader_scores_are_untouched_and_probabilities_consistent(small_model):
 
 def test_tfidf_equals_scikit_learn():
     docs = [["good", "day", "good"], ["bad", "day"], ["day"], ["unseen", "day"], [], ["good"]]
-
-    def analyzer(words):  # the model's unigrams and bigrams, bigrams as "a b"
-        return [*words, *(" ".join(pair) for pair in pairwise(words))]
-
     model = StackedSentimentModel(min_df=1)
-    model._fit_vocabulary([_terms(d) for d in docs])
+    model._fit_vocabulary(docs)
     ours = model._tfidf(docs).toarray()
-    reference = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True).fit(docs)
+    reference = TfidfVectorizer(analyzer=list, sublinear_tf=True).fit(docs)
     expected = reference.transform(docs).toarray()
-    names = [t if isinstance(t, str) else " ".join(t) for t in model.feature_names()]
-    assert sorted(names) == sorted(reference.vocabulary_)
-    assert np.allclose(ours, expected[:, [reference.vocabulary_[name] for name in names]])
-    # A bigram never spans two texts: "good" ends one and "bad" starts the next.
-    assert ("good", "bad") not in model.feature_names()
-    assert model._tfidf([["good", "bad"]])[0, len(model.vocabulary_) :].nnz == 0
+    assert sorted(model.vocabulary_) == sorted(reference.vocabulary_)
+    columns = [reference.vocabulary_[word] for word in model.vocabulary_]
+    np.testing.assert_allclose(ours, expected[:, columns])
+    # Words outside the vocabulary are left out.
+    assert model._tfidf([["never", "seen", "good"]]).nnz == 1
+
+
+def test_a_repeated_word_does_not_outweigh_the_post(small_model):
+    """Sublinear counts and l2-normalized rows: to the text model, a post that repeats one
+    word a thousand times is the word alone, and a repeated word in a post weighs less
+    than the same number of different words."""
+    for word in ("delayed", "gate", "smooth"):
+        once, spammed = small_model._text_logits([[word], [word] * 1000])
+        np.testing.assert_allclose(spammed, once)
+    x = small_model._tfidf([["delayed", "delayed", "delayed", "gate"]]).toarray()[0]
+    delayed, gate = small_model.vocabulary_["delayed"], small_model.vocabulary_["gate"]
+    ratio = (1 + np.log(3)) * small_model.idf_[delayed] / small_model.idf_[gate]
+    assert x[delayed] / x[gate] == pytest.approx(ratio)
 
 
 def test_text_logits_equal_the_tfidf_matrix_product(small_model):
