@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from app.coalescing import CoalescingScorer
 from models.pipeline import ScoringPipeline
 from streaming.records import InvalidPost, parse_post
 
@@ -22,7 +23,7 @@ class AnalysisError(ValueError):
 
 def analyze(
     raw_posts: Sequence[Any],
-    pipeline: ScoringPipeline,
+    scorer: ScoringPipeline | CoalescingScorer,
     max_text_length: int,
     max_total_chars: int | None = None,
 ) -> list[dict[str, Any]]:
@@ -48,7 +49,7 @@ def analyze(
             status=413,
         )
     results = []
-    for scored, explanation in pipeline.score_and_explain(posts):
+    for scored, explanation in scorer.score_and_explain(posts):
         record = scored.to_dict()
         record["explanation"] = explanation.to_dict()
         results.append(record)

@@ -164,6 +164,14 @@ class WebWorker(GeventWorker):
         client.settimeout(self.app.read_timeout)
         AsyncWorker.handle(self, listener, client, addr)
 
+    def handle_request(self, listener_name, req, sock, addr):
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
+        finally:
+            # Other connections' turn before this one's next request: without it, a client
+            # that answers at once keeps the loop, and the others' requests wait.
+            gevent.sleep(0)
+
     def handle_exit(self, sig, frame) -> None:
         if self.alive:  # a signal handler must not block: the stop runs in a greenlet
             gevent.spawn(self._stop_app)

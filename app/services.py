@@ -21,6 +21,7 @@ from app.aggregates import (
     fit_windows,
 )
 from app.audiences import AudienceService
+from app.coalescing import CoalescingScorer
 from app.config import Config
 from app.live import DashboardSink, LiveHub
 from app.readiness import Problem, Readiness
@@ -91,9 +92,14 @@ class Services:
     _lag_probe: Any = None  # measures the workers' consumer lag (Kafka mode)
     # Author profiles and audience segments (app/audiences.py).
     audiences: AudienceService = field(init=False)
+    # What the form and the API score with: concurrent requests' posts as one batch.
+    request_scorer: CoalescingScorer = field(init=False)
 
     def __post_init__(self) -> None:
         self.dashboard_sink = DashboardSink(self.aggregates, self.hub.alerts)
+        self.request_scorer = CoalescingScorer(
+            lambda: self.pipeline, self.config.api_max_batch, self.config.api_max_chars
+        )
         self.hub.problems = lambda: [p.to_dict() for p in self.problems()]
         # The clusterer scoring now: the live one here, or the newest version the learning
         # worker published (see `_follow_models`).

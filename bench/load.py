@@ -142,6 +142,18 @@ def dashboard_viewers(
     }
 
 
+def wait_until_settled(live, below: float = 0.3, timeout: float = 60.0) -> None:
+    """Wait until the server's worker uses less than `below` of a core over a second: its
+    start-up work (author profiles rebuilt from the archive an earlier section filled, on a
+    thread of its own for a few seconds) is over, so what follows measures the steady state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(live.worker_pid)
+        time.sleep(1.0)
+        if cpu_seconds(live.worker_pid) - before < below:
+            return
+
+
 def concurrent_api_clients(
     model_dir: Path,
     workdir: Path,
@@ -179,6 +191,7 @@ def concurrent_api_clients(
             connection.close()
             return latencies, errors
 
+        wait_until_settled(live)
         client(-1)  # warm up
         server_cpu = cpu_seconds(live.worker_pid)
         started = time.monotonic()

@@ -39,7 +39,7 @@ def analyze_page():
             raw["author_followers"] = form.author_followers.data
         config = services().config
         try:
-            result = analyze([raw], services().pipeline, config.max_text_length)[0]
+            result = analyze([raw], services().request_scorer, config.max_text_length)[0]
         except AnalysisError as exc:
             error = exc.message
     status = 400 if form.errors or error else 200

@@ -78,7 +78,7 @@ def analyze_endpoint():
             return _error(f"at most {config.api_max_batch} posts per request", 400)
     try:
         results = analyze(
-            raw_posts, services().pipeline, config.max_text_length, config.api_max_chars
+            raw_posts, services().request_scorer, config.max_text_length, config.api_max_chars
         )
     except AnalysisError as exc:
         extra = {"index": exc.index} if batch and exc.index is not None else {}
