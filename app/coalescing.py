@@ -4,7 +4,7 @@ at the same moment are scored as one batch.
 Scoring one post alone costs several times its share of a batch (each step's fixed cost per
 call: the sparse matrices, the forest walk, the explanations). Under load, dozens of requests
 wait for their turn on the web node's one event loop; scoring them together is what lets it
-keep up. A lone request is scored as soon as the loop turns, so it waits for nothing.
+keep up. A lone request waits only for the loop's next turn.
 """
 
 from __future__ import annotations
